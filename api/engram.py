@@ -1,0 +1,346 @@
+"""``Engram``: the embedded memory — notes in SQL, hybrid search, forgetting curve, links.
+
+Usage::
+
+    from api import Engram
+    mem = Engram(path="engram.db")
+    mem.add("I moved to Lisbon in May", user_id="ann")
+    hits = mem.search("where does ann live?", user_id="ann")
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from api.config import EngramConfig
+from api.index_sync import open_index, persist
+from api.inputs import NoteSpec, specs_from_add, specs_from_records
+from memory.clock import Clock, system_clock
+from memory.construction import Enricher, build_draft
+from memory.database import open_engine, sqlite_url
+from memory.errors import InvalidInput
+from memory.filters import compile_filter
+from memory.forgetting import initial_strength, retention
+from memory.linking import evolve, links_for
+from memory.store import NoteStore
+from memory.timeutil import TimeLike, days_between, to_utc
+from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
+from memory.validation import clean_content, clean_importance, clean_metadata, clean_note_id
+from retrieval.embedder import Embedder, MiniLMEmbedder
+from retrieval.hybrid import HybridIndex
+from retrieval.ranking import Hit, rank
+
+
+class Engram:
+    """The embedded memory. Thread-safe; one instance per database in a process."""
+
+    def __init__(
+        self,
+        path: str | Path = "engram.db",
+        *,
+        database_url: str | None = None,
+        embedder: Embedder | None = None,
+        config: EngramConfig | None = None,
+        clock: Clock | None = None,
+        index_dir: str | Path | None = None,
+        enricher: Enricher | None = None,
+    ) -> None:
+        self.config = config or EngramConfig()
+        self.clock = clock or system_clock
+        self._enricher = enricher
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        url = database_url or sqlite_url(path)
+        self.store = NoteStore(open_engine(url, durable=self.config.durable), self.config.memory.forgetting)
+        self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
+        self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Save the derived index next to the database and release the connection pool."""
+        with self._lock:
+            self.save_index()
+            self.store.close()
+
+    def save_index(self) -> None:
+        if self._index_dir is not None:
+            persist(self.index, self.store, self._index_dir, self._model_id())
+
+    def __enter__(self) -> Engram:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use, so commands that never embed stay fast."""
+        if self._embedder is None:
+            self._embedder = MiniLMEmbedder(batch_size=self.config.embed_batch)
+        return self._embedder
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        data: str | Sequence[Mapping[str, Any]],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        timestamp: TimeLike | None = None,
+        importance: float | None = None,
+        actor: str = "user",
+    ) -> list[Note]:
+        """Store a note (a string) or one note per chat turn (``[{role, content}, ...]``)."""
+        scope = Scope(user_id, agent_id, session_id)
+        specs = specs_from_add(data, scope, metadata, timestamp, importance, self.clock(), self.config.memory)
+        return self._create(specs, actor)
+
+    def add_many(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 256,
+        actor: str = "user",
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Note]:
+        """Store many notes, embedded in batches. Each record: {content, role?, user_id?, agent_id?,
+        session_id?, metadata?, timestamp?, importance?}. Every record is validated before the first write."""
+        specs = specs_from_records(records, self.clock(), self.config.memory)
+        notes: list[Note] = []
+        for start in range(0, len(specs), batch_size):
+            chunk = specs[start : start + batch_size]
+            notes.extend(self._create(chunk, actor))
+            if progress:
+                progress(len(chunk))
+        return notes
+
+    def update(
+        self,
+        note_id: str,
+        *,
+        content: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        timestamp: TimeLike | None = None,
+        actor: str = "user",
+    ) -> Note:
+        """Change a note's content, metadata, importance or event time; audited in history."""
+        note_id = clean_note_id(note_id)
+        changes: dict[str, Any] = {}
+        if metadata is not None:
+            changes["meta"] = clean_metadata(metadata, self.config.memory)
+        if importance is not None:
+            changes["importance"] = clean_importance(importance, self.config.memory)
+        if timestamp is not None:
+            changes["event_time"] = to_utc(timestamp)
+        vector = None
+        if content is not None:
+            content = clean_content(content, self.config.memory)
+            vector = self.embedder.embed([content])
+        if not changes and content is None:
+            raise InvalidInput("nothing to update: give content, metadata, importance or timestamp")
+        with self._lock:
+            current = self.store.get(note_id)
+            if content is not None:
+                changes.update(self._redraft(current, content, changes), embedding=vector[0].tobytes())
+            note = self.store.update(note_id, changes, self.clock(), actor)
+            if content is not None:
+                self.index.add([_indexed(note)], vector)
+        return note
+
+    def delete(self, note_id: str, *, actor: str = "user") -> None:
+        """Delete a note and its links; its history keeps the old content."""
+        note_id = clean_note_id(note_id)
+        with self._lock:
+            self.store.delete(note_id, self.clock(), actor)
+            self.index.remove(note_id)
+
+    def consolidate(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
+        now: TimeLike | None = None, threshold: float | None = None,
+    ) -> list[str]:
+        """Archive notes whose retention fell below ``threshold``; returns their ids. Deletes nothing."""
+        scope = None if (user_id, agent_id, session_id) == (None, None, None) else Scope(user_id, agent_id, session_id)
+        when = to_utc(now) if now is not None else self.clock()
+        limit = self.config.memory.forgetting.archive_threshold if threshold is None else threshold
+        if not 0.0 <= limit <= 1.0:
+            raise InvalidInput("threshold must be in [0, 1]")
+        with self._lock:
+            ids = self.store.set_archived(self.store.faded(scope, when, limit), True, when, "consolidate")
+            for note_id in ids:
+                self.index.set_archived(note_id, True)
+        return ids
+
+    def restore(self, note_ids: str | Sequence[str], *, actor: str = "user") -> list[str]:
+        """Bring archived notes back into default search; returns the ids that changed."""
+        ids = [clean_note_id(i) for i in ([note_ids] if isinstance(note_ids, str) else note_ids)]
+        with self._lock:
+            for note_id in ids:
+                self.store.get(note_id)  # NotFound for an unknown id, before any change
+            changed = self.store.set_archived(ids, False, self.clock(), actor)
+            for note_id in changed:
+                self.index.set_archived(note_id, False)
+        return changed
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        top_k: int = 10,
+        now: TimeLike | None = None,
+        include_archived: bool = False,
+    ) -> list[Hit]:
+        """Hybrid search in a scope; every hit is reinforced (a recall) in the same transaction as its access log."""
+        scope = Scope(user_id, agent_id, session_id)
+        query = self._clean_query(query, top_k)
+        when = to_utc(now) if now is not None else self.clock()
+        predicate = compile_filter(filters) if filters is not None else None
+        qvec = self.embedder.embed([query])[0]
+        with self._lock:
+            hits = self._rank(query, qvec, scope, predicate, top_k, when, include_archived)
+            self._reinforce(hits, when, query)
+        return hits
+
+    def get(self, note_id: str, *, now: TimeLike | None = None) -> Note:
+        """One note with its links; counts as a recall."""
+        note_id = clean_note_id(note_id)
+        when = to_utc(now) if now is not None else self.clock()
+        with self._lock:
+            self.store.recall([note_id], when, "get", None)
+            return self.store.get(note_id)
+
+    def get_all(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
+        include_archived: bool = False, limit: int = 100, offset: int = 0,
+    ) -> list[Note]:
+        """A scope's notes, oldest event first (not a recall)."""
+        scope = Scope(user_id, agent_id, session_id)
+        if not (1 <= limit <= self.config.max_top_k) or offset < 0:
+            raise InvalidInput(f"limit must be in [1, {self.config.max_top_k}] and offset >= 0")
+        return self.store.list_notes(scope, include_archived, limit, offset)
+
+    def history(self, note_id: str) -> list[HistoryEntry]:
+        """The audit trail of a note (add, update, evolve, archive, restore, delete)."""
+        return self.store.history(clean_note_id(note_id))
+
+    def links(self, note_id: str) -> list[Link]:
+        return self.store.links(clean_note_id(note_id))
+
+    def retention(self, note: Note, now: TimeLike | None = None) -> float:
+        """R = exp(-Δt/S) of ``note`` at ``now``."""
+        when = to_utc(now) if now is not None else self.clock()
+        return retention(days_between(note.last_touched, when), note.strength)
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.store.stats(), "indexed": len(self.index), "index_rows": self.index.catalog.num_rows,
+                "hnsw": self.index.vectors.is_hnsw, "index_status": self.index_status}
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _new_index(self) -> HybridIndex:
+        dim = self._embedder.dim if self._embedder is not None else MiniLMEmbedder.dim
+        return HybridIndex(dim, self.config.vectors, self.config.bm25)
+
+    def _model_id(self) -> str:
+        return self._embedder.model_id if self._embedder is not None else MiniLMEmbedder.model_id
+
+    def _clean_query(self, query: Any, top_k: Any) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput("query must be a non-empty string")
+        if len(query) > self.config.max_query_chars:
+            raise InvalidInput(f"query is over {self.config.max_query_chars} characters")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.config.max_top_k:
+            raise InvalidInput(f"top_k must be an integer in [1, {self.config.max_top_k}]")
+        return query
+
+    def _create(self, specs: list[NoteSpec], actor: str) -> list[Note]:
+        if len(specs) > self.config.max_batch:
+            raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
+        now = self.clock()
+        notes = [self._new_note(spec, now) for spec in specs]
+        vectors = self.embedder.embed([n.content for n in notes])
+        with self._lock:
+            self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor)
+            rows = self.index.add([_indexed(n) for n in notes], vectors)
+            self._link(notes, vectors, rows, now)
+        return notes
+
+    def _new_note(self, spec: NoteSpec, now: datetime) -> Note:
+        draft = build_draft(spec.content, event_time=spec.event_time, metadata=spec.metadata)
+        if self._enricher is not None:
+            draft = replace(self._enricher.enrich(draft, spec.metadata), content=spec.content)
+        strength = initial_strength(spec.importance, self.config.memory.forgetting)
+        return Note(str(uuid.uuid4()), spec.scope, spec.content, draft.keywords, draft.tags, draft.context,
+                    spec.metadata, now, spec.event_time, None, 0, strength, spec.importance)
+
+    def _redraft(self, current: Note, content: str, changes: dict[str, Any]) -> dict[str, Any]:
+        meta = changes.get("meta", current.metadata)
+        draft = build_draft(content, event_time=changes.get("event_time", current.event_time), metadata=meta)
+        return {"content": content, "keywords": draft.keywords, "tags": draft.tags, "context": draft.context}
+
+    def _link(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> None:
+        """Link each new note to its nearest earlier notes in the same scope; evolve close ones."""
+        cfg = self.config.memory.linking
+        for note, vec, row in zip(notes, vectors, rows, strict=True):
+            mask = self.index.mask(note.scope, include_archived=False, below_row=row)
+            neighbours = self.index.dense(vec, cfg.neighbours, mask)
+            note.links = links_for(note, neighbours, cfg, now)
+            self.store.add_links(note.links)
+            self._evolve(note, neighbours, now)
+
+    def _evolve(self, note: Note, neighbours: list[tuple[str, float]], now: datetime) -> None:
+        close = {nid: sim for nid, sim in neighbours if sim >= self.config.memory.linking.evolve_threshold}
+        for nid, old in self.store.get_many(list(close)).items():
+            change = evolve(old, note, close[nid], self.config.memory.linking)
+            if change is not None:
+                self.store.evolve(nid, change.keywords, change.tags, change.cause_id, now, "evolve")
+
+    def _rank(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
+              include_archived: bool) -> list[Hit]:
+        mask = self.index.mask(scope, include_archived)
+        if predicate is not None:
+            mask = self.index.restrict(mask, self.store.matching_ids(scope, include_archived, predicate))
+        cands = self.index.candidates(qvec, query, mask, self.config.ranking.pool(top_k))
+        notes = self.store.get_many([c.note_id for c in cands])
+        rets = {nid: retention(days_between(n.last_touched, when), n.strength) for nid, n in notes.items()}
+        vectors = self.index.vectors_of([c.row for c in cands])
+        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking)
+
+    def _reinforce(self, hits: list[Hit], when: datetime, query: str) -> None:
+        recalls = self.store.recall([h.id for h in hits], when, "search", query)
+        for hit in hits:
+            if hit.id in recalls:
+                hit.note.strength = recalls[hit.id].strength_after
+                hit.note.recall_count += 1
+                hit.note.last_recalled_at = when
+
+
+def _indexed(note: Note) -> IndexedNote:
+    return IndexedNote(note.id, note.scope, note.content, note.archived, None)
+
+
+def _index_folder(path: str | Path, url: str | None, index_dir: str | Path | None, persist_index: bool) -> Path | None:
+    if not persist_index:
+        return None
+    if index_dir is not None:
+        return Path(index_dir)
+    if url is None:
+        return Path(str(Path(path).expanduser().resolve()) + ".index")
+    return None

@@ -1,0 +1,32 @@
+"""Configuration of the memory layer, as plain dataclasses passed down from the edge."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memory.forgetting import ForgettingConfig
+
+
+@dataclass(frozen=True)
+class LinkingConfig:
+    """Zettelkasten linking on insert: how many neighbours to look at and when to link/evolve.
+
+    Thresholds are cosine similarities of MiniLM embeddings; 0.5 links notes on the same topic,
+    0.65 is required before a neighbour's keywords/tags are changed.
+    """
+
+    neighbours: int = 5
+    link_threshold: float = 0.5
+    evolve_threshold: float = 0.65
+    max_keywords: int = 10
+    max_tags: int = 8
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Everything memory/ can be tuned by. Usage: ``MemoryConfig(max_content_chars=10_000)``."""
+
+    forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
+    linking: LinkingConfig = field(default_factory=LinkingConfig)
+    max_content_chars: int = 100_000
+    max_metadata_bytes: int = 64_000
+    default_importance: float = 0.5

@@ -1,0 +1,59 @@
+"""Zettelkasten decisions without an LLM: which neighbours to link, and how they evolve.
+
+A-MEM lets an LLM decide; its system code then applies the updates to the wrong notes because
+it indexes neighbours by position in a local list. Here every decision is keyed by note id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from memory.config import LinkingConfig
+from memory.types import Link, Note
+
+RELATED = "related"
+CONTRADICTS = "contradicts"
+DERIVED_FROM = "derived_from"
+LINK_KINDS = frozenset({RELATED, CONTRADICTS, DERIVED_FROM})
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """New keywords/tags for a neighbour, caused by note ``cause_id``."""
+
+    note_id: str
+    keywords: list[str]
+    tags: list[str]
+    cause_id: str
+
+
+def links_for(new: Note, neighbours: list[tuple[str, float]], cfg: LinkingConfig, now: datetime) -> list[Link]:
+    """``related`` links from ``new`` to neighbours at or above the link threshold."""
+    return [Link(new.id, nid, RELATED, round(sim, 4), now)
+            for nid, sim in neighbours if nid != new.id and sim >= cfg.link_threshold]
+
+
+def evolve(neighbour: Note, new: Note, similarity: float, cfg: LinkingConfig) -> Evolution | None:
+    """How ``neighbour`` changes because ``new`` arrived; None when nothing changes.
+
+    Keywords: the new note's keywords that occur in the neighbour's own text (grounded, never
+    invented). Tags: the new note's topic tags, only for close neighbours. Content never changes.
+    """
+    if similarity < cfg.evolve_threshold or neighbour.id == new.id:
+        return None
+    text = neighbour.content.lower()
+    keywords = list(neighbour.keywords)
+    for kw in new.keywords:
+        if len(keywords) >= cfg.max_keywords:
+            break
+        if kw not in keywords and kw in text:
+            keywords.append(kw)
+    tags = list(neighbour.tags)
+    for tag in new.tags:
+        if len(tags) >= cfg.max_tags:
+            break
+        if tag not in tags and not tag.startswith("role:"):
+            tags.append(tag)
+    if keywords == neighbour.keywords and tags == neighbour.tags:
+        return None
+    return Evolution(neighbour.id, keywords, tags, new.id)

@@ -1,0 +1,130 @@
+"""SQL tables of the memory layer (SQLAlchemy 2.0). Portable: SQLite by default, PostgreSQL by URL.
+
+Times are stored as naive UTC (both backends agree on that) and come back timezone-aware.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+ID_LEN = 36
+SCOPE_LEN = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class NoteRow(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(SCOPE_LEN))
+    agent_id: Mapped[str | None] = mapped_column(String(SCOPE_LEN))
+    session_id: Mapped[str | None] = mapped_column(String(SCOPE_LEN))
+    content: Mapped[str] = mapped_column(Text)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    context: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    recall_count: Mapped[int] = mapped_column(Integer, default=0)
+    strength: Mapped[float] = mapped_column(Float)
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    embed_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (
+        Index("ix_notes_user", "user_id", "archived"),
+        Index("ix_notes_agent", "agent_id", "archived"),
+        Index("ix_notes_session", "session_id", "archived"),
+        Index("ix_notes_event_time", "event_time"),
+    )
+
+
+class LinkRow(Base):
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    weight: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("source_id", "target_id", "kind", name="uq_link"),)
+
+
+class AccessRow(Base):
+    __tablename__ = "accesses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    note_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retention: Mapped[float] = mapped_column(Float)
+    strength_after: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HistoryRow(Base):
+    """Audit log. No foreign key: a deleted note's history outlives it."""
+
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    note_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChangeRow(Base):
+    """Monotonic change feed: derived indexes catch up by replaying rows after their last seq."""
+
+    __tablename__ = "changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    note_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    op: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

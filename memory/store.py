@@ -1,0 +1,274 @@
+"""The SQL store of notes: every write is one transaction that also writes history and the change feed.
+
+Foreign (SQLAlchemy) errors are translated to StorageError here and nowhere else.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from memory.errors import NotFound, StorageError
+from memory.forgetting import ForgettingConfig, reinforce, retention
+from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, snapshot
+from memory.schema import AccessRow, ChangeRow, HistoryRow, LinkRow, NoteRow
+from memory.timeutil import days_between
+from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
+
+
+@dataclass(frozen=True)
+class Recall:
+    """The forgetting-curve state of a note when it was recalled."""
+
+    retention_before: float
+    strength_after: float
+
+
+class NoteStore:
+    """Notes, links, accesses, history and the change feed on one SQLAlchemy engine.
+
+    Usage: ``store = NoteStore(open_engine(sqlite_url("engram.db")), ForgettingConfig())``.
+    """
+
+    def __init__(self, engine: Engine, forgetting: ForgettingConfig) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._forgetting = forgetting
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str) -> None:
+        """Insert new notes with their embeddings, history and change rows, all or nothing."""
+        with self._tx() as s:
+            for note, emb in zip(notes, embeddings, strict=True):
+                row = _new_row(note, emb, embed_model)
+                s.add(row)
+                s.add(_history(note.id, "add", None, snapshot(row), actor, note.created_at))
+                s.add(ChangeRow(note_id=note.id, op="upsert", at=note.created_at))
+
+    def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str) -> Note:
+        """Apply ``changes`` (NoteRow attribute → value) to one note and audit it."""
+        with self._tx() as s:
+            row = self._row(s, note_id)
+            old = snapshot(row)
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = now
+            s.add(_history(note_id, "update", old, snapshot(row), actor, now))
+            s.add(ChangeRow(note_id=note_id, op="upsert", at=now))
+            s.flush()
+            return note_from_row(row)
+
+    def delete(self, note_id: str, now: datetime, actor: str) -> None:
+        """Delete a note and its links; its history stays (with the old content)."""
+        with self._tx() as s:
+            row = self._row(s, note_id)
+            s.add(_history(note_id, "delete", snapshot(row), None, actor, now))
+            s.add(ChangeRow(note_id=note_id, op="delete", at=now))
+            s.execute(LinkRow.__table__.delete().where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)))
+            s.execute(AccessRow.__table__.delete().where(AccessRow.note_id == note_id))
+            s.delete(row)
+
+    def add_links(self, links: Sequence[Link]) -> int:
+        """Insert links that do not exist yet; returns how many were new."""
+        if not links:
+            return 0
+        with self._tx() as s:
+            added = 0
+            for link in links:
+                if s.scalar(_link_exists(link)) is None:
+                    s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
+                                  weight=link.weight, created_at=link.created_at))
+                    added += 1
+            return added
+
+    def evolve(self, note_id: str, keywords: list[str], tags: list[str], cause_id: str, now: datetime, actor: str) -> None:
+        """Replace a neighbour's keywords/tags because of a new note; recorded as 'evolve'."""
+        with self._tx() as s:
+            row = self._row(s, note_id)
+            old = {"keywords": list(row.keywords or []), "tags": list(row.tags or [])}
+            row.keywords, row.tags, row.updated_at = list(keywords), list(tags), now
+            new = {"keywords": list(keywords), "tags": list(tags), "cause": cause_id}
+            s.add(_history(note_id, "evolve", old, new, actor, now))
+
+    def recall(self, note_ids: Sequence[str], now: datetime, kind: str, query: str | None) -> dict[str, Recall]:
+        """Reinforce recalled notes and log the accesses in the same transaction."""
+        out: dict[str, Recall] = {}
+        if not note_ids:
+            return out
+        with self._tx() as s:
+            rows = s.scalars(select(NoteRow).where(NoteRow.id.in_(list(note_ids))).with_for_update()).all()
+            for row in rows:
+                r = retention(days_between(row.last_recalled_at or row.event_time, now), row.strength)
+                row.strength = reinforce(row.strength, r, self._forgetting)
+                # Asking "as of" an earlier time must not move the curve's clock backwards.
+                row.last_recalled_at = max(now, row.last_recalled_at or now)
+                row.recall_count += 1
+                s.add(AccessRow(note_id=row.id, kind=kind, query=query, retention=r,
+                                strength_after=row.strength, at=now))
+                out[row.id] = Recall(r, row.strength)
+        return out
+
+    def set_archived(self, note_ids: Sequence[str], archived: bool, now: datetime, actor: str) -> list[str]:
+        """Archive or restore notes; returns the ids whose state changed."""
+        action = "archive" if archived else "restore"
+        changed: list[str] = []
+        with self._tx() as s:
+            for row in s.scalars(select(NoteRow).where(NoteRow.id.in_(list(note_ids)))):
+                if row.archived == archived:
+                    continue
+                old = snapshot(row)
+                row.archived, row.updated_at = archived, now
+                s.add(_history(row.id, action, old, snapshot(row), actor, now))
+                s.add(ChangeRow(note_id=row.id, op="upsert", at=now))
+                changed.append(row.id)
+        return changed
+
+    def faded(self, scope: Scope | None, now: datetime, threshold: float) -> list[str]:
+        """Ids of live notes whose retention at ``now`` is below ``threshold``."""
+        cols = (NoteRow.id, NoteRow.event_time, NoteRow.last_recalled_at, NoteRow.strength)
+        stmt = select(*cols).where(NoteRow.archived.is_(False), *_scope_clauses(scope))
+        with self._tx() as s:
+            return [nid for nid, et, lr, st in s.execute(stmt)
+                    if retention(days_between(lr or et, now), st) < threshold]
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def get(self, note_id: str) -> Note:
+        """One note with its links. Raises NotFound."""
+        with self._tx() as s:
+            note = note_from_row(self._row(s, note_id))
+            note.links = self._links(s, note_id)
+            return note
+
+    def get_many(self, note_ids: Sequence[str]) -> dict[str, Note]:
+        """Notes by id (missing ids are absent from the result)."""
+        if not note_ids:
+            return {}
+        with self._tx() as s:
+            rows = s.scalars(select(NoteRow).where(NoteRow.id.in_(list(note_ids))))
+            return {row.id: note_from_row(row) for row in rows}
+
+    def list_notes(self, scope: Scope | None, include_archived: bool, limit: int, offset: int) -> list[Note]:
+        """Notes of a scope, oldest event first, paginated."""
+        stmt = select(NoteRow).where(*_scope_clauses(scope))
+        if not include_archived:
+            stmt = stmt.where(NoteRow.archived.is_(False))
+        stmt = stmt.order_by(NoteRow.event_time, NoteRow.id).limit(limit).offset(offset)
+        with self._tx() as s:
+            return [note_from_row(row) for row in s.scalars(stmt)]
+
+    def links(self, note_id: str) -> list[Link]:
+        """Links from and to a note. Raises NotFound for an unknown note."""
+        with self._tx() as s:
+            self._row(s, note_id)
+            return self._links(s, note_id)
+
+    def history(self, note_id: str) -> list[HistoryEntry]:
+        """The audit trail of a note, oldest first (also after it was deleted)."""
+        with self._tx() as s:
+            rows = s.scalars(select(HistoryRow).where(HistoryRow.note_id == note_id).order_by(HistoryRow.id)).all()
+            if not rows:
+                raise NotFound(f"no note {note_id!r}")
+            return [history_from_row(r) for r in rows]
+
+    def matching_ids(self, scope: Scope, include_archived: bool, predicate: Callable[[dict[str, Any]], bool]) -> set[str]:
+        """Ids of a scope's notes for which ``predicate(filter_record)`` holds."""
+        stmt = select(NoteRow).where(*_scope_clauses(scope))
+        if not include_archived:
+            stmt = stmt.where(NoteRow.archived.is_(False))
+        with self._tx() as s:
+            return {row.id for row in s.scalars(stmt.execution_options(yield_per=1000)) if predicate(filter_record(row))}
+
+    def indexed_notes(self, note_ids: Sequence[str] | None = None, batch: int = 2000) -> Iterator[IndexedNote]:
+        """Everything derived indexes need, in id order; all notes or the given ids."""
+        stmt = select(NoteRow.id, NoteRow.user_id, NoteRow.agent_id, NoteRow.session_id,
+                      NoteRow.content, NoteRow.archived, NoteRow.embedding).order_by(NoteRow.id)
+        if note_ids is not None:
+            stmt = stmt.where(NoteRow.id.in_(list(note_ids)))
+        with self._sessions() as s:
+            for nid, u, a, sess, content, archived, emb in s.execute(stmt.execution_options(yield_per=batch)):
+                yield IndexedNote(nid, Scope(u, a, sess), content, archived, emb)
+
+    def last_change(self) -> int:
+        """The newest change-feed sequence number (0 when empty)."""
+        with self._tx() as s:
+            return int(s.scalar(select(func.coalesce(func.max(ChangeRow.seq), 0))) or 0)
+
+    def changed_since(self, seq: int) -> list[str]:
+        """Note ids changed after ``seq``, each once."""
+        with self._tx() as s:
+            ids = s.scalars(select(ChangeRow.note_id).where(ChangeRow.seq > seq).order_by(ChangeRow.seq))
+            return list(dict.fromkeys(ids))
+
+    def stats(self) -> dict[str, int]:
+        """Counts of notes (live and archived), links, accesses and history rows."""
+        with self._tx() as s:
+            live = s.scalar(select(func.count()).select_from(NoteRow).where(NoteRow.archived.is_(False))) or 0
+            archived = s.scalar(select(func.count()).select_from(NoteRow).where(NoteRow.archived.is_(True))) or 0
+            return {
+                "notes": int(live),
+                "archived": int(archived),
+                "links": int(s.scalar(select(func.count()).select_from(LinkRow)) or 0),
+                "accesses": int(s.scalar(select(func.count()).select_from(AccessRow)) or 0),
+                "history": int(s.scalar(select(func.count()).select_from(HistoryRow)) or 0),
+            }
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(s: Session, note_id: str) -> NoteRow:
+        row = s.get(NoteRow, note_id) if isinstance(note_id, str) else None
+        if row is None:
+            raise NotFound(f"no note {note_id!r}")
+        return row
+
+    @staticmethod
+    def _links(s: Session, note_id: str) -> list[Link]:
+        stmt = select(LinkRow).where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)).order_by(LinkRow.id)
+        return [link_from_row(r) for r in s.scalars(stmt)]
+
+
+def _new_row(note: Note, embedding: bytes | None, embed_model: str) -> NoteRow:
+    return NoteRow(
+        id=note.id, user_id=note.scope.user_id, agent_id=note.scope.agent_id, session_id=note.scope.session_id,
+        content=note.content, keywords=list(note.keywords), tags=list(note.tags), context=note.context,
+        meta=dict(note.metadata), created_at=note.created_at, updated_at=note.created_at,
+        event_time=note.event_time, last_recalled_at=note.last_recalled_at, recall_count=note.recall_count,
+        strength=note.strength, importance=note.importance, archived=note.archived,
+        embedding=embedding, embed_model=embed_model if embedding is not None else None,
+    )
+
+
+def _history(note_id: str, action: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
+             actor: str, at: datetime) -> HistoryRow:
+    return HistoryRow(note_id=note_id, action=action, old=old, new=new, actor=actor, at=at)
+
+
+def _scope_clauses(scope: Scope | None) -> list[Any]:
+    if scope is None:
+        return []
+    columns = {"user_id": NoteRow.user_id, "agent_id": NoteRow.agent_id, "session_id": NoteRow.session_id}
+    return [columns[k] == v for k, v in scope.as_dict().items()]
+
+
+def _link_exists(link: Link) -> Any:
+    return select(LinkRow.id).where(LinkRow.source_id == link.source_id, LinkRow.target_id == link.target_id,
+                                    LinkRow.kind == link.kind)

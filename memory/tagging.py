@@ -1,0 +1,39 @@
+"""Broad category tags for a note without an LLM: a small lexicon of life and work topics."""
+from __future__ import annotations
+
+import re
+
+# Category → stems that signal it. Matching is on word prefixes so "travel", "travelling" and
+# "traveled" all hit; kept short on purpose: tags are broad (A-MEM asks for ≥3 broad categories).
+_LEXICON: dict[str, tuple[str, ...]] = {
+    "travel": ("trip", "travel", "flight", "hotel", "airport", "vacation", "holiday", "itinerar", "visa", "passport", "tour"),
+    "food": ("food", "recipe", "cook", "bak", "restaurant", "dinner", "lunch", "breakfast", "meal", "eat", "vegan", "vegetarian", "coffee", "wine"),
+    "health": ("health", "doctor", "vet", "vaccin", "medic", "symptom", "sleep", "diet", "allerg", "hospital", "therap", "injur", "dentist"),
+    "fitness": ("run", "gym", "workout", "exercis", "yoga", "marathon", "swim", "cycl", "hike", "hiking", "train"),
+    "work": ("work", "job", "career", "boss", "colleague", "meeting", "project", "office", "salary", "promot", "interview", "client", "deadline"),
+    "finance": ("money", "budget", "sav", "invest", "bank", "loan", "mortgage", "rent", "price", "cost", "pay", "tax", "expens"),
+    "family": ("family", "sister", "brother", "mother", "father", "mom", "dad", "parent", "son", "daughter", "wife", "husband", "kid", "child", "grandm", "grandp", "cousin", "aunt", "uncle"),
+    "pets": ("dog", "cat", "pet", "puppy", "kitten", "vet"),
+    "home": ("home", "house", "apartment", "garden", "furniture", "kitchen", "renovat", "mov", "neighbo"),
+    "education": ("school", "class", "course", "study", "learn", "degree", "universit", "college", "exam", "teacher", "lesson"),
+    "technology": ("computer", "software", "code", "program", "app", "laptop", "phone", "python", "data", "machine learning", "ai"),
+    "entertainment": ("movie", "film", "music", "song", "concert", "book", "novel", "read", "game", "show", "series", "podcast", "album"),
+    "social": ("friend", "party", "wedding", "birthday", "date", "relationship", "gift", "celebrat"),
+    "shopping": ("buy", "bought", "shop", "order", "purchas", "store", "deliver"),
+    "schedule": ("tomorrow", "yesterday", "today", "week", "month", "appointment", "schedul", "calendar", "deadline", "remind"),
+    "preference": ("favorite", "favourite", "prefer", "love", "hate", "like", "dislike", "enjoy"),
+}
+_TOKEN = re.compile(r"[a-z]+")
+
+
+def category_tags(text: str, limit: int = 4) -> list[str]:
+    """Categories whose cue words occur in ``text``, most cues first. Usage: ``category_tags(s)``."""
+    words = _TOKEN.findall(text.lower())
+    counts = {cat: _count_hits(words, cues) for cat, cues in _LEXICON.items()}
+    hits = [(n, cat) for cat, n in counts.items() if n > 0]
+    hits.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [cat for _, cat in hits[:limit]]
+
+
+def _count_hits(words: list[str], cues: tuple[str, ...]) -> int:
+    return sum(1 for w in words if any(w.startswith(c) for c in cues))

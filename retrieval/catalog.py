@@ -1,0 +1,103 @@
+"""Row registry shared by the derived indexes: note id ↔ row, and per-row scope and state.
+
+Every indexed version of a note gets a new row (rows are append-only, which is what FAISS HNSW
+needs); replaced and deleted rows are marked dead and masked out. Scope values are interned to
+integer codes so a scope mask over 100k rows is a few vectorised comparisons.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from memory.types import Scope
+
+_FIELDS = ("user_id", "agent_id", "session_id")
+
+
+class GrowArray:
+    """A numpy array with amortised O(1) append."""
+
+    def __init__(self, dtype: type | np.dtype, fill: object = 0) -> None:
+        self._data = np.full(1024, fill, dtype=dtype)
+        self._fill = fill
+        self.size = 0
+
+    def append(self, value: object) -> None:
+        if self.size == len(self._data):
+            grown = np.full(len(self._data) * 2, self._fill, dtype=self._data.dtype)
+            grown[: self.size] = self._data
+            self._data = grown
+        self._data[self.size] = value
+        self.size += 1
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self.size]
+
+    def load(self, values: np.ndarray) -> None:
+        self._data = np.array(values, dtype=self._data.dtype, copy=True)
+        if len(self._data) == 0:
+            self._data = np.full(1024, self._fill, dtype=self._data.dtype)
+        self.size = len(values)
+
+
+class Catalog:
+    """Maps note ids to rows and answers "which rows may this search see?" as a boolean mask."""
+
+    def __init__(self) -> None:
+        self.note_ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.alive = GrowArray(np.bool_, False)
+        self.archived = GrowArray(np.bool_, False)
+        self.codes = {f: GrowArray(np.int32, 0) for f in _FIELDS}
+        self.interned: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.note_ids)
+
+    def add(self, note_id: str, scope: Scope, archived: bool) -> int:
+        """A new row for (a new version of) ``note_id``; the previous row, if any, dies."""
+        self.kill(note_id)
+        row = len(self.note_ids)
+        self.note_ids.append(note_id)
+        self.row_of[note_id] = row
+        self.alive.append(True)
+        self.archived.append(archived)
+        for f in _FIELDS:
+            self.codes[f].append(self._intern(f, getattr(scope, f)))
+        return row
+
+    def kill(self, note_id: str) -> int | None:
+        """Mark the note's row dead; returns it (None if the note was not indexed)."""
+        row = self.row_of.pop(note_id, None)
+        if row is not None:
+            self.alive.view[row] = False
+        return row
+
+    def set_archived(self, note_id: str, archived: bool) -> None:
+        row = self.row_of.get(note_id)
+        if row is not None:
+            self.archived.view[row] = archived
+
+    def mask(self, scope: Scope | None, include_archived: bool, below_row: int | None = None) -> np.ndarray:
+        """Rows a search in ``scope`` may return (live; unarchived unless asked; rows < below_row)."""
+        mask = self.alive.view.copy()
+        if not include_archived:
+            mask &= ~self.archived.view
+        if below_row is not None:
+            mask[below_row:] = False
+        for f, value in (scope.as_dict().items() if scope else ()):
+            code = self.interned[f].get(value)
+            if code is None:
+                return np.zeros_like(mask)
+            mask &= self.codes[f].view == code
+        return mask
+
+    def _intern(self, field: str, value: str | None) -> int:
+        if value is None:
+            return 0
+        table = self.interned[field]
+        return table.setdefault(value, len(table) + 1)

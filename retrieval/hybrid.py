@@ -1,0 +1,117 @@
+"""The derived search state: catalog + dense index + BM25, kept in step row by row."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory.types import IndexedNote, Scope
+from retrieval.bm25 import BM25Config, BM25Index
+from retrieval.catalog import Catalog
+from retrieval.terms import Tokenizer
+from retrieval.vector_index import FaissVectorIndex, VectorConfig
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A note found by at least one retriever, with each retriever's score and rank (1-based)."""
+
+    note_id: str
+    row: int
+    dense: float | None
+    dense_rank: int | None
+    bm25: float | None
+    bm25_rank: int | None
+
+
+class HybridIndex:
+    """Usage: ``idx = HybridIndex(384); idx.add([note], vecs); idx.candidates(qv, "q", mask, 50)``."""
+
+    def __init__(self, dim: int, vector_config: VectorConfig | None = None, bm25_config: BM25Config | None = None) -> None:
+        self.dim = dim
+        self.catalog = Catalog()
+        self.vectors = FaissVectorIndex(dim, vector_config)
+        self.bm25 = BM25Index(Tokenizer(), bm25_config)
+        self.applied_seq = 0
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def add(self, notes: list[IndexedNote], vectors: np.ndarray) -> list[int]:
+        """Index notes (new ones or new versions of indexed ones); returns their rows."""
+        assert len(notes) == len(vectors), "one vector per note"
+        for note in notes:
+            old = self.catalog.kill(note.id)
+            if old is not None:
+                self.bm25.remove(old)
+        rows = [self.catalog.add(n.id, n.scope, n.archived) for n in notes]
+        self.vectors.add(vectors)
+        self.bm25.add([n.content for n in notes])
+        assert len(self.vectors) == len(self.bm25) == self.catalog.num_rows, "row spaces diverged"
+        return rows
+
+    def add_stored(self, notes: Iterable[IndexedNote]) -> int:
+        """Index notes with the embeddings stored beside them in SQL (rebuild and catch-up)."""
+        batch: list[IndexedNote] = []
+        count = 0
+        for note in notes:
+            batch.append(note)
+            if len(batch) >= 2048:
+                count += self._add_batch(batch)
+                batch = []
+        return count + (self._add_batch(batch) if batch else 0)
+
+    def remove(self, note_id: str) -> None:
+        row = self.catalog.kill(note_id)
+        if row is not None:
+            self.bm25.remove(row)
+
+    def set_archived(self, note_id: str, archived: bool) -> None:
+        self.catalog.set_archived(note_id, archived)
+
+    def contains(self, note_id: str) -> bool:
+        return note_id in self.catalog.row_of
+
+    def row_of(self, note_id: str) -> int | None:
+        return self.catalog.row_of.get(note_id)
+
+    def mask(self, scope: Scope | None, include_archived: bool = False, below_row: int | None = None) -> np.ndarray:
+        return self.catalog.mask(scope, include_archived, below_row)
+
+    def restrict(self, mask: np.ndarray, note_ids: set[str]) -> np.ndarray:
+        """``mask`` limited to the rows of ``note_ids`` (used for metadata filters)."""
+        allowed = np.zeros_like(mask)
+        rows = [self.catalog.row_of[i] for i in note_ids if i in self.catalog.row_of]
+        allowed[rows] = True
+        return mask & allowed
+
+    def vectors_of(self, rows: list[int]) -> np.ndarray:
+        return self.vectors.vectors(np.asarray(rows, dtype=np.int64))
+
+    def dense(self, query_vec: np.ndarray, k: int, mask: np.ndarray) -> list[tuple[str, float]]:
+        """Nearest notes by cosine among ``mask``: [(note_id, similarity)] best first."""
+        rows, scores = self.vectors.search(query_vec, k, mask)
+        return [(self.catalog.note_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
+
+    def candidates(self, query_vec: np.ndarray, query: str, mask: np.ndarray, pool: int) -> list[Candidate]:
+        """Union of the dense and BM25 top-``pool`` within ``mask``."""
+        d_rows, d_scores = self.vectors.search(query_vec, pool, mask)
+        b_rows, b_scores = self.bm25.search(query, pool, mask)
+        found: dict[int, dict[str, float | int]] = {}
+        for rank, (row, score) in enumerate(zip(d_rows, d_scores, strict=True), start=1):
+            found.setdefault(int(row), {}).update(dense=float(score), dense_rank=rank)
+        for rank, (row, score) in enumerate(zip(b_rows, b_scores, strict=True), start=1):
+            found.setdefault(int(row), {}).update(bm25=float(score), bm25_rank=rank)
+        return [
+            Candidate(self.catalog.note_ids[row], row, f.get("dense"), f.get("dense_rank"),  # type: ignore[arg-type]
+                      f.get("bm25"), f.get("bm25_rank"))  # type: ignore[arg-type]
+            for row, f in found.items()
+        ]
+
+    def _add_batch(self, batch: list[IndexedNote]) -> int:
+        usable = [n for n in batch if n.embedding is not None]
+        if usable:
+            vecs = np.stack([np.frombuffer(n.embedding, dtype=np.float32) for n in usable])  # type: ignore[arg-type]
+            self.add(usable, vecs)
+        return len(usable)

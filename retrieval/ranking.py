@@ -1,0 +1,110 @@
+"""From retriever candidates to ranked hits: fusion, retention/recency blend, MMR."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from memory.types import Note
+from retrieval.fusion import blend, mmr, recency, rrf
+from retrieval.hybrid import Candidate
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Weights of hybrid search. Defaults were tuned on the LongMemEval dev set (docs/benchmarks.md)."""
+
+    fusion: Literal["rrf", "linear"] = "rrf"
+    rrf_k: float = 60.0
+    w_dense: float = 1.0
+    w_bm25: float = 1.0
+    w_retention: float = 0.1
+    w_recency: float = 0.05
+    recency_half_life_days: float = 30.0
+    mmr_lambda: float = 1.0
+    pool_factor: int = 5
+    min_pool: int = 50
+
+    def pool(self, top_k: int) -> int:
+        return max(self.min_pool, self.pool_factor * top_k)
+
+
+@dataclass
+class Hit:
+    """One search result and why it ranked where it did.
+
+    ``score`` is the final score; ``relevance`` the fused dense+BM25 relevance (0..1);
+    ``dense`` the cosine similarity and ``bm25`` the BM25 score (None when that retriever did not
+    find the note); ``retention`` the forgetting-curve value at search time, before this recall.
+    """
+
+    id: str
+    content: str
+    metadata: dict[str, Any]
+    event_time: datetime
+    score: float
+    relevance: float
+    retention: float
+    recency: float
+    dense: float | None
+    bm25: float | None
+    note: Note
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "content": self.content, "metadata": self.metadata,
+            "event_time": self.event_time.isoformat(), "score": self.score, "relevance": self.relevance,
+            "retention": self.retention, "recency": self.recency, "dense": self.dense, "bm25": self.bm25,
+            **self.note.scope.as_dict(),
+        }
+
+
+def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
+    """Fused relevance of each candidate, scaled so the best is 1."""
+    if not cands:
+        return np.zeros(0)
+    if cfg.fusion == "rrf":
+        dense = sorted((c for c in cands if c.dense_rank), key=lambda c: c.dense_rank or 0)
+        bm25 = sorted((c for c in cands if c.bm25_rank), key=lambda c: c.bm25_rank or 0)
+        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25]},
+                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25}, cfg.rrf_k)
+        raw = np.array([fused.get(c.row, 0.0) for c in cands])
+    else:
+        raw = _linear(cands, cfg)
+    top = raw.max()
+    return raw / top if top > 0 else raw
+
+
+def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
+    dense = np.array([max(c.dense or 0.0, 0.0) for c in cands])
+    bm25 = np.array([c.bm25 or 0.0 for c in cands])
+    bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
+    return cfg.w_dense * dense + cfg.w_bm25 * bm25
+
+
+def rank(
+    cands: list[Candidate],
+    notes: dict[str, Note],
+    retentions: dict[str, float],
+    vectors: np.ndarray,
+    now: datetime,
+    top_k: int,
+    cfg: RankingConfig,
+) -> list[Hit]:
+    """Order candidates into at most ``top_k`` hits. ``vectors[i]`` belongs to ``cands[i]``."""
+    keep = [i for i, c in enumerate(cands) if c.note_id in notes]
+    cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
+    rel = relevance_scores(cands, cfg)
+    hits = [_hit(c, notes[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
+    order = mmr(np.array([h.score for h in hits]), vectors, top_k, cfg.mmr_lambda)
+    return [hits[i] for i in order]
+
+
+def _hit(c: Candidate, note: Note, relevance: float, retention: float, now: datetime, cfg: RankingConfig) -> Hit:
+    age_days = (now - note.event_time).total_seconds() / 86400.0
+    recent = recency(age_days, cfg.recency_half_life_days)
+    score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency)
+    return Hit(note.id, note.content, note.metadata, note.event_time, score, relevance, retention, recent,
+               c.dense, c.bm25, note)

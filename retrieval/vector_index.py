@@ -1,0 +1,136 @@
+"""Dense vector search over catalog rows: FAISS exact (flat) below a size, HNSW above it.
+
+Labels are catalog rows (0..n-1, append-only). A search takes a boolean row mask: small masks
+are searched exactly by gathering their vectors (cheap, and exact even when the index is HNSW);
+large masks are passed to FAISS as a bitmap selector.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """When to switch from exact to HNSW, and the HNSW knobs."""
+
+    hnsw_threshold: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 128
+    exact_gather_limit: int = 8_192
+
+
+class VectorIndex(Protocol):
+    """What the hybrid index needs of a dense index (FAISS and the exact numpy one agree)."""
+
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: np.ndarray) -> None: ...
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def top_k_exact(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k among ``rows``; returns (rows, scores) best first."""
+    if len(rows) == 0 or k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    scores = vectors[rows] @ query
+    k = min(k, len(rows))
+    part = np.argpartition(-scores, k - 1)[:k]
+    order = part[np.lexsort((rows[part], -scores[part]))]
+    return rows[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+class ExactVectorIndex:
+    """A plain numpy index: the reference every other VectorIndex is tested against."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._vecs = np.zeros((0, dim), np.float32)
+
+    def __len__(self) -> int:
+        return len(self._vecs)
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._vecs = np.vstack([self._vecs, vectors.astype(np.float32)])
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self._vecs[rows]
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return top_k_exact(self._vecs, np.flatnonzero(mask[: len(self._vecs)]), query, k)
+
+
+class FaissVectorIndex:
+    """FAISS IndexFlatIP that becomes IndexHNSWFlat once it holds ``hnsw_threshold`` vectors."""
+
+    def __init__(self, dim: int, config: VectorConfig | None = None) -> None:
+        self.dim = dim
+        self.config = config or VectorConfig()
+        self._index: faiss.Index = faiss.IndexFlatIP(dim)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def is_hnsw(self) -> bool:
+        return isinstance(self._index, faiss.IndexHNSWFlat)
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if not self.is_hnsw and len(self) >= self.config.hnsw_threshold:
+            self._to_hnsw()
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self._all()[rows]
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = mask[: len(self)]
+        count = int(mask.sum())
+        if count == 0 or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if count <= self.config.exact_gather_limit:
+            return top_k_exact(self._all(), np.flatnonzero(mask), query, k)
+        return self._faiss_search(query, min(k, count), mask, count)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+    def load(self, path: Path) -> None:
+        self._index = faiss.read_index(str(path))
+
+    def _faiss_search(self, query: np.ndarray, k: int, mask: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        bitmap = np.packbits(mask, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        if self.is_hnsw:
+            # A selective mask leaves fewer reachable neighbours: widen the beam in proportion.
+            ef = int(min(4096, max(self.config.ef_search, 2 * k * len(mask) / count)))
+            params: faiss.SearchParameters = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep]
+
+    def _all(self) -> np.ndarray:
+        """Zero-copy view of every stored vector (the flat storage of either index type)."""
+        flat = faiss.downcast_index(self._index.storage) if self.is_hnsw else self._index
+        n = int(flat.ntotal)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+
+    def _to_hnsw(self) -> None:
+        hnsw = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = self.config.ef_construction
+        hnsw.add(np.array(self._all(), copy=True))
+        self._index = hnsw
