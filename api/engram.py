@@ -29,12 +29,14 @@ from memory.errors import InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.linking import evolve, links_for
+from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
 from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
 from memory.validation import clean_content, clean_importance, clean_metadata, clean_note_id
 from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
+from retrieval.terms import Tokenizer
 from retrieval.ranking import Hit, rank
 
 
@@ -256,7 +258,7 @@ class Engram:
 
     def _new_index(self) -> HybridIndex:
         dim = self._embedder.dim if self._embedder is not None else MiniLMEmbedder.dim
-        return HybridIndex(dim, self.config.vectors, self.config.bm25)
+        return HybridIndex(dim, self.config.vectors, self.config.bm25, Tokenizer(stopwords=ENGLISH))
 
     def _model_id(self) -> str:
         return self._embedder.model_id if self._embedder is not None else MiniLMEmbedder.model_id
@@ -299,7 +301,7 @@ class Engram:
         """Link each new note to its nearest earlier notes in the same scope; evolve close ones."""
         cfg = self.config.memory.linking
         for note, vec, row in zip(notes, vectors, rows, strict=True):
-            mask = self.index.mask(note.scope, include_archived=False, below_row=row)
+            mask = self.index.mask(_link_scope(note.scope), include_archived=False, below_row=row)
             neighbours = self.index.dense(vec, cfg.neighbours, mask)
             note.links = links_for(note, neighbours, cfg, now)
             self.store.add_links(note.links)
@@ -330,6 +332,14 @@ class Engram:
                 hit.note.strength = recalls[hit.id].strength_after
                 hit.note.recall_count += 1
                 hit.note.last_recalled_at = when
+
+
+def _link_scope(scope: Scope) -> Scope:
+    """Where a note looks for neighbours: its user's (or agent's) notes across sessions, since a
+    session is a slice of time, not a separate memory; a session-only note stays in its session."""
+    if scope.user_id is None and scope.agent_id is None:
+        return scope
+    return Scope(scope.user_id, scope.agent_id, None)
 
 
 def _indexed(note: Note) -> IndexedNote:

@@ -10,12 +10,12 @@ from memory.forgetting import ForgettingConfig
 class LinkingConfig:
     """Zettelkasten linking on insert: how many neighbours to look at and when to link/evolve.
 
-    Thresholds are cosine similarities of MiniLM embeddings; 0.5 links notes on the same topic,
+    Thresholds are cosine similarities of MiniLM embeddings; 0.45 links notes on the same topic,
     0.65 is required before a neighbour's keywords/tags are changed.
     """
 
     neighbours: int = 5
-    link_threshold: float = 0.5
+    link_threshold: float = 0.45
     evolve_threshold: float = 0.65
     max_keywords: int = 10
     max_tags: int = 8

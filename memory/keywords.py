@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from memory.stopwords import STOPWORDS
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*|\d+(?:[.,:]\d+)*")
+_WORD = re.compile(r"[^\W\d_][\w'’\-]*|\d+(?:[.,:]\d+)*")
 _BREAK = re.compile(r"[.,;:!?()\[\]{}\"“”\n\t/|]+")
 _MAX_PHRASE_WORDS = 3
 

@@ -1,25 +1,30 @@
-"""English function words and chat fillers that never make a keyword."""
+"""Stopword lists: English function words (for BM25 and keywords) and chat fillers (keywords only)."""
 from __future__ import annotations
 
-_WORDS = """
-a about above after again against all almost also am an and any anyone anything are aren't around as
-at be because been before being below between both but by can can't cannot could couldn't did didn't
-do does doesn't doing don't done down during each either else enough etc even ever every few for from
-further get gets getting go goes going got had hadn't has hasn't have haven't having he he'd he'll
-he's her here here's hers herself him himself his how how's however i i'd i'll i'm i've if in into is
-isn't it it's its itself just let let's like likely lot lots made make makes many may maybe me might
-mine more most much must mustn't my myself need needs no nor not nothing now of off often oh ok okay on
-once one only or other others ought our ours ourselves out over own per perhaps please quite rather
-really right said same say says see seem seems shall shan't she she'd she'll she's should shouldn't
-since so some something sometimes soon still such sure take than thank thanks that that's the their
-theirs them themselves then there there's these they they'd they'll they're they've thing things think
-this those though through thus to too toward under until up upon us use used using very via want wants
-was wasn't way we we'd we'll we're we've well were weren't what what's whatever when when's where
-where's whether which while who who's whom whose why why's will with within without won't would
-wouldn't yeah yes yet you you'd you'll you're you've your yours yourself yourselves hi hello hey great
-good sounds awesome sorry also actually definitely probably especially certainly specific specifically
-help helpful tips ideas suggestions recommend recommendations know tell give great here's absolutely
+_ENGLISH = """
+a about above after again against all am an and any are aren't as at be because been before being
+below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down
+during each few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here
+here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its
+itself let's me more most mustn't my myself no nor not of off on once only or other ought our ours
+ourselves out over own same shan't she she'd she'll she's should shouldn't so some such than that
+that's the their theirs them themselves then there there's these they they'd they'll they're they've
+this those through to too under until up very was wasn't we we'd we'll we're we've were weren't what
+what's when when's where where's which while who who's whom why why's will with won't would wouldn't
+you you'd you'll you're you've your yours yourself yourselves
+"""
+
+_CHAT = """
+almost also anyone anything around either else enough etc even ever every get gets getting go goes
+going got however just let like likely lot lots made make makes many may maybe might mine much must
+need needs nothing now oh ok okay often one others per perhaps please quite rather really right said
+say says see seem seems shall since something sometimes soon still sure take thank thanks thing things
+think though thus toward upon us use used using via want wants way well whatever whether within
+without yeah yes yet hi hello hey great good sounds awesome sorry actually definitely probably
+especially certainly specific specifically help helpful tips ideas suggestions recommend
+recommendations know tell give absolutely
 next last yesterday today tomorrow tonight week weeks month months year years ago day days
 """
 
-STOPWORDS: frozenset[str] = frozenset(w.replace("’", "'") for w in _WORDS.split())
+ENGLISH: frozenset[str] = frozenset(_ENGLISH.split())
+STOPWORDS: frozenset[str] = ENGLISH | frozenset(_CHAT.split())

@@ -28,11 +28,12 @@ class Candidate:
 class HybridIndex:
     """Usage: ``idx = HybridIndex(384); idx.add([note], vecs); idx.candidates(qv, "q", mask, 50)``."""
 
-    def __init__(self, dim: int, vector_config: VectorConfig | None = None, bm25_config: BM25Config | None = None) -> None:
+    def __init__(self, dim: int, vector_config: VectorConfig | None = None, bm25_config: BM25Config | None = None,
+                 tokenizer: Tokenizer | None = None) -> None:
         self.dim = dim
         self.catalog = Catalog()
         self.vectors = FaissVectorIndex(dim, vector_config)
-        self.bm25 = BM25Index(Tokenizer(), bm25_config)
+        self.bm25 = BM25Index(tokenizer or Tokenizer(), bm25_config)
         self.applied_seq = 0
 
     def __len__(self) -> int:

@@ -7,8 +7,10 @@ meta.json atomically, so a crash mid-save leaves the previous generation loadabl
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from array import array
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,13 @@ def save_index(index: HybridIndex, folder: Path, embed_model: str) -> None:
     """Write ``index`` under ``folder`` (created if needed). Usage: ``save_index(idx, Path("x.index"), m)``."""
     folder.mkdir(parents=True, exist_ok=True)
     gen = _current_generation(folder) + 1
-    index.vectors.save(folder / f"vectors.{gen}.faiss")
-    _save_catalog(index.catalog, folder / f"catalog.{gen}.npz")
-    _save_bm25(index.bm25, folder / f"bm25.{gen}.npz")
+    files = {"vectors": f"vectors.{gen}.faiss", "catalog": f"catalog.{gen}.npz", "bm25": f"bm25.{gen}.npz"}
+    index.vectors.save(folder / files["vectors"])
+    _save_catalog(index.catalog, folder / files["catalog"])
+    _save_bm25(index.bm25, folder / files["bm25"])
     meta = {"format": FORMAT, "generation": gen, "dim": index.dim, "applied_seq": index.applied_seq,
-            "embed_model": embed_model, "rows": index.catalog.num_rows}
+            "embed_model": embed_model, "rows": index.catalog.num_rows,
+            "sha256": {name: _sha256(folder / name) for name in files.values()}}
     _atomic_write(folder / "meta.json", json.dumps(meta).encode())
     _remove_stale(folder, gen)
 
@@ -42,11 +46,14 @@ def load_index(folder: Path, index: HybridIndex, embed_model: str) -> bool:
     if meta is None or meta.get("format") != FORMAT or meta.get("embed_model") != embed_model or meta.get("dim") != index.dim:
         return False
     gen = meta["generation"]
+    sums: dict[str, str] = meta.get("sha256", {})
     try:
+        if not sums or any(_sha256(folder / name) != digest for name, digest in sums.items()):
+            return False  # a torn or altered file is never loaded
         index.vectors.load(folder / f"vectors.{gen}.faiss")
         _load_catalog(index.catalog, folder / f"catalog.{gen}.npz")
         _load_bm25(index.bm25, folder / f"bm25.{gen}.npz")
-    except (OSError, ValueError, KeyError, RuntimeError):
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile):
         return False
     if not len(index.vectors) == len(index.bm25) == index.catalog.num_rows == meta["rows"]:
         return False
@@ -130,6 +137,14 @@ def _fsync_replace(tmp: Path, path: Path) -> None:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:

@@ -10,3 +10,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from tests.helpers import T0  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real MiniLM model, loaded once per test session."""
+    from retrieval.embedder import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+@pytest.fixture()
+def clock():
+    from memory.clock import FrozenClock
+
+    return FrozenClock(T0)
+
+
+@pytest.fixture()
+def mem(tmp_path, embedder, clock):
+    """An Engram on a real SQLite file in tmp_path, with the real embedder and a frozen clock."""
+    from api.engram import Engram
+
+    m = Engram(tmp_path / "engram.db", embedder=embedder, clock=clock)
+    yield m
+    m.close()

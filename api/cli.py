@@ -1,0 +1,213 @@
+"""``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
+
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo. Machine-readable
+commands print JSON (one object per line); ``demo`` prints a human tour.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Entry points set these before anything imports torch (see README, "Environment").
+_PROCESS_ENV = {
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (2 for bad input, 1 for other Engram errors)."""
+    for key, value in _PROCESS_ENV.items():
+        os.environ.setdefault(key, value)
+    args = _parser().parse_args(argv)
+    from memory.errors import EngramError, InvalidInput
+
+    try:
+        return int(args.func(args) or 0)
+    except InvalidInput as exc:
+        print(json.dumps({"error": exc.code, "message": str(exc)}), file=sys.stderr)
+        return 2
+    except EngramError as exc:
+        print(json.dumps({"error": exc.code, "message": str(exc)}), file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="engram", description="Engram agent memory")
+    p.add_argument("--db", default=os.environ.get("ENGRAM_DB", "engram.db"), help="SQLite file (default: engram.db)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add = sub.add_parser("add", help="store one note")
+    add.add_argument("content")
+    _scope_args(add)
+    add.add_argument("--metadata", type=json.loads, default=None, help="JSON object")
+    add.add_argument("--timestamp", default=None, help="ISO-8601 time the thing happened")
+    add.add_argument("--role", default=None)
+    add.set_defaults(func=_cmd_add)
+
+    ingest = sub.add_parser("ingest", help="store a JSONL file of turns {content, role?, user_id?, timestamp?, ...}")
+    ingest.add_argument("file", type=Path)
+    _scope_args(ingest)
+    ingest.add_argument("--batch-size", type=int, default=256)
+    ingest.set_defaults(func=_cmd_ingest)
+
+    search = sub.add_parser("search", help="hybrid search; prints one JSON hit per line")
+    search.add_argument("query")
+    _scope_args(search)
+    search.add_argument("--top-k", type=int, default=10)
+    search.add_argument("--filters", type=json.loads, default=None, help="JSON filter, mem0 operators")
+    search.add_argument("--now", default=None, help="ask as of this time (ISO-8601)")
+    search.add_argument("--include-archived", action="store_true")
+    search.set_defaults(func=_cmd_search)
+
+    for name, func in (("show", _cmd_show), ("history", _cmd_history)):
+        cmd = sub.add_parser(name, help=f"{name} one note")
+        cmd.add_argument("id")
+        cmd.set_defaults(func=func)
+
+    cons = sub.add_parser("consolidate", help="archive notes whose retention fell below the threshold")
+    _scope_args(cons)
+    cons.add_argument("--now", default=None)
+    cons.add_argument("--threshold", type=float, default=None)
+    cons.set_defaults(func=_cmd_consolidate)
+
+    restore = sub.add_parser("restore", help="restore archived notes")
+    restore.add_argument("ids", nargs="+")
+    restore.set_defaults(func=_cmd_restore)
+
+    sub.add_parser("stats", help="counts").set_defaults(func=_cmd_stats)
+    demo = sub.add_parser("demo", help="ingest the sample conversation and show search, retention and links")
+    demo.add_argument("--out", type=Path, default=None, help="folder for the demo database (default: a new temp folder)")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def _scope_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user-id", default=None)
+    p.add_argument("--agent-id", default=None)
+    p.add_argument("--session-id", default=None)
+
+
+def _scope(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"user_id": args.user_id, "agent_id": args.agent_id, "session_id": args.session_id}
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from api.engram import Engram
+
+    return Engram(args.db)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, default=str, ensure_ascii=False))
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        data: Any = args.content if args.role is None else [{"role": args.role, "content": args.content}]
+        for note in mem.add(data, metadata=args.metadata, timestamp=args.timestamp, **_scope(args)):
+            _print(_note_json(note))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    records = list(_read_jsonl(args.file, _scope(args)))
+    with _open(args) as mem, tqdm(total=len(records), unit="note", file=sys.stderr) as bar:
+        notes = mem.add_many(records, batch_size=args.batch_size, progress=bar.update)
+    _print({"ingested": len(notes), "file": str(args.file)})
+    return 0
+
+
+def _read_jsonl(path: Path, default_scope: dict[str, str | None]) -> Iterator[dict[str, Any]]:
+    from memory.errors import InvalidInput
+
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}:{lineno}: not JSON: {exc.msg}") from exc
+            if isinstance(record, dict):
+                for key, value in default_scope.items():
+                    if value is not None:
+                        record.setdefault(key, value)
+            yield record
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        hits = mem.search(args.query, top_k=args.top_k, filters=args.filters, now=args.now,
+                          include_archived=args.include_archived, **_scope(args))
+        for hit in hits:
+            _print(hit.as_dict())
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        _print(_note_json(mem.get(args.id)))
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        for entry in mem.history(args.id):
+            _print({"id": entry.id, "note_id": entry.note_id, "action": entry.action, "old": entry.old,
+                    "new": entry.new, "actor": entry.actor, "at": entry.at})
+    return 0
+
+
+def _cmd_consolidate(args: argparse.Namespace) -> int:
+    scope = {k: v for k, v in _scope(args).items() if v is not None}
+    with _open(args) as mem:
+        ids = mem.consolidate(now=args.now, threshold=args.threshold, **scope)
+    _print({"archived": len(ids), "ids": ids})
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        _print({"restored": mem.restore(args.ids)})
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    with _open(args) as mem:
+        _print(mem.stats())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+
+    return run_demo(args.out)
+
+
+def _note_json(note: Any) -> dict[str, Any]:
+    return {
+        "id": note.id, **note.scope.as_dict(), "content": note.content, "keywords": note.keywords,
+        "tags": note.tags, "context": note.context, "metadata": note.metadata, "event_time": note.event_time,
+        "created_at": note.created_at, "last_recalled_at": note.last_recalled_at,
+        "recall_count": note.recall_count, "strength": round(note.strength, 3), "importance": note.importance,
+        "archived": note.archived,
+        "links": [{"source": lk.source_id, "target": lk.target_id, "kind": lk.kind, "weight": lk.weight}
+                  for lk in note.links],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The embedded API end to end: real SQLite file, real FAISS, real MiniLM."""
+from datetime import timedelta
+
+import pytest
+
+from memory.errors import NotFound
+from tests.helpers import T0
+
+TURNS = [
+    {"role": "user", "content": "I adopted a beagle puppy named Max last week."},
+    {"role": "assistant", "content": "Congratulations! Beagles need plenty of exercise and a good leash."},
+    {"role": "user", "content": "My sister Ines lives in Lisbon and I visit her every summer."},
+    {"role": "user", "content": "Max had his rabies vaccine at the Oakwood vet clinic today."},
+    {"role": "user", "content": "I'm training for the Berlin marathon in September."},
+]
+
+
+@pytest.fixture()
+def filled(mem):
+    notes = []
+    for i, turn in enumerate(TURNS):
+        notes += mem.add([turn], user_id="ann", session_id=f"s{i}", timestamp=T0 + timedelta(days=7 * i))
+    mem.add("Bob keeps a beagle too, called Rex.", user_id="bob", timestamp=T0)
+    return notes
+
+
+def test_add_messages_makes_one_note_per_turn(mem):
+    notes = mem.add(TURNS[:2], user_id="ann", timestamp=T0)
+    assert [n.metadata["role"] for n in notes] == ["user", "assistant"]
+    assert all(n.scope.user_id == "ann" and n.event_time == T0 for n in notes)
+    assert notes[0].keywords and notes[0].tags and notes[0].context
+    assert notes[0].created_at == T0  # the frozen clock
+
+
+def test_search_finds_and_explains(filled, mem):
+    hits = mem.search("what is the name of my dog?", user_id="ann", now=T0 + timedelta(days=40))
+    assert "Max" in hits[0].content
+    top = hits[0]
+    assert top.id and top.metadata["role"] == "user" and top.event_time >= T0
+    assert 0 < top.retention <= 1 and top.score > 0 and 0 < top.relevance <= 1
+    assert top.dense is not None and top.dense > 0.2
+    assert all(h.note.scope.user_id == "ann" for h in hits)  # never bob's beagle
+
+
+def test_search_reinforces_recalled_notes(filled, mem):
+    now = T0 + timedelta(days=40)
+    hit = mem.search("Berlin marathon training", user_id="ann", now=now, top_k=1)[0]
+    note = mem.store.get(hit.id)
+    assert note.recall_count == 1 and note.last_recalled_at == now and note.strength > 30.0
+    assert mem.retention(note, now) == pytest.approx(1.0)
+    assert mem.retention(note, now + timedelta(days=10)) > mem.retention(filled[0], now + timedelta(days=10))
+
+
+def test_bm25_only_hits_are_kept(filled, mem):
+    # "Oakwood" means nothing to MiniLM; BM25 must carry it (mem0 drops BM25-only hits).
+    hits = mem.search("Oakwood", user_id="ann", top_k=3)
+    assert "Oakwood" in hits[0].content and hits[0].bm25 and hits[0].bm25 > 0
+
+
+def test_filters_and_time_ranges(filled, mem):
+    hits = mem.search("dog", user_id="ann", filters={"role": "assistant"})
+    assert hits and all(h.metadata["role"] == "assistant" for h in hits)
+    window = {"event_time": {"gte": (T0 + timedelta(days=20)).isoformat()}}
+    assert all(h.event_time >= T0 + timedelta(days=20) for h in mem.search("dog", user_id="ann", filters=window))
+    assert mem.search("dog", user_id="ann", filters={"role": "nobody"}) == []
+
+
+def test_session_scope(filled, mem):
+    hits = mem.search("dog", user_id="ann", session_id="s3")
+    assert [h.note.scope.session_id for h in hits] == ["s3"]
+
+
+def test_links_connect_related_notes_by_id(filled, mem):
+    vaccine = filled[3]
+    linked = {lk.target_id for lk in mem.get(vaccine.id).links if lk.source_id == vaccine.id}
+    assert filled[0].id in linked  # "Max had his rabies vaccine" → "adopted a beagle puppy named Max"
+    for link in mem.links(vaccine.id):
+        assert mem.store.get(link.target_id).scope.user_id == "ann"
+
+
+def test_evolution_updates_neighbour_tags_and_is_audited(mem):
+    first = mem.add("Pepper the dog has been limping on her paw since the walk.", user_id="u", timestamp=T0)[0]
+    mem.add("The vet said Pepper the dog has a sprained paw from the walk.", user_id="u", timestamp=T0)
+    evolved = [h for h in mem.history(first.id) if h.action == "evolve"]
+    assert evolved, "the close neighbour should have evolved"
+    assert set(evolved[0].new["tags"]) >= set(evolved[0].old["tags"])
+    assert mem.store.get(first.id).content == first.content  # content never rewritten
+
+
+def test_update_reembeds_and_audits(filled, mem):
+    note = filled[2]
+    mem.update(note.id, content="My sister Ines moved from Lisbon to Porto last month.")
+    hits = mem.search("Porto", user_id="ann", top_k=1)
+    assert hits[0].id == note.id
+    assert [h.action for h in mem.history(note.id)][-1] == "update"
+    assert mem.history(note.id)[-1].old["content"].startswith("My sister Ines lives in Lisbon")
+
+
+def test_delete_removes_from_search_keeps_history(filled, mem):
+    note = filled[4]
+    mem.delete(note.id)
+    assert all(h.id != note.id for h in mem.search("marathon", user_id="ann"))
+    with pytest.raises(NotFound):
+        mem.get(note.id)
+    assert mem.history(note.id)[-1].action == "delete"
+
+
+def test_consolidate_archives_faded_and_restore_brings_back(filled, mem):
+    later = T0 + timedelta(days=400)
+    archived = mem.consolidate(user_id="ann", now=later)
+    assert set(archived) == {n.id for n in filled}
+    assert mem.search("marathon", user_id="ann", now=later) == []
+    again = mem.search("marathon", user_id="ann", now=later, include_archived=True)
+    assert again and again[0].note.archived
+    assert mem.restore(again[0].id) == [again[0].id]
+    assert mem.search("marathon", user_id="ann", now=later)[0].id == again[0].id
+    assert mem.stats()["archived"] == len(filled) - 1
+    assert mem.get_all(user_id="bob")  # other scopes untouched
+
+
+def test_recalled_notes_survive_consolidation(filled, mem):
+    day = T0 + timedelta(days=60)
+    kept = mem.search("Berlin marathon", user_id="ann", now=day, top_k=1)[0]
+    for week in range(1, 8):  # recalled every week: strength keeps growing
+        mem.search("Berlin marathon", user_id="ann", now=day + timedelta(days=7 * week), top_k=1)
+    archived = mem.consolidate(user_id="ann", now=day + timedelta(days=160))
+    assert kept.id not in archived and len(archived) == len(filled) - 1
+
+
+def test_get_all_paginates_in_event_order(filled, mem):
+    first = mem.get_all(user_id="ann", limit=2)
+    rest = mem.get_all(user_id="ann", limit=10, offset=2)
+    assert [n.id for n in first + rest] == [n.id for n in filled]
+
+
+def test_now_parameter_and_clock(filled, mem, clock):
+    clock.advance(days=1000)
+    faded = mem.search("beagle puppy", user_id="ann", top_k=1)[0]
+    fresh = mem.search("beagle puppy", user_id="ann", top_k=1, now=T0 + timedelta(days=1))[0]
+    assert faded.retention < 1e-6 < fresh.retention

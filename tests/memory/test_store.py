@@ -1,0 +1,132 @@
+"""The SQL store on a real SQLite file: transactions, history, recall, archive, change feed."""
+from datetime import timedelta
+
+import pytest
+
+from memory.database import open_engine, sqlite_url
+from memory.errors import NotFound
+from memory.forgetting import ForgettingConfig
+from memory.store import NoteStore
+from memory.types import Link, Note, Scope
+from tests.helpers import T0
+
+
+def _note(i: int, scope: Scope, **kw) -> Note:
+    base = dict(id=f"n{i}", scope=scope, content=f"note number {i}", keywords=["k"], tags=["t"], context="c",
+                metadata={"i": i}, created_at=T0, event_time=T0 - timedelta(days=i), last_recalled_at=None,
+                recall_count=0, strength=10.0, importance=0.5)
+    base.update(kw)
+    return Note(**base)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = NoteStore(open_engine(sqlite_url(tmp_path / "s.db")), ForgettingConfig())
+    yield s
+    s.close()
+
+
+def test_sqlite_file_runs_in_wal_mode(tmp_path, store):
+    store.insert([_note(1, Scope("u"))], [None], "m", "test")
+    with store._engine.connect() as conn:  # noqa: SLF001 - checking the pragma on the real file
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert (tmp_path / "s.db").exists()
+
+
+def test_insert_get_and_history(store):
+    store.insert([_note(1, Scope("u", session_id="s"))], [b"\x00" * 8], "m", "alice")
+    note = store.get("n1")
+    assert note.content == "note number 1" and note.scope == Scope("u", session_id="s")
+    assert note.event_time == T0 - timedelta(days=1) and note.event_time.tzinfo is not None
+    (entry,) = store.history("n1")
+    assert entry.action == "add" and entry.actor == "alice" and entry.new["content"] == "note number 1"
+
+
+def test_update_records_old_and_new(store):
+    store.insert([_note(1, Scope("u"))], [None], "m", "a")
+    store.update("n1", {"content": "changed"}, T0, "bob")
+    hist = store.history("n1")
+    assert [h.action for h in hist] == ["add", "update"]
+    assert hist[1].old["content"] == "note number 1" and hist[1].new["content"] == "changed"
+    assert hist[1].actor == "bob"
+
+
+def test_delete_keeps_history_and_removes_links(store):
+    store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
+    store.add_links([Link("n1", "n2", "related", 0.9, T0)])
+    store.delete("n2", T0, "a")
+    with pytest.raises(NotFound):
+        store.get("n2")
+    assert store.links("n1") == []
+    assert store.history("n2")[-1].action == "delete"
+    assert store.history("n2")[-1].old["content"] == "note number 2"
+
+
+def test_links_are_deduplicated_and_bidirectional_on_read(store):
+    store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
+    link = Link("n1", "n2", "related", 0.8, T0)
+    assert store.add_links([link, link]) == 1
+    assert store.add_links([link]) == 0
+    assert store.links("n2")[0].source_id == "n1"
+
+
+def test_recall_reinforces_and_logs_in_one_transaction(store):
+    store.insert([_note(1, Scope("u"), event_time=T0)], [None], "m", "a")
+    now = T0 + timedelta(days=10)
+    rec = store.recall(["n1"], now, "search", "q")["n1"]
+    note = store.get("n1")
+    assert rec.retention_before == pytest.approx(2.718281828 ** -1, rel=1e-6)
+    assert note.strength == pytest.approx(rec.strength_after) and note.strength > 10.0
+    assert note.recall_count == 1 and note.last_recalled_at == now
+    assert store.stats()["accesses"] == 1
+    store.recall(["n1"], T0, "get", None)  # asking "as of" an earlier time
+    assert store.get("n1").last_recalled_at == now
+
+
+def test_archive_restore_and_faded(store):
+    store.insert([_note(1, Scope("u"), event_time=T0), _note(2, Scope("u"), event_time=T0 + timedelta(days=60))],
+                 [None, None], "m", "a")
+    faded = store.faded(Scope("u"), T0 + timedelta(days=61), threshold=0.05)
+    assert faded == ["n1"]
+    assert store.set_archived(faded, True, T0, "consolidate") == ["n1"]
+    assert store.set_archived(faded, True, T0, "consolidate") == []
+    assert store.get("n1").archived
+    assert [n.id for n in store.list_notes(Scope("u"), False, 10, 0)] == ["n2"]
+    assert store.set_archived(["n1"], False, T0, "u") == ["n1"]
+    assert [h.action for h in store.history("n1")] == ["add", "archive", "restore"]
+
+
+def test_change_feed_is_monotonic(store):
+    assert store.last_change() == 0
+    store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
+    seq = store.last_change()
+    store.update("n1", {"content": "x"}, T0, "a")
+    store.delete("n2", T0, "a")
+    assert store.last_change() == seq + 2
+    assert store.changed_since(seq) == ["n1", "n2"]
+    assert store.changed_since(0) == ["n1", "n2"]
+
+
+def test_failed_batch_writes_nothing(store):
+    store.insert([_note(1, Scope("u"))], [None], "m", "a")
+    from memory.errors import StorageError
+
+    with pytest.raises(StorageError):
+        store.insert([_note(2, Scope("u")), _note(1, Scope("u"))], [None, None], "m", "a")  # duplicate id
+    assert [n.id for n in store.list_notes(Scope("u"), True, 10, 0)] == ["n1"]
+    assert store.last_change() == 1
+
+
+def test_unknown_ids_raise_not_found(store):
+    for call in (lambda: store.get("nope"), lambda: store.links("nope"), lambda: store.history("nope"),
+                 lambda: store.update("nope", {"content": "x"}, T0, "a"), lambda: store.delete("nope", T0, "a")):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_scopes_are_isolated(store):
+    store.insert([_note(1, Scope("u1")), _note(2, Scope("u2")), _note(3, Scope("u1", agent_id="bot"))],
+                 [None] * 3, "m", "a")
+    assert {n.id for n in store.list_notes(Scope("u1"), False, 10, 0)} == {"n1", "n3"}
+    assert {n.id for n in store.list_notes(Scope(agent_id="bot"), False, 10, 0)} == {"n3"}
+    assert {n.id for n in store.list_notes(Scope("u2"), False, 10, 0)} == {"n2"}

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from retrieval.fusion import blend, mmr, recency, rrf
+
+
+def test_rrf_sums_weighted_reciprocal_ranks():
+    fused = rrf({"dense": [1, 2], "bm25": [2, 3]}, {"dense": 1.0, "bm25": 2.0}, k=60)
+    assert fused[1] == pytest.approx(1 / 61)
+    assert fused[2] == pytest.approx(1 / 62 + 2 / 61)
+    assert fused[3] == pytest.approx(2 / 62)
+    assert max(fused, key=fused.get) == 2
+
+
+def test_recency_half_life():
+    assert recency(0, 30) == 1.0
+    assert recency(30, 30) == pytest.approx(0.5)
+    assert recency(-5, 30) == 1.0
+
+
+def test_blend_never_lifts_an_irrelevant_note():
+    assert blend(0.0, 1.0, 1.0, 0.5, 0.5) == 0.0
+    assert blend(1.0, 1.0, 1.0, 0.2, 0.1) == pytest.approx(1.0)
+    assert blend(1.0, 0.0, 0.0, 0.2, 0.1) < blend(0.9, 1.0, 1.0, 0.2, 0.1)
+
+
+def test_mmr_skips_near_duplicates():
+    v = np.array([[1, 0], [0.999, 0.0447], [0, 1]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    scores = np.array([0.9, 0.89, 0.5])
+    assert mmr(scores, v, 2, lam=1.0) == [0, 1]
+    assert mmr(scores, v, 2, lam=0.5) == [0, 2]
+    assert mmr(scores, v, 0, lam=0.5) == []
