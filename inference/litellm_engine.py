@@ -94,6 +94,8 @@ class LiteLLMEngine:
                     yield piece
         except Exception as exc:
             raise _translate(exc) from exc
+        finally:
+            _close_stream(chunks)
 
     def complete_json(
         self, messages: Sequence[Message], schema: dict[str, Any], params: GenerationParams | None = None
@@ -191,6 +193,18 @@ def _litellm() -> Any:
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner on every exception is noise
     return litellm
+
+
+def _close_stream(chunks: Any) -> None:
+    # A caller that stops iterating (cancellation) must not leave the HTTP response open until
+    # garbage collection; litellm's sync wrapper has no close of its own, its inner stream does.
+    inner = getattr(chunks, "completion_stream", None)
+    close = getattr(inner, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing is best effort; the reply is already over
+            pass
 
 
 def _messages(prompt: Prompt) -> list[Message]:

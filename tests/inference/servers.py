@@ -31,12 +31,14 @@ class Reply:
     """One scripted answer: an HTTP error status, or content (optionally after a delay).
 
     ``break_after``: a streamed reply drops the connection after that many pieces.
+    ``piece_delay``: seconds between streamed pieces.
     """
 
     content: str = "ok"
     status: int = 200
     delay: float = 0.0
     break_after: int | None = None
+    piece_delay: float = 0.0
 
 
 class ScriptedServer:
@@ -44,6 +46,7 @@ class ScriptedServer:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.abandoned_streams = 0  # streams the client hung up on before the end
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -69,6 +72,7 @@ class ScriptedServer:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.abandoned_streams = 0
 
     def start(self) -> ScriptedServer:
         self._thread.start()
@@ -105,7 +109,7 @@ def _app(server: ScriptedServer) -> FastAPI:
             error = {"error": {"message": message, "type": "scripted", "code": reply.status}}
             return JSONResponse(error, status_code=reply.status)
         if body.get("stream"):
-            return StreamingResponse(_sse(body["model"], reply), media_type="text/event-stream")
+            return StreamingResponse(_sse(server, body["model"], reply), media_type="text/event-stream")
         return JSONResponse(_completion(body["model"], reply.content))
 
     return app
@@ -122,10 +126,21 @@ def _completion(model: str, content: str) -> dict[str, Any]:
     }
 
 
-async def _sse(model: str, reply: Reply) -> AsyncIterator[str]:
+async def _sse(server: ScriptedServer, model: str, reply: Reply) -> AsyncIterator[str]:
+    try:
+        async for event in _events(model, reply):
+            yield event
+    except asyncio.CancelledError:
+        server.abandoned_streams += 1
+        raise
+
+
+async def _events(model: str, reply: Reply) -> AsyncIterator[str]:
     words = reply.content.split(" ")
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
     for i, piece in enumerate([*pieces, None]):
+        if i and reply.piece_delay:
+            await asyncio.sleep(reply.piece_delay)
         if i == reply.break_after:
             raise ConnectionAbortedError("scripted break mid-stream")
         delta = {"content": piece} if piece is not None else {}

@@ -167,6 +167,17 @@ def test_stream_broken_midway_is_engine_unavailable_without_retry(server: Script
     assert len(server.requests) == 1
 
 
+def test_stopping_a_stream_early_hangs_up(server: ScriptedServer) -> None:
+    server.push(Reply(" ".join(["word"] * 50), piece_delay=0.05))
+    stream = make_engine(server).stream(USER)
+    assert next(stream) == "word"
+    stream.close()
+    deadline = time.monotonic() + 3
+    while server.abandoned_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.abandoned_streams == 1
+
+
 def test_constructor_rejects_nonsense() -> None:
     for options in ({"timeout": 0}, {"max_retries": -1}, {"backoff": -1}, {"json_mode": "yaml"}):
         with pytest.raises(InvalidParams):
