@@ -1,0 +1,190 @@
+"""Llama decoder in plain PyTorch: RMSNorm, RoPE, grouped-query attention, SwiGLU.
+
+Usage: ``model = Transformer.from_gguf(GGUFFile.open(path), quant="int4")``;
+``logits = model(tokens, start=0, cache=cache)`` with tokens: [B, T] -> [B, 1, V].
+
+Weights come straight from the GGUF file, whose Q/K rows are permuted by llama.cpp's converter so
+that RoPE rotates adjacent pairs (x[2i], x[2i+1]); :func:`apply_rope` uses that convention, so the
+file's weights are used as stored. The residual stream stays fp32; the quantized modes feed bf16
+into their matmuls and attention (see ``inference.linear``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference.errors import ModelLoadError
+from inference.gguf_file import GGUFFile, ModelConfig
+from inference.kv_cache import KVCache
+from inference.linear import FloatLinear, linear_from_float, make_linear
+from inference.output_head import Embedding, TiedHead, TokenTable
+from inference.quant import dequantize_gguf
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """x: [..., D] fp32 -> x / rms(x) * weight."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def rope_tables(
+    head_dim: int, max_pos: int, base: float, freq_factors: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: [max_pos, head_dim/2] for rotation angle pos * base^(-2i/head_dim)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    if freq_factors is not None:  # Llama 3.1-style long-context scaling, as stored in the GGUF
+        inv_freq = inv_freq / freq_factors.double()
+    angles = torch.outer(torch.arange(max_pos, dtype=torch.float64), inv_freq)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs. x: [B, H, T, D]; cos, sin: [T, D/2] -> fp32 [B, H, T, D]."""
+    xf = x.float().unflatten(-1, (-1, 2))  # [B, H, T, D/2, 2]
+    even, odd = xf[..., 0], xf[..., 1]
+    out = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+    return out.flatten(-2)
+
+
+def causal_mask(start: int, t: int) -> torch.Tensor:
+    """Bool [t, start+t]: query i (at position start+i) sees keys 0..start+i."""
+    q_pos = torch.arange(start, start + t)[:, None]
+    return torch.arange(start + t)[None, :] <= q_pos
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
+    """q: [B, H, T, D]; k, v: [B, H_kv, S, D] with S = start + T -> [B, H, T, D]."""
+    t = q.shape[2]
+    if t == 1:  # one new token sees the whole cache
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    if start == 0:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(start, t), enable_gqa=True)
+
+
+def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
+    """gate_up: [..., 2F] (gate then up) -> silu(gate) * up: [..., F]."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+class Block(nn.Module):
+    """One decoder layer: x + attn(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig, wqkv: nn.Module, wo: nn.Module, w13: nn.Module, w2: nn.Module,
+                 attn_norm: torch.Tensor, ffn_norm: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        self.wqkv, self.wo, self.w13, self.w2 = wqkv, wo, w13, w2
+        self.register_buffer("attn_norm", attn_norm.float())
+        self.register_buffer("ffn_norm", ffn_norm.float())
+
+    def forward(self, h: torch.Tensor, layer: int, start: int, cache: KVCache,
+                cos: torch.Tensor, sin: torch.Tensor, act: torch.dtype) -> torch.Tensor:
+        c = self.cfg
+        b, t, _ = h.shape  # h: [B, T, dim] fp32
+        qkv = self.wqkv(rms_norm(h, self.attn_norm, c.norm_eps).to(act))  # [B, T, (H + 2 H_kv) D]
+        q, k, v = qkv.split([c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
+        q = apply_rope(q.view(b, t, c.n_heads, c.head_dim).transpose(1, 2), cos, sin).to(act)  # [B, H, T, D]
+        k = apply_rope(k.view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2), cos, sin)  # [B, H_kv, T, D]
+        v = v.view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        k_all, v_all = cache.update(layer, start, k.to(cache.dtype), v.to(cache.dtype))
+        o = attention(q, k_all.to(act), v_all.to(act), start)  # [B, H, T, D]
+        h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1)).float()
+        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, c.norm_eps).to(act)))).float()
+
+
+class Transformer(nn.Module):
+    """The whole decoder. ``quant`` is "fp32" (reference), "int8" or "int4"."""
+
+    def __init__(self, cfg: ModelConfig, embed: Embedding, blocks: list[Block], norm: torch.Tensor,
+                 head: nn.Module, quant: str, freq_factors: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg, self.quant = cfg, quant
+        self.embed, self.blocks, self.head = embed, nn.ModuleList(blocks), head
+        self.register_buffer("norm", norm.float())
+        self.cos, self.sin = rope_tables(cfg.head_dim, cfg.context_length, cfg.rope_base, freq_factors)
+        # fp32 is the numerical reference; the quantized modes compute in bf16 (AMX/AVX512-BF16)
+        self.act_dtype = torch.float32 if quant == "fp32" else torch.bfloat16
+
+    @classmethod
+    def from_gguf(cls, gf: GGUFFile, quant: str = "int4") -> Transformer:
+        cfg = gf.config
+        blocks = [_block(gf, cfg, i, quant) for i in range(cfg.n_layers)]
+        embed, head = _embedding_and_head(gf, cfg, quant)
+        rope_freqs = gf.tensors.get("rope_freqs.weight")
+        factors = dequantize_gguf(rope_freqs.data, rope_freqs.qtype, rope_freqs.shape) if rope_freqs else None
+        norm = dequantize_gguf(gf.tensor("output_norm.weight").data, "F32", (cfg.dim,))
+        return cls(cfg, embed, blocks, norm, head, quant, factors)
+
+    def new_cache(self, max_len: int, batch: int = 1) -> KVCache:
+        return KVCache.allocate(self.cfg, max_len, self.act_dtype, batch)
+
+    @torch.inference_mode()
+    def forward(self, tokens: torch.Tensor, start: int, cache: KVCache, last_only: bool = True) -> torch.Tensor:
+        """tokens: [B, T] at positions start..start+T-1 -> fp32 logits [B, 1 or T, V]."""
+        t = tokens.shape[1]
+        cos, sin = self.cos[start : start + t], self.sin[start : start + t]  # [T, D/2]
+        h = self.embed(tokens)  # [B, T, dim] fp32
+        for i, block in enumerate(self.blocks):
+            h = block(h, i, start, cache, cos, sin, self.act_dtype)
+        cache.length = start + t
+        if last_only:
+            h = h[:, -1:]
+        return self.head(rms_norm(h, self.norm, self.cfg.norm_eps)).float()  # fp32 in: the head refines
+
+
+def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str) -> Block:
+    def raw(name: str):  # noqa: ANN202
+        return gf.tensor(f"blk.{i}.{name}.weight")
+
+    wqkv = make_linear([raw("attn_q"), raw("attn_k"), raw("attn_v")], quant)
+    w13 = make_linear([raw("ffn_gate"), raw("ffn_up")], quant)
+    attn_norm = dequantize_gguf(raw("attn_norm").data, raw("attn_norm").qtype, (cfg.dim,))
+    ffn_norm = dequantize_gguf(raw("ffn_norm").data, raw("ffn_norm").qtype, (cfg.dim,))
+    return Block(cfg, wqkv, make_linear([raw("attn_output")], quant), w13,
+                 make_linear([raw("ffn_down")], quant), attn_norm, ffn_norm)
+
+
+def _embedding_and_head(gf: GGUFFile, cfg: ModelConfig, quant: str) -> tuple[Embedding, nn.Module]:
+    """The embedding table, and the output head (the same matrix when embeddings are tied)."""
+    emb = gf.tensor("token_embd.weight")
+    if emb.shape != (cfg.vocab_size, cfg.dim):
+        raise ModelLoadError(f"token_embd has shape {emb.shape}, expected {(cfg.vocab_size, cfg.dim)}")
+    if quant == "fp32":
+        w = dequantize_gguf(emb.data, emb.qtype, emb.shape)  # [V, dim]
+        embed = Embedding(weight=w)
+        if cfg.tied_embeddings:
+            return embed, FloatLinear(w)  # one fp32 copy serves both
+        return embed, make_linear([gf.tensor("output.weight")], quant)
+    table = TokenTable.from_raw(emb)
+    head = TiedHead(table) if cfg.tied_embeddings else make_linear([gf.tensor("output.weight")], quant)
+    return Embedding(table=table), head
+
+
+def random_model(cfg: ModelConfig, quant: str = "fp32", seed: int = 0) -> Transformer:
+    """A model with random weights, for fast tests. Usage: ``random_model(TINY_CONFIG, "int8")``."""
+    g = torch.Generator().manual_seed(seed)
+
+    def w(n: int, k: int) -> torch.Tensor:
+        return torch.randn(n, k, generator=g) / k**0.5
+
+    c, kv = cfg, cfg.n_kv_heads * cfg.head_dim
+    blocks = [
+        Block(c, linear_from_float(w(c.dim + 2 * kv, c.dim), quant), linear_from_float(w(c.dim, c.dim), quant),
+              linear_from_float(w(2 * c.ffn_dim, c.dim), quant), linear_from_float(w(c.dim, c.ffn_dim), quant),
+              1 + 0.1 * torch.randn(c.dim, generator=g), 1 + 0.1 * torch.randn(c.dim, generator=g))
+        for _ in range(c.n_layers)
+    ]
+    table = torch.randn(c.vocab_size, c.dim, generator=g)
+    if quant == "fp32":
+        head: nn.Module = FloatLinear(table)
+        embed = Embedding(weight=table)
+    else:
+        tt = TokenTable.from_float(table)
+        embed, head = Embedding(table=tt), TiedHead(tt)
+    return Transformer(c, embed, blocks, torch.ones(c.dim), head, quant)
+
+
+TINY_CONFIG = ModelConfig(vocab_size=512, dim=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=256,
+                          rope_base=10000.0, norm_eps=1e-5, context_length=256)
