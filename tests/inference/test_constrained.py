@@ -311,3 +311,99 @@ def test_sentencepiece_bytes_allowed_and_specials_not() -> None:
     allowed = {tokens[i] for i in torch.isfinite(logits).nonzero().flatten().tolist()}
     assert {"<0xC3>", "<0x41>", "▁a", '"'} <= allowed
     assert not {"<unk>", "<s>", "</s>", "<0x0A>", "<0xFF>"} & allowed
+
+
+# ---- closing inside a token budget --------------------------------------------------------------
+
+UNBOUNDED: dict[str, dict] = {
+    "strings": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "city": {"type": "string"}, "note": {"type": "string"}},
+        "required": ["name", "city"],
+    },
+    "facts": {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"subject": {"type": "string"}, "predicate": {"type": "string"},
+                                   "object": {"type": "string"}},
+                    "required": ["subject", "predicate", "object"],
+                },
+                "minItems": 1,
+            },
+            "keywords": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        },
+        "required": ["facts", "keywords"],
+    },
+    "numbers": {
+        "type": "object",
+        "properties": {"count": {"type": "integer"}, "score": {"type": "number"},
+                       "tags": {"type": "array", "items": {"type": "integer"}}},
+        "required": ["count", "score", "tags"],
+    },
+}
+
+
+def digit_logits(vocab: Vocab) -> LogitsFn:
+    """Favour digits and word characters: numbers and strings that never want to end."""
+    bias = torch.tensor([8.0 if t.isalnum() else 0.0 for t in vocab.tokens])
+    return lambda gen: torch.randn(vocab.size, generator=gen) * 2 + bias
+
+
+def run_with_budget(constraint: JsonSchemaConstraint, logits_fn: LogitsFn, seed: int, max_tokens: int) -> list[int]:
+    """A generator's loop cut at max_tokens: the output is what was accepted before the stop."""
+    gen = torch.Generator().manual_seed(seed)
+    out: list[int] = []
+    for _ in range(max_tokens):
+        logits = logits_fn(gen)
+        constraint.apply(logits)
+        token = int(torch.multinomial(torch.softmax(logits, dim=0), 1, generator=gen))
+        constraint.accept(token)
+        if constraint.is_terminated():
+            break
+        out.append(token)
+    return out
+
+
+@pytest.mark.parametrize("max_tokens", [48, 96, 200])
+@pytest.mark.parametrize("strategy", [random_logits, garbage_logits, digit_logits])
+@pytest.mark.parametrize("name", list(UNBOUNDED))
+def test_json_closes_inside_the_budget(vocab: Vocab, name: str, strategy, max_tokens: int) -> None:
+    schema = UNBOUNDED[name]
+    logits_fn = strategy(vocab)
+    for seed in range(4):
+        constraint = JsonSchemaConstraint.compile(
+            schema, vocab.tokens, [vocab.eos], vocab.size, max_tokens=max_tokens
+        )
+        ids = run_with_budget(constraint, logits_fn, seed, max_tokens)
+        assert len(ids) <= max_tokens
+        jsonschema.validate(json.loads(decode(vocab, ids)), schema)
+
+
+def test_budget_leaves_the_model_free_before_the_reserve(vocab: Vocab) -> None:
+    """With room to spare the steering stays off: random logits write long strings."""
+    schema = UNBOUNDED["strings"]
+    constraint = JsonSchemaConstraint.compile(schema, vocab.tokens, [vocab.eos], vocab.size, max_tokens=400)
+    ids = run_with_budget(constraint, random_logits(vocab), 0, 400)
+    value = json.loads(decode(vocab, ids))
+    assert len(ids) > 100 and len(value["name"]) > 100
+
+
+def test_logits_made_under_inference_mode_can_be_masked_outside_it(vocab: Vocab) -> None:
+    constraint = JsonSchemaConstraint.compile(SCHEMAS["enum"], vocab.tokens, [vocab.eos], vocab.size, max_tokens=1)
+    for _ in range(40):
+        with torch.inference_mode():
+            logits = torch.randn(vocab.size)
+        constraint.apply(logits)  # steering (max_tokens=1) and, at the end, stop-only masking
+        token = int(torch.argmax(logits))
+        constraint.accept(token)
+        if constraint.is_terminated():
+            break
+    assert constraint.is_terminated()
+    with torch.inference_mode():
+        logits = torch.randn(vocab.size)
+    constraint.apply(logits)
+    assert torch.isfinite(logits).nonzero().flatten().tolist() == [vocab.eos]
