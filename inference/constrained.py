@@ -2,8 +2,11 @@
 
 Usage::
 
-    constraint = JsonSchemaConstraint.compile(schema, vocab_tokens, [eos_id], vocab_size)
-    while not constraint.is_terminated():
+    constraint = JsonSchemaConstraint.compile(schema, vocab_tokens, [eos_id], vocab_size,
+                                              special_token_ids=specials, max_tokens=256)
+    for _ in range(256):
+        if constraint.is_terminated():
+            break
         logits = model_step(...)            # [vocab_size] float32
         constraint.apply(logits)            # disallowed tokens -> -inf, in place
         token = sample(logits)

@@ -93,6 +93,8 @@ class LiteLLMEngine:
                 if piece:
                     yield piece
         except Exception as exc:
+            if not _is_remote_error(exc):
+                raise
             raise _translate(exc) from exc
         finally:
             _close_stream(chunks)
@@ -181,9 +183,10 @@ class LiteLLMEngine:
             try:
                 return call()
             except Exception as exc:
-                error = _translate(exc)
+                if not _is_remote_error(exc):
+                    raise  # a bug of ours or the caller's is not an unavailable engine
                 if not _is_transient(exc) or attempt == self._max_retries:
-                    raise error from exc
+                    raise _translate(exc) from exc
             time.sleep(min(self._backoff * 2**attempt, _MAX_BACKOFF_S))
         raise AssertionError("unreachable")
 
@@ -243,6 +246,14 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     status = _status(exc)
     return status is not None and (status in _TRANSIENT_STATUS or status >= 500)
+
+
+def _is_remote_error(exc: BaseException) -> bool:
+    import httpx
+    import openai
+
+    # litellm's exceptions subclass the OpenAI client's; raw httpx errors can leak from streams.
+    return isinstance(exc, (openai.OpenAIError, httpx.HTTPError))
 
 
 def _translate(exc: BaseException) -> InferenceError:
