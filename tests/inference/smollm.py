@@ -57,3 +57,10 @@ def hotpot_text(n_paragraphs: int = 12) -> list[str]:
             if len(out) == n_paragraphs:
                 return out
     return out
+
+
+@functools.cache
+def engine(quant: str = "int4"):
+    from inference.local_engine import LocalEngine
+
+    return LocalEngine(quant=quant, threads=2)

@@ -19,15 +19,18 @@ def test_rms_norm_unit_rms() -> None:
 
 
 def test_rope_preserves_norm_and_relative_position() -> None:
-    cos, sin = rope_tables(8, 32, 10000.0)
+    rot = rope_tables(8, 32, 10000.0)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
-    r = lambda x, p: apply_rope(x, cos[p : p + 1], sin[p : p + 1])  # noqa: E731
+    r = lambda x, p: apply_rope(x, rot[p : p + 1])  # noqa: E731
     torch.testing.assert_close(r(q, 5).norm(), q.norm())
     # the score depends only on the distance between positions
     a = (r(q, 7) * r(k, 3)).sum()
     b = (r(q, 20) * r(k, 16)).sum()
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(r(q, 0), q)
+    # adjacent pairs rotate: position 1 turns (x0, x1) by theta_0 = 1 radian
+    x = torch.tensor([1.0, 0, 0, 0, 0, 0, 0, 0]).view(1, 1, 1, 8)
+    torch.testing.assert_close(r(x, 1)[0, 0, 0, :2], torch.tensor([math.cos(1.0), math.sin(1.0)]))
 
 
 def test_causal_mask_with_offset() -> None:
