@@ -86,10 +86,14 @@ class Int4Linear(nn.Module):
         self.register_buffer("scales_and_zeros", sz)
 
     def dequantize(self) -> torch.Tensor:
-        q = unpack_int4(self.packed, self.n, self.k).to(torch.bfloat16) - 8  # [n, k]
-        sz = self.scales_and_zeros.transpose(0, 1)  # [n, k/group, 2]
-        g = q.view(self.n, self.k // self.group, self.group)
-        return (g * sz[..., :1] + sz[..., 1:]).view(self.n, self.k)
+        """bf16 [n, k]: the prefill path's transient weight (4 passes over the weight)."""
+        assert self.n % _INT4_BLOCK_N == 0, "the unpacking below assumes whole 64-row blocks"
+        q = _unpack_blocks(self.packed, self.n, self.k)
+        s = self.scales_and_zeros[..., 0].float()  # [k/group, n]
+        z = self.scales_and_zeros[..., 1].float() - 8 * s  # (q - 8) * s + z == q * s + (z - 8s)
+        g = q.view(self.n, self.k // self.group, self.group).to(torch.bfloat16)
+        s_, z_ = (t.t().contiguous().to(torch.bfloat16).unsqueeze(-1) for t in (s, z))  # [n, k/group, 1]
+        return torch.addcmul(z_, g, s_).view(self.n, self.k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -115,6 +119,15 @@ def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
     b = packed.view(n // _INT4_BLOCK_N, k, _INT4_BLOCK_N // 2)  # [nb, k, 32]
     rows = torch.cat([b & 0x0F, b >> 4], dim=-1)  # [nb, k, 64]
     return rows.transpose(1, 2).reshape(n, k)
+
+
+def _unpack_blocks(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """Same result as :func:`unpack_int4`, writing both nibble halves straight into place."""
+    b = packed.view(n // _INT4_BLOCK_N, k, _INT4_BLOCK_N // 2)  # [nb, k, 32]
+    out = torch.empty(n // _INT4_BLOCK_N, _INT4_BLOCK_N, k, dtype=torch.uint8)  # [nb, 64, k]
+    out[:, : _INT4_BLOCK_N // 2].copy_((b & 0x0F).transpose(1, 2))
+    out[:, _INT4_BLOCK_N // 2 :].copy_((b >> 4).transpose(1, 2))
+    return out.view(n, k)
 
 
 def make_linear(raws: Sequence[RawTensor], quant: str) -> nn.Module:

@@ -42,3 +42,29 @@ def test_unsupported_architecture_is_rejected() -> None:
         ModelConfig.from_metadata({"general.architecture": "mamba"})
     with pytest.raises(ModelLoadError, match="lacks"):
         ModelConfig.from_metadata({"general.architecture": "llama", "llama.attention.head_count": 4})
+
+
+def test_reader_agrees_with_the_gguf_package() -> None:
+    """Our header parser against gguf.GGUFReader: every metadata value and tensor byte."""
+    import gguf
+    import numpy as np
+
+    smollm.require_model()
+    ours = smollm.gguf_file()
+    ref = gguf.GGUFReader(ours.path)
+    for key, field in ref.fields.items():
+        if not key.startswith("GGUF."):  # the reader's own pseudo-fields (version, counts)
+            assert ours.metadata[key] == field.contents(), key
+    assert len(ref.tensors) == len(ours.tensors)
+    for t in ref.tensors:
+        mine = ours.tensor(t.name)
+        assert mine.qtype == t.tensor_type.name
+        assert np.array_equal(np.asarray(mine.data), np.asarray(t.data)), t.name
+
+
+def test_truncated_file_is_a_load_error(tmp_path: Path) -> None:
+    smollm.require_model()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm.gguf_file().path.read_bytes()[:5000])
+    with pytest.raises(ModelLoadError):
+        GGUFFile.open(cut)

@@ -70,3 +70,9 @@ def test_int8_from_gguf_q8_rows_keeps_error_small() -> None:
     w = _weight(64, 128, seed=9)
     q, s = quant.quantize_int8(w)
     torch.testing.assert_close(quant.dequantize_int8(q, s), w, atol=float(s.max()) / 2 + 1e-6, rtol=0)
+
+
+def test_fast_unpack_equals_reference_unpack() -> None:
+    q = torch.randint(0, 16, (192, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(11))
+    packed = linear.pack_int4(q)
+    assert torch.equal(linear._unpack_blocks(packed, 192, 96), q)

@@ -1,0 +1,207 @@
+"""Local engine speed, memory and quality: fp32 vs int8 vs int4 (and llama.cpp when installed).
+
+Prints one JSON line per engine:
+    {"engine", "prefill_tok_s", "decode_tok_s", "rss_mb", "load_s", "top1_vs_fp32", ...}
+
+    python bench/decode.py                  # fp32, int8, int4 on the SmolLM2 GGUF, threads=2
+    python bench/decode.py --engines int4   # one engine
+    python bench/decode.py --hf             # plus HF transformers bf16 on the same GGUF (reference)
+
+Each engine runs in its own subprocess so that load time and resident memory are its own:
+``rss_mb`` is the growth of the process's resident set across loading the model (weights,
+tokenizer, Python objects; after the loader's scratch memory is returned with malloc_trim);
+``weights_mb`` the bytes of the model's tensors; ``peak_rss_growth_mb`` the growth after the runs
+(adds KV cache and the 300-token full-vocabulary logits of the quality check); torch itself is
+in ``process_rss_mb`` only. Prefill: one 512-token prompt of HotpotQA text (best of 3, after a
+warm-up). Decode: 128 greedy tokens after that prompt (best of 2). ``top1_vs_fp32``: share of 600
+positions of other HotpotQA text where the engine's most likely next token equals fp32's;
+``ppl``: perplexity on the same positions.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see README)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "hotpotqa_dev.json"
+PREFILL_TOKENS, DECODE_TOKENS, EVAL_WINDOWS, EVAL_LEN = 512, 128, 2, 300
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def resident_growth(before: float) -> float:
+    """Resident-set growth once the loader's freed scratch memory is handed back to the OS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed heap pages resident otherwise
+    return round(rss_mb() - before, 1)
+
+
+def tensor_mb(model) -> float:  # noqa: ANN001
+    seen, total = set(), 0
+    for t in [*model.buffers(), *model.parameters(), model.rot]:
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    return total / 2**20
+
+
+def paragraphs() -> list[str]:
+    data = json.loads(DATA.read_text())
+    return [f"{title}. " + "".join(sents) for item in data for title, sents in item["context"]]
+
+
+def texts(tokenizer) -> tuple[list[int], list[list[int]]]:
+    """A 512-token prompt, and evaluation windows from later, different paragraphs."""
+    paras = paragraphs()
+    prompt = tokenizer.encode("\n\n".join(paras[:40]))[:PREFILL_TOKENS]
+    rest = tokenizer.encode("\n\n".join(paras[40:120]))
+    return prompt, [rest[i * EVAL_LEN : (i + 1) * EVAL_LEN] for i in range(EVAL_WINDOWS)]
+
+
+def best_of(n: int, fn) -> float:  # noqa: ANN001
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def measure_local(quant: str, threads: int, ref_path: Path) -> dict:
+    import torch
+
+    from inference.local_engine import LocalEngine
+
+    before = rss_mb()
+    engine = LocalEngine(quant=quant, threads=threads)
+    model_mb = resident_growth(before)
+    model = engine.model
+    prompt, windows = texts(engine.tokenizer)
+    cache = model.new_cache(PREFILL_TOKENS + DECODE_TOKENS)
+    x = torch.tensor([prompt])
+    model(x[:, :64], 0, cache)  # warm-up
+    prefill_s = best_of(3, lambda: model(x, 0, cache))
+
+    def decode() -> None:
+        logits = model(x, 0, cache)[0, -1]
+        for i in range(DECODE_TOKENS):
+            tok = int(logits.argmax())
+            logits = model(torch.tensor([[tok]]), PREFILL_TOKENS + i, cache)[0, -1]
+
+    decode_s = best_of(2, decode) - prefill_s
+    top1, ppl = quality(model, windows, ref_path)
+    return {
+        "engine": quant, "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
+        "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
+        "load_s": round(engine.load_seconds, 2), "top1_vs_fp32": top1, "ppl": ppl,
+        "weights_mb": round(tensor_mb(model), 1), "peak_rss_growth_mb": round(rss_mb() - before, 1),
+        "process_rss_mb": round(rss_mb(), 1), "threads": threads,
+    }
+
+
+def quality(model, windows: list[list[int]], ref_path: Path) -> tuple[float | None, float]:  # noqa: ANN001
+    import torch
+
+    argmax, nll, n = [], 0.0, 0
+    for w in windows:
+        logits = model(torch.tensor([w]), 0, model.new_cache(len(w)), last_only=False)[0]
+        argmax += logits.argmax(-1).tolist()
+        nll += float(torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(w[1:]), reduction="sum"))
+        n += len(w) - 1
+    if model.quant == "fp32":
+        ref_path.write_text(json.dumps(argmax))
+    if not ref_path.exists():
+        return None, round(math.exp(nll / n), 3)
+    ref = json.loads(ref_path.read_text())
+    return round(sum(a == b for a, b in zip(argmax, ref)) / len(ref), 4), round(math.exp(nll / n), 3)
+
+
+def measure_hf(threads: int) -> dict:
+    """Reference peer in the same run: HF transformers' Llama in bf16 on the same GGUF."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inference.gguf_file import default_model_path
+    from inference.tokenizer import Tokenizer
+    from inference.gguf_file import GGUFFile
+
+    torch.set_num_threads(threads)
+    path = default_model_path()
+    before = rss_mb()
+    t = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.bfloat16).eval()
+    load_s = time.perf_counter() - t
+    prompt, _ = texts(Tokenizer.from_gguf(GGUFFile.open(path).metadata))
+    x = torch.tensor([prompt])
+    with torch.inference_mode():
+        model(x[:, :64])
+        prefill_s = best_of(3, lambda: model(x))
+        gen = lambda: model.generate(x, max_new_tokens=DECODE_TOKENS, min_new_tokens=DECODE_TOKENS,  # noqa: E731
+                                     do_sample=False)
+        decode_s = best_of(2, gen) - prefill_s
+    return {"engine": "hf-transformers-bf16", "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
+            "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": round(rss_mb() - before, 1),
+            "load_s": round(load_s, 2), "top1_vs_fp32": None, "threads": threads}
+
+
+def llama_cpp_line() -> dict:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return {"engine": "llama.cpp", "skipped": "llama_cpp (llama-cpp-python) is not installed; "
+                "it builds from source (16-23 min on 2 cores), so the peer column is left out"}
+    return {"engine": "llama.cpp", "skipped": "measurement not implemented in this bench yet"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engines", default="fp32,int8,int4")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hf", action="store_true", help="also run HF transformers bf16 as a reference line")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--ref", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker == "hf":
+        print(json.dumps(measure_hf(args.threads)), flush=True)
+        return
+    if args.worker:
+        print(json.dumps(measure_local(args.worker, args.threads, Path(args.ref))), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = Path(tmp) / "fp32_argmax.json"
+        engines = args.engines.split(",")
+        if "fp32" not in engines:  # the quality column needs the fp32 reference first
+            subprocess.run([sys.executable, __file__, "--worker", "fp32", "--ref", str(ref),
+                            "--threads", str(args.threads)], check=True, capture_output=True)
+        for quant in sorted(engines, key=lambda q: q != "fp32"):
+            subprocess.run([sys.executable, __file__, "--worker", quant, "--ref", str(ref),
+                            "--threads", str(args.threads)], check=True)
+    if args.hf:
+        subprocess.run([sys.executable, __file__, "--worker", "hf", "--threads", str(args.threads)], check=True)
+    print(json.dumps(llama_cpp_line()), flush=True)
+    print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
