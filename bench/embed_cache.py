@@ -1,0 +1,54 @@
+"""An embedder wrapper that caches vectors by text hash in a SQLite file (benchmarks only).
+
+Embedding LongMemEval's 60k turns takes most of an hour on this machine; with the cache, a
+re-run of a benchmark only embeds texts it has not seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.embedder import Embedder
+
+
+class CachedEmbedder:
+    """Usage: ``CachedEmbedder(MiniLMEmbedder(), Path("bench/.cache/emb.sqlite"))``."""
+
+    def __init__(self, inner: Embedder, path: Path) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self._key = f"{inner.model_id}:{getattr(inner, 'dtype', 'float32')}"
+        self.dim = inner.dim
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS emb (model TEXT, key TEXT, vec BLOB, PRIMARY KEY (model, key))")
+        self.hits = 0
+        self.misses = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        found = self._lookup(keys)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        if missing:
+            fresh = self.inner.embed([texts[i] for i in missing])
+            rows = [(self._key, keys[i], fresh[j].tobytes()) for j, i in enumerate(missing)]
+            self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)", rows)
+            self._db.commit()
+            found.update({keys[i]: fresh[j] for j, i in enumerate(missing)})
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        out = np.stack([found[k] for k in keys]) if texts else np.zeros((0, self.dim), np.float32)
+        return out.astype(np.float32)
+
+    def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT key, vec FROM emb WHERE model = ? AND key IN ({marks})"
+            for key, blob in self._db.execute(sql, [self._key, *part]):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found

@@ -1,0 +1,183 @@
+"""Retrieval quality on LongMemEval_S (dev subset in ../shared/data): BM25 vs dense vs Engram.
+
+For each question: ingest its haystack through ``Engram.add_many`` (one note per turn, timestamp
+from the session date, scope = the question), ask the question at ``question_date`` and score the
+top hits. Prints one JSON line per (method, question_type) plus an "all" row per method.
+
+    python bench/retrieval_quality.py --limit 30           # stratified subset, 5 per type
+    python bench/retrieval_quality.py                      # all 120 questions (long: see docs)
+    python bench/retrieval_quality.py --limit 30 --grid    # also score ranking variants (tuning)
+
+session_recall@k = |gold sessions ∩ sessions of the top-k turns| / |gold sessions|;
+turn_recall@10 = |has_answer turns in the top 10| / |has_answer turns| (questions that have any).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see README)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.config import EngramConfig  # noqa: E402
+from api.engram import Engram  # noqa: E402
+from bench.embed_cache import CachedEmbedder  # noqa: E402
+from memory.types import Scope  # noqa: E402
+from retrieval.embedder import MiniLMEmbedder  # noqa: E402
+from retrieval.ranking import RankingConfig  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "longmemeval_s_dev.json.gz"
+CACHE = ROOT / "bench" / ".cache" / "embeddings.sqlite"
+KS = (5, 10)
+
+
+def load_questions(limit: int | None) -> list[dict[str, Any]]:
+    """All questions, or a fixed stratified subset: round-robin over types in file order."""
+    with gzip.open(DATA, "rt") as fh:
+        questions = json.load(fh)
+    if limit is None or limit >= len(questions):
+        return questions
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for q in questions:
+        by_type[q["question_type"]].append(q)
+    picked: list[dict[str, Any]] = []
+    depth = 0
+    while len(picked) < limit:
+        for qtype in sorted(by_type):
+            if depth < len(by_type[qtype]) and len(picked) < limit:
+                picked.append(by_type[qtype][depth])
+        depth += 1
+    return picked
+
+
+def parse_date(text: str) -> datetime:
+    """LongMemEval dates look like '2023/05/20 (Sat) 02:21'."""
+    day, _, clock = text.partition(" (")
+    return datetime.strptime(f"{day} {clock.split(') ')[-1]}", "%Y/%m/%d %H:%M").replace(tzinfo=UTC)
+
+
+def haystack_records(q: dict[str, Any]) -> list[dict[str, Any]]:
+    records = []
+    for sid, date, session in zip(q["haystack_session_ids"], q["haystack_dates"], q["haystack_sessions"], strict=True):
+        when = parse_date(date)
+        for turn_idx, turn in enumerate(session):
+            if not turn["content"].strip():
+                continue
+            records.append({"content": turn["content"], "role": turn["role"], "user_id": q["question_id"],
+                            "session_id": sid, "timestamp": when.isoformat(),
+                            "metadata": {"session": sid, "turn": turn_idx, "has_answer": bool(turn.get("has_answer"))}})
+    return records
+
+
+def scores(ranked_meta: list[dict[str, Any]], q: dict[str, Any], n_answer_turns: int) -> dict[str, float | None]:
+    gold = set(q["answer_session_ids"])
+    out: dict[str, float | None] = {}
+    for k in KS:
+        sessions = {m["session"] for m in ranked_meta[:k]}
+        out[f"session_recall@{k}"] = len(gold & sessions) / len(gold) if gold else None
+    found = sum(1 for m in ranked_meta[:10] if m["has_answer"])
+    out["turn_recall@10"] = found / n_answer_turns if n_answer_turns else None
+    return out
+
+
+def rank_bm25(mem: Engram, q: dict[str, Any]) -> list[str]:
+    mask = mem.index.mask(Scope(q["question_id"]))
+    rows, _ = mem.index.bm25.search(q["question"], 10, mask)
+    return [mem.index.catalog.note_ids[r] for r in rows]
+
+
+def rank_dense(mem: Engram, q: dict[str, Any], qvec: Any) -> list[str]:
+    mask = mem.index.mask(Scope(q["question_id"]))
+    return [nid for nid, _ in mem.index.dense(qvec, 10, mask)]
+
+
+def rank_engram(mem: Engram, q: dict[str, Any], qvec: Any, ranking: RankingConfig) -> list[str]:
+    # The ranking step of Engram.search without its recall side effect, so that several ranking
+    # variants can be scored on one ingested haystack without reinforcing each other's hits.
+    mem.config = replace(mem.config, ranking=ranking)
+    hits = mem._rank(q["question"], qvec, Scope(q["question_id"]), None, 10, parse_date(q["question_date"]), False)  # noqa: SLF001
+    return [h.id for h in hits]
+
+
+def variants(grid: bool) -> dict[str, RankingConfig]:
+    base = RankingConfig()
+    out = {"engram": base}
+    if not grid:
+        return out
+    out["relevance_only"] = replace(base, w_retention=0.0, w_recency=0.0)
+    for wb in (0.5, 0.75, 1.5):
+        out[f"rrf_bm25w{wb}"] = replace(base, w_bm25=wb)
+    for k in (10, 30):
+        out[f"rrf_k{k}"] = replace(base, rrf_k=float(k))
+    for wb in (0.3, 0.5, 1.0):
+        out[f"linear_bm25w{wb}"] = replace(base, fusion="linear", w_bm25=wb)
+    out["mmr0.8"] = replace(base, mmr_lambda=0.8)
+    out["recency0.2"] = replace(base, w_recency=0.2, w_retention=0.0)
+    for k in (1, 5):
+        out[f"rrf_k{k}"] = replace(base, rrf_k=float(k))
+    for ws in (0.2, 0.5):
+        out[f"session{ws}"] = replace(base, w_session=ws)
+        out[f"session{ws}_k10"] = replace(base, w_session=ws, rrf_k=10.0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=None, help="stratified subset of N questions")
+    ap.add_argument("--grid", action="store_true", help="also score ranking variants")
+    args = ap.parse_args()
+    questions = load_questions(args.limit)
+    embedder = CachedEmbedder(MiniLMEmbedder(), CACHE)
+    methods = ["bm25", "dense", *variants(args.grid)]
+    per: dict[str, dict[str, list[dict[str, float | None]]]] = {m: defaultdict(list) for m in methods}
+    start = time.perf_counter()
+    config = EngramConfig(durable=False, persist_index=False)
+    for i, q in enumerate(questions, start=1):
+        with tempfile.TemporaryDirectory() as tmp:
+            mem = Engram(Path(tmp) / "q.db", embedder=embedder, config=config)
+            records = haystack_records(q)
+            mem.add_many(records, batch_size=512)
+            n_answer = sum(1 for r in records if r["metadata"]["has_answer"])
+            qvec = embedder.embed([q["question"]])[0]
+            ranked = {"bm25": rank_bm25(mem, q), "dense": rank_dense(mem, q, qvec)}
+            for name, cfg in variants(args.grid).items():
+                ranked[name] = rank_engram(mem, q, qvec, cfg)
+            notes = mem.store.get_many(list({nid for ids in ranked.values() for nid in ids}))
+            for method, ids in ranked.items():
+                per[method][q["question_type"]].append(scores([notes[n].metadata for n in ids], q, n_answer))
+            mem.close()
+        print(f"[{i}/{len(questions)}] {q['question_type']:<26} {len(records)} turns, "
+              f"{time.perf_counter() - start:.0f}s, cache hits {embedder.hits} misses {embedder.misses}",
+              file=sys.stderr)
+    subset = f"stratified-{len(questions)}" if args.limit else "all-120"
+    for method in methods:
+        for qtype, rows in sorted(per[method].items()):
+            print(json.dumps(_row(method, qtype, rows, subset)))
+        everything = [r for rows in per[method].values() for r in rows]
+        print(json.dumps(_row(method, "all", everything, subset)))
+
+
+def _row(method: str, qtype: str, rows: list[dict[str, float | None]], subset: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"method": method, "question_type": qtype, "questions": len(rows), "subset": subset}
+    for key in ("session_recall@5", "session_recall@10", "turn_recall@10"):
+        vals = [r[key] for r in rows if r[key] is not None]
+        out[key] = round(sum(vals) / len(vals), 4) if vals else None
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Search latency and ingest rate at 10k and 100k notes, with the raw embedder as the baseline.
+
+    python bench/search_latency.py                  # 10k and 100k
+    python bench/search_latency.py --sizes 10000    # quicker
+
+Notes belong to 100 users (agent_id "bench" on all of them), so each size is measured for a
+per-user scope (1% of the notes) and for one scope holding every note (the HNSW path at 100k).
+Prints one JSON line per (size, scope); search latency includes the query embedding.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see README)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.engram import Engram  # noqa: E402
+from bench import synthetic  # noqa: E402
+from retrieval.embedder import MiniLMEmbedder  # noqa: E402
+
+USERS = 100
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def records(texts: list[str], offset: int) -> list[dict]:
+    return [{"content": t, "user_id": f"u{(offset + i) % USERS}", "agent_id": "bench",
+             "timestamp": (T0 + timedelta(minutes=offset + i)).isoformat()} for i, t in enumerate(texts)]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    arr = np.array(samples) * 1000
+    return round(float(np.percentile(arr, 50)), 2), round(float(np.percentile(arr, 95)), 2)
+
+
+def time_calls(fn, items: list) -> list[float]:
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=256)
+    args = ap.parse_args()
+    sizes = sorted(args.sizes)
+    texts = synthetic.notes(sizes[-1])
+    queries = synthetic.questions(args.queries)
+    embedder = MiniLMEmbedder()
+    embedder.embed(texts[:64])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, 5000, args.batch):
+        embedder.embed(texts[i : i + args.batch])
+    raw_rate = 5000 / (time.perf_counter() - start)
+    print(json.dumps({"baseline": "raw_embedder", "notes_s": round(raw_rate, 1), "texts": 5000,
+                      "dtype": embedder.dtype}), flush=True)
+    with tempfile.TemporaryDirectory() as tmp, Engram(Path(tmp) / "bench.db", embedder=embedder) as mem:
+        done = 0
+        for size in sizes:
+            start = time.perf_counter()
+            mem.add_many(records(texts[done:size], done), batch_size=args.batch)
+            ingest_rate = (size - done) / (time.perf_counter() - start)
+            done = size
+            embed_only = time_calls(lambda q: embedder.embed([q]), queries)
+            for scope_name, scope in (("user", lambda i: {"user_id": f"u{i % USERS}"}), ("all", lambda i: {"agent_id": "bench"})):
+                lat = time_calls(lambda iq: mem.search(iq[1], top_k=10, **scope(iq[0])), list(enumerate(queries)))
+                p50, p95 = percentiles(lat)
+                e50, e95 = percentiles(embed_only)
+                print(json.dumps({
+                    "notes": size, "scope": scope_name, "scope_notes": size // USERS if scope_name == "user" else size,
+                    "search_p50_ms": p50, "search_p95_ms": p95, "embed_query_p50_ms": e50, "embed_query_p95_ms": e95,
+                    "ingest_notes_s": round(ingest_rate, 1), "raw_embed_notes_s": round(raw_rate, 1),
+                    "ingest_overhead": round(1 - ingest_rate / raw_rate, 3), "hnsw": mem.index.vectors.is_hnsw,
+                    "rss_mb": round(rss_mb(), 1),
+                    "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
