@@ -101,10 +101,10 @@ class Block(nn.Module):
         c = self.cfg
         b, t, _ = h.shape  # h: [B, T, dim] fp32
         qkv = self.wqkv(rms_norm(h, self.attn_norm, c.norm_eps).to(act))  # [B, T, (H + 2 H_kv) D]
-        q, k, v = qkv.split([c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.n_kv_heads * c.head_dim], -1)
-        q = apply_rope(q.view(b, t, c.n_heads, c.head_dim).transpose(1, 2), rot)  # [B, H, T, D] fp32
-        k = apply_rope(k.view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2), rot)  # [B, H_kv, T, D]
-        v = v.view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        heads = qkv.view(b, t, -1, c.head_dim).transpose(1, 2)  # [B, H + 2 H_kv, T, D]
+        qk = apply_rope(heads[:, : c.n_heads + c.n_kv_heads], rot)  # one rotation for q and k, fp32
+        q, k = qk[:, : c.n_heads], qk[:, c.n_heads :]  # [B, H, T, D], [B, H_kv, T, D]
+        v = heads[:, c.n_heads + c.n_kv_heads :]  # [B, H_kv, T, D]
         k_all, v_all = cache.update(layer, start, k, v.to(cache.dtype))
         # one query: fp32 matmuls are faster than bf16 at this size; many: bf16 (AMX) for the quant modes
         o = attention(q, k_all, v_all, start, act)  # [B, H, T, D]
