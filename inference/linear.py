@@ -38,6 +38,8 @@ from inference.quant import (
 QUANT_MODES = ("fp32", "int8", "int4")
 PREFILL_MIN_ROWS = 16
 INT4_GROUP = BLOCK
+# GGUF types of 4 bits or fewer per weight: re-quantizing them to int4 loses little
+LOW_BIT_TYPES = {"Q4_0", "Q4_1", "Q4_K", "Q3_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ3_S", "IQ3_XXS", "IQ2_XS", "IQ2_S"}
 _INT4_BLOCK_N = 64  # torch's CPU int4 packing interleaves output rows in blocks of 64
 
 
@@ -134,15 +136,18 @@ def make_linear(raws: Sequence[RawTensor], quant: str) -> nn.Module:
     """One Linear over GGUF tensors fused along the output dimension (e.g. q, k, v).
 
     int4 keeps Q4_0/Q4_1 codes exactly; other storage types are dequantized and re-quantized.
+    Under int4, a fused matrix with any part stored above 4 bits (Q5+, Q8_0, F16, F32) becomes
+    int8 instead: squeezing those to 4 bits would add error the file did not have.
     """
     if quant not in QUANT_MODES:
         raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
-    if quant == "int4" and all(r.qtype in DIRECT_INT4_TYPES for r in raws):
+    types = {r.qtype for r in raws}
+    if quant == "int4" and types <= set(DIRECT_INT4_TYPES):
         parts = [gguf_to_int4(r.data, r.qtype, r.shape) for r in raws]  # type: ignore[arg-type]
         return Int4Linear(*(torch.cat(p, dim=0) for p in zip(*parts)))
     w = torch.cat([dequantize_gguf(r.data, r.qtype, r.shape) for r in raws], dim=0)
-    if quant == "int4" and raws[0].qtype in ("Q8_0", "F32", "F16"):
-        quant = "int8"  # 4-bit re-quantization of an 8-bit or float tensor would lose accuracy
+    if quant == "int4" and not types <= LOW_BIT_TYPES:
+        quant = "int8"
     return linear_from_float(w, quant)
 
 
