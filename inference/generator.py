@@ -66,18 +66,25 @@ class GenerationStream:
         self.finish_reason: str | None = None
         self.token_ids: list[int] = []
         self.text = ""
+        self.reused_tokens = 0  # prompt tokens whose KV came from the previous generation
 
     def __iter__(self) -> Iterator[str]:
         return self._steps
 
 
 class Generator:
-    """Runs a Transformer and a Tokenizer. One generation at a time per Generator (it owns the cache)."""
+    """Runs a Transformer and a Tokenizer. One generation at a time per Generator (it owns the cache).
+
+    The KV cache outlives a generation: the next prompt's longest common prefix with the tokens
+    already in the cache is not prefilled again (a chat turn re-sends the whole conversation).
+    """
 
     def __init__(self, model: Transformer, tokenizer: Tokenizer):
         self.model = model
         self.tokenizer = tokenizer
         self._cache: KVCache | None = None
+        self._cached: list[int] = []  # the tokens whose K/V sit at positions 0.. of the cache
+        self._epoch = 0  # so that a stale, abandoned stream cannot overwrite ``_cached``
 
     def stream(
         self,
@@ -105,20 +112,47 @@ class Generator:
             pass
         return s
 
-    def _cache_for(self, n: int) -> KVCache:
-        if self._cache is None or self._cache.max_len < n:
-            self._cache = self.model.new_cache(n)
-        return self._cache
+    def _reusable_cache(self, prompt: list[int], need: int) -> tuple[KVCache, int]:
+        """A cache with room for ``need`` positions, and how many prompt tokens it already holds."""
+        old = self._cache
+        if old is None or old.max_len < need:
+            # grow with headroom, keeping the cached prefix, so that a growing chat keeps reusing it
+            size = min(self.model.cfg.context_length, max(need, 2 * (old.max_len if old else 0)))
+            self._cache = self.model.new_cache(size)
+            n = len(self._cached) if old is not None else 0
+            for layer in range(self.model.cfg.n_layers if n else 0):
+                self._cache.update(layer, 0, old.k[layer][:, :, :n], old.v[layer][:, :, :n])
+        reuse = 0
+        for a, b in zip(self._cached, prompt):
+            if a != b:
+                break
+            reuse += 1
+        return self._cache, min(reuse, len(prompt) - 1)  # the last prompt token is fed for its logits
 
     def _run(self, out: GenerationStream, prompt: list[int], params: GenerationParams, max_new: int,
              constraint: LogitsConstraint | None, cancel: threading.Event | None) -> Iterator[str]:
-        cache = self._cache_for(len(prompt) + max_new)
+        """The generation; ``history`` (prompt + sampled tokens) is shared with :meth:`_decode`."""
+        self._epoch += 1
+        epoch = self._epoch
+        cache, reuse = self._reusable_cache(prompt, len(prompt) + max_new)
+        self._cached, out.reused_tokens = [], reuse
+        cache.truncate(reuse)  # if prefill fails, only the reused prefix is known to be valid
+        history = list(prompt)
+        try:
+            yield from self._decode(out, history, reuse, cache, params, max_new, constraint, cancel)
+        finally:
+            if self._epoch == epoch:
+                self._cached = history[: cache.length]
+
+    def _decode(self, out: GenerationStream, history: list[int], reuse: int, cache: KVCache,
+                params: GenerationParams, max_new: int, constraint: LogitsConstraint | None,
+                cancel: threading.Event | None) -> Iterator[str]:
         rng = make_generator(params.seed)
         decoder = self.tokenizer.stream_decoder()
         eos = set(self.tokenizer.eos_token_ids)
-        pending, history = "", list(prompt)
+        pending = ""
         # clone: the model returns inference-mode tensors, which a constraint may not mask in place
-        logits = self.model(torch.tensor([prompt]), 0, cache)[0, -1].clone()  # [V]
+        logits = self.model(torch.tensor([history[reuse:]]), reuse, cache)[0, -1].clone()  # [V]
         out.finish_reason = "length"
         for step in range(max_new):
             if cancel is not None and cancel.is_set():

@@ -8,7 +8,8 @@ Usage::
     engine.complete_json(messages, {"type": "object", "properties": {...}})
 
 A string prompt is used as raw text; a list of messages is rendered with the model's chat
-template. One generation runs at a time per engine (a lock): the model owns one KV cache.
+template. One generation runs at a time per engine (a lock): the model owns one KV cache, and
+the next prompt's common prefix with what it holds is not prefilled again.
 """
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ class LocalEngine:
                     yield piece
             finally:
                 out.finish_reason, out.token_ids = inner.finish_reason, inner.token_ids
+                out.reused_tokens = inner.reused_tokens
 
 
 def _with_json_instruction(messages: Sequence[Message], schema: dict[str, Any]) -> list[Message]:

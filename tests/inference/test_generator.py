@@ -139,3 +139,31 @@ def test_generation_is_clamped_to_the_context(gen: Generator, tok) -> None:
     prompt = [5] * (TINY_CONFIG.context_length - 4)
     s = gen.generate(prompt, GenerationParams(max_tokens=50), ForbidTokens(tok.eos_token_ids))
     assert s.finish_reason == "length" and len(s.token_ids) == 4
+
+
+def test_next_prompt_reuses_the_cached_prefix_and_gives_the_same_tokens(tok) -> None:
+    model = random_model(dataclasses.replace(TINY_CONFIG, vocab_size=tok.vocab_size), "fp32", seed=4)
+    params = GenerationParams(max_tokens=6)
+    no_eos = lambda: ForbidTokens(tok.eos_token_ids)  # noqa: E731
+    warm = Generator(model, tok)
+    first = warm.generate(list(range(10, 40)), params, no_eos())
+    assert first.reused_tokens == 0
+    # the next turn: the previous prompt and reply, then more text
+    follow = list(range(10, 40)) + first.token_ids + [77, 78, 79]
+    again = warm.generate(follow, params, no_eos())
+    assert again.reused_tokens == 30 + 5  # the last sampled token was never fed
+    fresh = Generator(model, tok).generate(follow, params, no_eos())
+    assert again.token_ids == fresh.token_ids and fresh.reused_tokens == 0
+    # a different prompt reuses only what matches, and a prompt equal to the cache still prefills one token
+    assert warm.generate([10, 11, 99], params, no_eos()).reused_tokens == 2
+    assert warm.generate([10, 11, 99], params, no_eos()).reused_tokens == 2
+
+
+def test_cache_growth_keeps_the_prefix(tok) -> None:
+    model = random_model(dataclasses.replace(TINY_CONFIG, vocab_size=tok.vocab_size), "fp32", seed=5)
+    gen = Generator(model, tok)
+    short = gen.generate(list(range(10, 20)), GenerationParams(max_tokens=2), ForbidTokens(tok.eos_token_ids))
+    long_prompt = list(range(10, 20)) + short.token_ids[:1] + list(range(100, 160))
+    s = gen.generate(long_prompt, GenerationParams(max_tokens=40), ForbidTokens(tok.eos_token_ids))
+    fresh = Generator(model, tok).generate(long_prompt, GenerationParams(max_tokens=40), ForbidTokens(tok.eos_token_ids))
+    assert s.reused_tokens == 11 and s.token_ids == fresh.token_ids

@@ -94,3 +94,14 @@ def test_caller_errors() -> None:
         LocalEngine(quant="int2")
     with pytest.raises(ModelLoadError):
         LocalEngine(model_path=Path("/nonexistent/model.gguf"))
+
+
+def test_second_chat_turn_reuses_the_first_turn_cache(engine: LocalEngine) -> None:
+    params = GenerationParams(max_tokens=16)
+    first = engine.stream_tokens(FRANCE, params)
+    reply = "".join(first)
+    turn2 = [*FRANCE, {"role": "assistant", "content": reply}, {"role": "user", "content": "And of Italy?"}]
+    second = engine.stream_tokens(turn2, params)
+    answer = "".join(second)
+    assert second.reused_tokens >= engine.count_tokens(FRANCE)
+    assert "Rome" in answer
