@@ -1,0 +1,160 @@
+"""The deterministic extractor: entities and facts from chat text with regexes, no LLM.
+
+Each sentence is matched against the rule table of graph/patterns.py; its first date (resolved by
+graph/dates.py against the episode's time) becomes the facts' ``valid_at``, else the episode's time.
+"I/we/my" become the USER placeholder that the graph maps to the scope's user entity.
+
+Usage: ``RuleExtractor().extract("I moved to Paris last June.", reference_time)``.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from graph.dates import MONTHS, WEEKDAYS, find_dates
+from graph.patterns import CORRECTION, NAME, RELATIONS, RULES, Rule
+from graph.types import USER, ExtractedEntity, ExtractedFact, Extraction
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+_NAMES = re.compile(NAME)
+_LEADING = {"then", "yesterday", "today", "tomorrow", "and", "but", "so", "also", "well", "oh", "hi", "hey",
+            "hello", "yes", "no", "ok", "okay", "thanks", "thank", "last", "next", "this", "that", "the", "a", "an",
+            "my", "our", "we", "i", "i'm", "i've", "i'd", "i'll", "it", "it's", "what", "when", "where", "who",
+            "how", "why", "do", "does", "did", "can", "could", "would", "should", "will", "is", "are", "was",
+            "were", "if", "in", "on", "at", "for", "after", "before", "since", "actually", "sorry", "recently",
+            "now", "he", "she", "they", "there", "here", "please", "sure", "maybe", "just", "as", "by", "let",
+            "let's", "any", "some", "one", "not", "or", "wait", "correction", "btw", "lol", "wow", "great",
+            "nice", "cool", "good", "anyway", "speaking", "besides", "also,", "dear", "mr", "mrs", "ms", "dr"}
+_STOP_NAMES = _LEADING | set(MONTHS) | set(WEEKDAYS) | {"christmas", "easter", "english"}
+_ORG_WORDS = {"university", "college", "school", "inc", "corp", "corporation", "company", "labs", "bank",
+              "institute", "hospital", "group", "ltd", "llc", "gmbh", "foundation", "agency", "studio", "studios"}
+_PRONOUNS = {"it", "this", "that", "them", "him", "her", "you", "those", "these", "everything", "nothing", "one"}
+_TRAILING = re.compile(r"\s+(?:a lot|very much|so much|too|a bit|as well|anymore|now|here|there|lately)$", re.I)
+_PERSON_PREDICATES = {"lives_in", "works_at", "job_title", "studies_at", "studied_at", "from", "likes", "dislikes", "diet"}
+
+
+class RuleExtractor:
+    """Regex extraction, a few hundred microseconds per message. Usage: see module doc."""
+
+    name = "rules"
+
+    def extract(self, text: str, reference_time: datetime) -> Extraction:
+        """Entities and facts of one episode; never raises for odd text."""
+        state = _State()
+        for sentence in _SENTENCES.split(text):
+            if sentence.strip():
+                _sentence(sentence.strip(), reference_time, state)
+        return Extraction(entities=list(state.entities.values()), facts=state.facts)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.entities: dict[str, ExtractedEntity] = {}
+        self.facts: list[ExtractedFact] = []
+        self.seen: set[tuple[str, str, str, bool]] = set()
+        self.last_person: str | None = None
+
+    def entity(self, name: str, type_: str, role: str | None = None) -> None:
+        old = self.entities.get(name)
+        if old is None or (old.type == "entity" and type_ != "entity") or (role and not old.role):
+            self.entities[name] = ExtractedEntity(name, type_ if old is None or type_ != "entity" else old.type,
+                                                  role or (old.role if old else None))
+        if type_ == "person" and name != USER:
+            self.last_person = name
+
+    def fact(self, fact: ExtractedFact) -> None:
+        key = (fact.subject, fact.predicate, fact.object, fact.negated)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.facts.append(fact)
+
+
+def _sentence(sentence: str, ref: datetime, state: _State) -> None:
+    dates = find_dates(sentence, ref)
+    valid_at = dates[0].when if dates else ref
+    correction = bool(CORRECTION.search(sentence))
+    for name in _mentions(sentence):
+        state.entity(name, _guess_type(name))
+    for rule in RULES:
+        for m in rule.regex.finditer(sentence):
+            _apply(rule, m, state, valid_at, correction)
+
+
+def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, correction: bool) -> None:
+    subject = _subject(m, state, rule.predicate)
+    obj = _clean_object(m.group("obj"), rule.object_type)
+    if subject is None or obj is None or obj == subject:
+        return
+    kind = m.groupdict().get("kind")
+    predicate = _predicate(rule.predicate, kind)
+    role = RELATIONS.get(kind.lower()) if rule.predicate == "relation" and kind else kind if rule.predicate == "has_pet" else None
+    state.entity(obj, rule.object_type, role)
+    sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower())
+    state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated))
+
+
+def _subject(m: re.Match[str], state: _State, predicate: str) -> str | None:
+    groups = m.groupdict()
+    said = groups.get("subj")
+    if said is None or said in ("I", "we", "We"):
+        state.entity(USER, "person")
+        return USER
+    if said.lower() in ("he", "she"):
+        return state.last_person
+    if groups.get("rel"):
+        role = RELATIONS[groups["rel"].lower()]
+        name = _strip_name(groups["relname"]) if groups.get("relname") else f"{USER}'s {groups['rel'].lower()}"
+        if not name:
+            return None
+        state.entity(USER, "person")
+        state.entity(name, "person", role)
+        state.fact(ExtractedFact(USER, role, name, f"{name} is {USER}'s {groups['rel'].lower()}"))
+        return name
+    name = _strip_name(groups.get("name") or "")
+    if not name:
+        return None
+    state.entity(name, "person" if predicate in _PERSON_PREDICATES else _guess_type(name))
+    return name
+
+
+def _predicate(predicate: str, kind: str | None) -> str:
+    if predicate == "relation" and kind:
+        return RELATIONS[kind.lower()]
+    if predicate == "favorite" and kind:
+        return "favorite_" + re.sub(r"\W+", "_", kind.lower()).strip("_")
+    return predicate
+
+
+def _clean_object(raw: str, object_type: str) -> str | None:
+    if object_type in ("thing", "diet", "title", "value"):
+        text = _TRAILING.sub("", raw.strip(" ,.;:!?'\""))
+        text = re.sub(r"^(?:to\s+|the\s+)", "", text)
+        return None if not text or text.lower() in _PRONOUNS else text
+    return _strip_name(raw) or None
+
+
+def _strip_name(raw: str) -> str:
+    words = raw.split()
+    while words and words[0].lower().strip(",") in _STOP_NAMES:
+        words.pop(0)
+    while words and words[-1].lower() in ("of", "the", "de", "for", "&"):
+        words.pop()
+    return " ".join(words).strip(" ,'")
+
+
+def _mentions(sentence: str) -> list[str]:
+    out = []
+    for m in _NAMES.finditer(sentence):
+        name = _strip_name(m.group(0))
+        if name and name.lower() not in _STOP_NAMES and (len(name) > 1):
+            out.append(name)
+    return out
+
+
+def _guess_type(name: str) -> str:
+    words = name.split()
+    if len(words) == 1 and name.isupper() and len(name) >= 2:
+        return "organization"
+    if words and words[-1].lower().strip(".") in _ORG_WORDS or words[0].lower() in _ORG_WORDS:
+        return "organization"
+    return "entity"

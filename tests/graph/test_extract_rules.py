@@ -1,0 +1,77 @@
+"""The deterministic extractor on chat sentences: which facts come out, with which dates."""
+from datetime import UTC, datetime
+
+import pytest
+
+from graph.extract_rules import RuleExtractor
+from graph.types import USER
+
+REF = datetime(2026, 1, 14, 15, 30, tzinfo=UTC)
+TODAY = datetime(2026, 1, 14, 15, 30, tzinfo=UTC)
+
+
+def triples(text):
+    return {(f.subject, f.predicate, f.object) for f in RuleExtractor().extract(text, REF).facts}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I live in Berlin.", {(USER, "lives_in", "Berlin")}),
+    ("I'm currently living in New York City.", {(USER, "lives_in", "New York City")}),
+    ("We moved to Paris last June.", {(USER, "lives_in", "Paris")}),
+    ("I work at Google.", {(USER, "works_at", "Google")}),
+    ("I got a new job at Microsoft two weeks ago.", {(USER, "works_at", "Microsoft")}),
+    ("I'm a nurse at St Mary Hospital.", {(USER, "works_at", "St Mary Hospital"), (USER, "job_title", "nurse")}),
+    ("I work as a data scientist.", {(USER, "job_title", "data scientist")}),
+    ("I have a dog named Rex.", {(USER, "has_pet", "Rex")}),
+    ("My cat's name is Luna.", {(USER, "has_pet", "Luna")}),
+    ("I love hiking.", {(USER, "likes", "hiking")}),
+    ("I hate traffic.", {(USER, "dislikes", "traffic")}),
+    ("I am vegetarian now.", {(USER, "diet", "vegetarian")}),
+    ("My sister Emma lives in Oslo.", {(USER, "sister", "Emma"), ("Emma", "lives_in", "Oslo")}),
+    ("Tom is my brother.", {(USER, "brother", "Tom")}),
+    ("My husband Mark works at Siemens.", {(USER, "partner", "Mark"), ("Mark", "works_at", "Siemens")}),
+    ("Alice moved to Rome in 2021.", {("Alice", "lives_in", "Rome")}),
+    ("I studied at NYU.", {(USER, "studied_at", "NYU")}),
+    ("I grew up in Porto.", {(USER, "from", "Porto")}),
+    ("My favorite food is sushi.", {(USER, "favorite_food", "sushi")}),
+    ("I'm 34 years old.", {(USER, "age", "34")}),
+    ("Can you recommend a restaurant in Paris?", set()),
+    ("I don't live in Paris.", set()),
+])
+def test_statements_become_triples(text, expected):
+    assert triples(text) == expected
+
+
+def test_dates_set_valid_at_and_default_to_the_reference_time():
+    facts = RuleExtractor().extract("We moved to Paris last June. I work at Google.", REF).facts
+    by_pred = {f.predicate: f for f in facts}
+    assert by_pred["lives_in"].valid_at == datetime(2025, 6, 1, tzinfo=UTC)
+    assert by_pred["works_at"].valid_at == TODAY
+
+
+def test_endings_and_corrections_are_marked():
+    left = RuleExtractor().extract("I left Google yesterday.", REF).facts
+    assert [(f.predicate, f.object, f.negated) for f in left] == [("works_at", "Google", True)]
+    assert left[0].valid_at == datetime(2026, 1, 13, tzinfo=UTC)
+    fixed = RuleExtractor().extract("Actually, I live in Lyon, not Paris.", REF).facts
+    assert [(f.object, f.correction) for f in fixed] == [("Lyon", True)]
+
+
+def test_entities_carry_types_and_roles():
+    ext = RuleExtractor().extract("My colleague Emma is vegan. I studied at NYU with her.", REF)
+    ents = {e.name: e for e in ext.entities}
+    assert (ents["Emma"].type, ents["Emma"].role) == ("person", "colleague")
+    assert ents["NYU"].type == "organization"
+    assert ("Emma", "diet", "vegan") in {(f.subject, f.predicate, f.object) for f in ext.facts}
+
+
+def test_pronoun_subject_goes_to_the_last_person():
+    ext = RuleExtractor().extract("My sister Emma lives in Oslo. She works at Spotify.", REF)
+    assert ("Emma", "works_at", "Spotify") in {(f.subject, f.predicate, f.object) for f in ext.facts}
+
+
+def test_capitalised_names_are_mentions_but_sentence_openers_are_not():
+    ext = RuleExtractor().extract("Yesterday New York University had a gala. The Louvre was closed on Monday.", REF)
+    names = {e.name for e in ext.entities}
+    assert {"New York University", "Louvre"} <= names
+    assert not names & {"Yesterday", "The", "Monday"}
