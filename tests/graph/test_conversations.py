@@ -1,0 +1,121 @@
+"""Hand-written conversations through TemporalGraph on a real SQLite file with the real embedder."""
+from datetime import UTC, datetime
+
+from graph.types import Fact
+
+U = {"user_id": "u1"}
+
+
+def objects(facts: list[Fact], predicate: str) -> list[str]:
+    return [f.object_name for f in facts if f.predicate == predicate]
+
+
+def test_moving_cities_twice(chat, graph):
+    chat.say("I live in Berlin.", "2022-03-01T10:00:00Z")
+    r2 = chat.say("We moved to Paris last June.", "2024-02-10T10:00:00Z")
+    r3 = chat.say("Big news: I moved to Lisbon two weeks ago!", "2025-09-16T10:00:00Z")
+
+    now = graph.facts("u1", **U)
+    assert objects(now, "lives_in") == ["Lisbon"]
+    assert str([f for f in now if f.predicate == "lives_in"][0]) == "u1 lives in Lisbon (since 2025-09-02, previously Paris)"
+    assert objects(graph.facts("u1", as_of="2023-01-01", **U), "lives_in") == ["Berlin"]
+    assert objects(graph.facts("u1", as_of="2024-01-01", **U), "lives_in") == ["Paris"]
+    assert objects(graph.facts("u1", as_of="2021-01-01", **U), "lives_in") == []
+
+    timeline = [(f.object_name, f.valid_at, f.invalid_at) for f in graph.history("u1", **U)]
+    assert timeline == [
+        ("Berlin", datetime(2022, 3, 1, 10, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC)),
+        ("Paris", datetime(2023, 6, 1, tzinfo=UTC), datetime(2025, 9, 2, tzinfo=UTC)),
+        ("Lisbon", datetime(2025, 9, 2, tzinfo=UTC), None),
+    ]
+    # The episode that superseded a fact names the note behind the old fact, for note links.
+    assert r2.superseded_note_ids == ["n0"] and r3.superseded_note_ids == ["n1"]
+    assert r3.superseded[0].new_note_ids == ("n2",)
+    # Facts are never deleted: all three stay, two closed with a system retirement time.
+    every = graph.facts("u1", include_expired=True, **U)
+    assert len(objects(every, "lives_in")) == 3
+    assert sum(f.expired_at is not None for f in every if f.predicate == "lives_in") == 2
+
+
+def test_changing_jobs(chat, graph):
+    chat.say("I work at Google as a backend engineer.", "2021-05-01T09:00:00Z")
+    chat.say("I got a new job at Microsoft two weeks ago.", "2023-04-15T09:00:00Z")
+    chat.say("I left Microsoft yesterday.", "2024-10-02T09:00:00Z")
+    assert objects(graph.facts("u1", **U), "works_at") == []
+    assert objects(graph.facts("u1", as_of="2022-01-01", **U), "works_at") == ["Google"]
+    assert objects(graph.facts("u1", as_of="2024-01-01", **U), "works_at") == ["Microsoft"]
+    chat.say("I just joined Airbus.", "2024-11-04T09:00:00Z")
+    assert objects(graph.facts("u1", **U), "works_at") == ["Airbus"]
+    history = [(f.object_name, f.invalid_at) for f in graph.history("u1", **U) if f.predicate == "works_at"]
+    assert history == [("Google", datetime(2023, 4, 1, tzinfo=UTC)), ("Microsoft", datetime(2024, 10, 1, tzinfo=UTC)),
+                       ("Airbus", None)]
+
+
+def test_a_fact_stated_then_corrected(chat, graph):
+    chat.say("I work at Amazon.", "2025-01-10T09:00:00Z")
+    r = chat.say("Sorry, I meant I work at Apple.", "2025-01-10T09:05:00Z")
+    assert objects(graph.facts("u1", **U), "works_at") == ["Apple"]
+    # The wrong value never held: no time shows Amazon, and Apple holds from when Amazon was said.
+    assert objects(graph.facts("u1", as_of="2025-01-10T09:02:00Z", **U), "works_at") == ["Apple"]
+    amazon = [f for f in graph.history("u1", **U) if f.object_name == "Amazon"][0]
+    assert amazon.invalid_at == amazon.valid_at and amazon.superseded_by == r.facts[0].id
+    assert r.superseded_note_ids == ["n0"]
+
+
+def test_two_people_with_the_same_first_name(chat, graph):
+    from memory.types import Scope
+
+    chat.say("My sister Emma lives in Oslo.", "2025-03-01T10:00:00Z")
+    chat.say("My colleague Emma is vegan.", "2025-03-02T10:00:00Z")
+    graph.ingest("My friend Emma works at Spotify.", "x1", Scope(user_id="u2"), "2025-03-03T10:00:00Z")
+
+    emmas = [e for e in graph.entities(**U) if e.name == "Emma"]
+    assert sorted(e.attributes["role"] for e in emmas) == ["colleague", "sister"]
+    sister = next(e for e in emmas if e.attributes["role"] == "sister")
+    assert objects(graph.facts(sister.id, **U), "lives_in") == ["Oslo"]
+    assert objects(graph.facts(sister.id, **U), "diet") == []
+    # The other user's Emma is another entity in another graph.
+    assert [e.attributes["role"] for e in graph.entities(user_id="u2") if e.name == "Emma"] == ["friend"]
+    assert objects(graph.facts("Emma", user_id="u2"), "works_at") == ["Spotify"]
+    # A later "my sister Emma" goes to the sister, not to the more recent colleague.
+    chat.say("My sister Emma moved to Bergen.", "2025-04-01T10:00:00Z")
+    assert objects(graph.facts(sister.id, **U), "lives_in") == ["Bergen"]
+
+
+def test_relative_dates_use_the_message_time(chat, graph):
+    chat.say("I adopted a dog named Rex three weeks ago.", "2025-06-22T18:00:00Z")
+    chat.say("We moved to Porto last March.", "2025-06-22T18:01:00Z")
+    chat.say("I became vegetarian yesterday.", "2025-06-22T18:02:00Z")
+    facts = {f.predicate: f for f in graph.facts("u1", **U)}
+    assert facts["has_pet"].valid_at == datetime(2025, 6, 1, tzinfo=UTC)
+    assert facts["lives_in"].valid_at == datetime(2025, 3, 1, tzinfo=UTC)
+    assert facts["diet"].valid_at == datetime(2025, 6, 21, tzinfo=UTC)
+
+
+def test_acronym_and_full_name_are_one_entity(chat, graph):
+    chat.say("I studied at NYU.", "2025-01-01T10:00:00Z")
+    chat.say("New York University invited me to a reunion.", "2025-02-01T10:00:00Z")
+    orgs = [e for e in graph.entities(**U) if e.type == "organization"]
+    assert [(e.name, e.aliases) for e in orgs] == [("NYU", ["New York University"])]
+    assert objects(graph.facts("New York University", **U), "studied_at") == ["NYU"]
+
+
+def test_search_facts_prefers_current_facts(chat, graph):
+    from memory.types import Scope
+
+    chat.say("I live in Berlin.", "2022-03-01T10:00:00Z")
+    chat.say("I moved to Madrid.", "2024-03-01T10:00:00Z")
+    chat.say("I love flamenco.", "2024-03-02T10:00:00Z")
+    hits = graph.search_facts(None, "which city does the user live in?", Scope(user_id="u1"), k=3)
+    assert hits[0][0].object_name == "Madrid"
+    assert "Berlin" not in [f.object_name for f, _ in hits]
+    old = graph.search_facts(None, "which city does the user live in?", Scope(user_id="u1"), k=1, as_of="2023-01-01")
+    assert old[0][0].object_name == "Berlin"
+
+
+def test_neighbours_and_paths(chat, graph):
+    chat.say("My sister Emma lives in Oslo. She works at Equinor.", "2025-03-01T10:00:00Z")
+    near = {e.name: hops for e, hops in graph.neighbours("u1", 2, **U)}
+    assert near == {"Emma": 1, "Oslo": 2, "Equinor": 2}
+    path = graph.path("u1", "Equinor", **U)
+    assert [f.predicate for f in path] == ["sister", "works_at"]
