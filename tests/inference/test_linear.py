@@ -19,7 +19,7 @@ def test_unpack_inverts_torch_int4_packing(n: int, k: int) -> None:
 
 
 @pytest.mark.parametrize("quant_mode", ["int8", "int4"])
-@pytest.mark.parametrize("rows", [1, 3, linear.PREFILL_MIN_ROWS, 100])
+@pytest.mark.parametrize("rows", [1, 3, 31, 32, 127, 128, 200])
 def test_quantized_linear_matches_its_dequantized_weight(quant_mode: str, rows: int) -> None:
     w = _weight(192, 576)
     lin = linear.linear_from_float(w, quant_mode)
