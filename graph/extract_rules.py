@@ -15,6 +15,7 @@ from graph.dates import MONTHS, WEEKDAYS, find_dates
 from graph.patterns import CORRECTION, NAME, RELATIONS, RULES, Rule
 from graph.types import USER, ExtractedEntity, ExtractedFact, Extraction
 
+_POSSESSIVE = re.compile(r"['’]s$")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _NAMES = re.compile(NAME)
 _LEADING = {"then", "yesterday", "today", "tomorrow", "and", "but", "so", "also", "well", "oh", "hi", "hey",
@@ -143,11 +144,19 @@ def _strip_name(raw: str) -> str:
 
 
 def _mentions(sentence: str) -> list[str]:
+    """Capitalised names that are not sentence openers, headings ("Tips:") or title-case lines."""
     out = []
     for m in _NAMES.finditer(sentence):
-        name = _strip_name(m.group(0))
-        if name and name.lower() not in _STOP_NAMES and (len(name) > 1):
-            out.append(name)
+        name = _POSSESSIVE.sub("", _strip_name(m.group(0)))
+        words = name.split()
+        if not name or len(name) < 2 or name.lower() in _STOP_NAMES or len(words) > 4:
+            continue
+        opener = not re.search(r"[A-Za-z]", sentence[:m.start()]) and m.group(0).split()[0] == words[0]
+        if opener and len(words) == 1 and not name.isupper():
+            continue  # "Remember", "Consider": any word is capitalised at the start of a sentence
+        if sentence[m.end():].lstrip("*_ ").startswith(":"):
+            continue
+        out.append(name)
     return out
 
 

@@ -6,13 +6,13 @@ writes the plan in one transaction. Usage: ``Planner(store, embedder).plan(extra
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
 from graph.protocols import JsonEngine, TextEmbedder
-from graph.resolution import Candidate, normalise, resolve_entity
+from graph.resolution import Candidate, EntityIndex, Match, normalise
 from graph.store import EntityTouch, GraphStore, WritePlan
 from graph.temporal import NewFact, decide, endings
 from graph.types import USER, Entity, Episode, ExtractedEntity, ExtractedFact, Extraction, Fact
@@ -43,64 +43,86 @@ def user_name(owner: Scope) -> str:
 
 
 class Planner:
-    """Builds WritePlans. Usage: see module doc."""
+    """Builds WritePlans over an in-memory EntityIndex per scope (loaded from SQL on first use).
+
+    The graph is the only writer of its tables, so the index stays true; after a failed write or a
+    merge the caller drops it with ``forget()``. Usage: see module doc.
+    """
 
     def __init__(self, store: GraphStore, embedder: TextEmbedder | None, llm: JsonEngine | None = None) -> None:
         self._store = store
         self._embedder = embedder
         self._llm = llm
+        self._indexes: dict[Scope, EntityIndex] = {}
+
+    def forget(self) -> None:
+        """Drop the cached indexes; the next plan reloads them from SQL."""
+        self._indexes.clear()
 
     def plan(self, extraction: Extraction, episode: Episode, owner: Scope, now: datetime) -> PlanOutcome:
         """Resolve, embed and decide everything one episode adds."""
         out = PlanOutcome(WritePlan(episode=episode, now=now))
-        candidates = [Candidate(e, v) for e, v in self._store.entities_with_vectors(owner)]
-        user = self._user(candidates, owner, episode, out)
-        names = [e.name for e in extraction.entities if e.name != USER]
+        index = self._index(owner)
+        user = self._user(index, owner, episode, out)
+        mentions = list({e.name: e for e in extraction.entities if e.name != USER}.values())
+        # Cheap stages first; only mentions they cannot place are embedded (with the fact sentences).
+        matches = {m.name: index.resolve(m, cheap_only=True) for m in mentions}
+        left = [m for m in mentions if matches[m.name] is None]
         sentences = [_sentence(f.sentence, user.name) for f in extraction.facts]
-        vectors = self._embed(names + sentences)
-        for i, mention in enumerate(e for e in extraction.entities if e.name != USER):
-            self._resolve(mention, vectors[i] if vectors is not None else None, candidates, episode, owner, out)
+        vectors = self._embed([m.name for m in left] + sentences)
+        name_vecs = {m.name: vectors[i] for i, m in enumerate(left)} if vectors is not None else {}
+        for m in mentions:
+            vec = name_vecs.get(m.name)
+            match = matches[m.name] or (index.resolve(m, vec, self._llm) if m in left else None)
+            self._place(m, match, vec, index, episode, owner, out)
         pending: list[Fact] = []
         for j, fact in enumerate(extraction.facts):
-            vec = vectors[len(names) + j] if vectors is not None else None
+            vec = vectors[len(left) + j] if vectors is not None else None
             self._fact(fact, sentences[j], vec, user, episode, owner, out, pending)
         return out
+
+    def _index(self, owner: Scope) -> EntityIndex:
+        if owner not in self._indexes:
+            self._indexes[owner] = EntityIndex([Candidate(e, v) for e, v in self._store.entities_with_vectors(owner)])
+        return self._indexes[owner]
 
     def _embed(self, texts: list[str]) -> np.ndarray | None:
         if self._embedder is None or not texts:
             return None
         return self._embedder.embed(texts)
 
-    def _user(self, candidates: list[Candidate], owner: Scope, episode: Episode, out: PlanOutcome) -> Entity:
-        for c in candidates:
-            if c.entity.norm_name == USER_NORM:
-                out.plan.touches.append(EntityTouch(c.entity.id, episode.reference_time))
-                out.entity_ids[USER] = c.entity.id
-                return c.entity
-        user = Entity(id=str(uuid.uuid4()), name=user_name(owner), norm_name=USER_NORM, type="person", scope=owner,
-                      attributes={"role": "self"}, created_at=out.plan.now, last_seen_at=episode.reference_time)
-        out.plan.new_entities.append((user, None))
-        candidates.append(Candidate(user, None))
+    def _user(self, index: EntityIndex, owner: Scope, episode: Episode, out: PlanOutcome) -> Entity:
+        found = index.resolve(ExtractedEntity(USER_NORM, "person"), cheap_only=True)
+        if found is not None:
+            user = index.get(found.entity_id).entity  # type: ignore[union-attr]
+            out.plan.touches.append(EntityTouch(user.id, episode.reference_time))
+        else:
+            user = Entity(id=str(uuid.uuid4()), name=user_name(owner), norm_name=USER_NORM, type="person",
+                          scope=owner, attributes={"role": "self"}, created_at=out.plan.now,
+                          last_seen_at=episode.reference_time)
+            out.plan.new_entities.append((user, None))
+            index.add(Candidate(user, None))
         out.entity_ids[USER] = user.id
         return user
 
-    def _resolve(self, mention: ExtractedEntity, vec: np.ndarray | None, candidates: list[Candidate],
-                 episode: Episode, owner: Scope, out: PlanOutcome) -> None:
-        if mention.name in out.entity_ids:
-            return
-        match = resolve_entity(mention, candidates, vec, self._llm)
+    def _place(self, mention: ExtractedEntity, match: Match | None, vec: np.ndarray | None, index: EntityIndex,
+               episode: Episode, owner: Scope, out: PlanOutcome) -> None:
         attrs = {"role": mention.role} if mention.role else {}
         if match is not None:
-            known = next(c.entity for c in candidates if c.entity.id == match.entity_id)
-            aliases = [mention.name] if normalise(mention.name) != known.norm_name else []
-            out.plan.touches.append(EntityTouch(known.id, episode.reference_time, aliases, attrs, mention.type))
+            cand = index.get(match.entity_id)
+            assert cand is not None
+            known = cand.entity
+            aliases = [mention.name] if normalise(mention.name) not in {known.norm_name, *map(normalise, known.aliases)} else []
+            touch = EntityTouch(known.id, episode.reference_time, aliases, attrs, mention.type)
+            out.plan.touches.append(touch)
+            index.add(Candidate(_touched(known, touch), cand.vector))
             out.entity_ids[mention.name] = known.id
         else:
             entity = Entity(id=str(uuid.uuid4()), name=mention.name, norm_name=normalise(mention.name),
                             type=mention.type, scope=owner, attributes=attrs, created_at=out.plan.now,
                             last_seen_at=episode.reference_time)
             out.plan.new_entities.append((entity, vec))
-            candidates.append(Candidate(entity, vec))
+            index.add(Candidate(entity, vec))
             out.entity_ids[mention.name] = entity.id
         out.plan.mentions.append(out.entity_ids[mention.name])
 
@@ -135,6 +157,16 @@ class Planner:
                 if p.id == c.fact_id:
                     p.invalid_at, p.superseded_by = c.invalid_at, c.superseded_by
         pending.append(new)
+
+
+def _touched(entity: Entity, touch: EntityTouch) -> Entity:
+    """The entity as the store will hold it after ``touch`` (mirrors GraphStore's update)."""
+    aliases = [*entity.aliases, *(a for a in touch.aliases if a not in entity.aliases and a != entity.name)]
+    generic = ("entity", "thing")
+    type_ = touch.type if touch.type and entity.type in generic and touch.type not in generic else entity.type
+    seen = max(filter(None, [entity.last_seen_at, touch.seen_at]))
+    return replace(entity, aliases=aliases, attributes={**touch.attributes, **entity.attributes}, type=type_,
+                   last_seen_at=seen)
 
 
 def _sentence(sentence: str, name: str) -> str:

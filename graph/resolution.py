@@ -18,12 +18,12 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from graph.protocols import JsonEngine
 from graph.types import Entity, ExtractedEntity
@@ -95,39 +95,110 @@ def compatible(mention: ExtractedEntity, entity: Entity) -> bool:
 def resolve_entity(mention: ExtractedEntity, candidates: Sequence[Candidate], vector: np.ndarray | None = None,
                    llm: JsonEngine | None = None) -> Match | None:
     """The known entity ``mention`` refers to, or None for a new one. Usage: see module doc."""
-    norm = normalise(mention.name)
-    pool = [c for c in candidates if compatible(mention, c.entity)]
-    exact = [c for c in pool if c.entity.norm_name == norm or norm in _alias_norms(c.entity)]
-    if exact:
-        return Match(_most_recent(exact).entity.id, "exact", 1.0)
-    for c in pool:
-        if is_acronym_of(mention.name, c.entity.name) or is_acronym_of(c.entity.name, mention.name):
-            return Match(c.entity.id, "acronym", 1.0)
-    fuzzy = _best_fuzzy(norm, pool)
-    if fuzzy is not None and fuzzy[1] >= FUZZY_THRESHOLD:
-        return Match(fuzzy[0].entity.id, "fuzzy", fuzzy[1] / 100.0)
-    dense = _best_cosine(mention, vector, pool)
-    if dense is not None and dense[1] >= COSINE_THRESHOLD:
-        return Match(dense[0].entity.id, "embedding", dense[1])
-    if llm is not None:
-        return _ask_llm(llm, mention, fuzzy, dense)
-    return None
+    return EntityIndex(candidates).resolve(mention, vector, llm)
 
 
-def _alias_norms(entity: Entity) -> set[str]:
-    return {normalise(a) for a in entity.aliases}
+class EntityIndex:
+    """Resolution candidates of one scope, indexed by name, alias, acronym and vector.
+
+    Kept in memory by the graph and updated as entities arrive, so resolving a mention does not
+    scan the table: exact and acronym stages are dict lookups, fuzzy runs in rapidfuzz's C loop.
+    Usage: ``index = EntityIndex(candidates); index.resolve(mention, vector)``.
+    """
+
+    def __init__(self, candidates: Sequence[Candidate] = ()) -> None:
+        self._cands: dict[str, Candidate] = {}
+        self._by_norm: dict[str, set[str]] = {}
+        self._by_acronym: dict[str, set[str]] = {}
+        self._fuzzy: tuple[list[str], list[str]] | None = None  # (norms, ids), rebuilt lazily
+        for c in candidates:
+            self.add(c)
+
+    def __len__(self) -> int:
+        return len(self._cands)
+
+    def add(self, candidate: Candidate) -> None:
+        """Add or replace a candidate (after a new alias, role or type)."""
+        e = candidate.entity
+        if e.id in self._cands:
+            self.remove(e.id)
+        self._cands[e.id] = candidate
+        for key in _keys(e):
+            self._by_norm.setdefault(key, set()).add(e.id)
+        if len(e.name.split()) >= 2:
+            self._by_acronym.setdefault(acronym(e.name), set()).add(e.id)
+        self._fuzzy = None
+
+    def remove(self, entity_id: str) -> None:
+        old = self._cands.pop(entity_id, None)
+        if old is None:
+            return
+        for key in _keys(old.entity):
+            self._by_norm.get(key, set()).discard(entity_id)
+        self._by_acronym.get(acronym(old.entity.name), set()).discard(entity_id)
+        self._fuzzy = None
+
+    def get(self, entity_id: str) -> Candidate | None:
+        return self._cands.get(entity_id)
+
+    def resolve(self, mention: ExtractedEntity, vector: np.ndarray | None = None, llm: JsonEngine | None = None,
+                *, cheap_only: bool = False) -> Match | None:
+        """Stages 1–3 always; 4–5 unless ``cheap_only`` (the caller embeds only what is left)."""
+        norm = normalise(mention.name)
+        exact = self._compatible(mention, self._by_norm.get(norm, ()))
+        if exact:
+            return Match(_most_recent(exact).entity.id, "exact", 1.0)
+        acr = self._acronym(mention)
+        if acr is not None:
+            return Match(acr.entity.id, "acronym", 1.0)
+        fuzzy = self._best_fuzzy(mention, norm)
+        if fuzzy is not None and fuzzy[1] >= FUZZY_THRESHOLD:
+            return Match(fuzzy[0].entity.id, "fuzzy", fuzzy[1] / 100.0)
+        if cheap_only:
+            return None
+        dense = _best_cosine(mention, vector, self._compatible(mention, self._cands))
+        if dense is not None and dense[1] >= COSINE_THRESHOLD:
+            return Match(dense[0].entity.id, "embedding", dense[1])
+        if llm is not None:
+            return _ask_llm(llm, mention, fuzzy, dense)
+        return None
+
+    def _compatible(self, mention: ExtractedEntity, ids: Iterable[str]) -> list[Candidate]:
+        return [self._cands[i] for i in ids if compatible(mention, self._cands[i].entity)]
+
+    def _acronym(self, mention: ExtractedEntity) -> Candidate | None:
+        name = mention.name.replace(".", "").strip()
+        if name.isupper():
+            hits = self._compatible(mention, self._by_acronym.get(name, ()))
+            hits = [c for c in hits if is_acronym_of(mention.name, c.entity.name)]
+        elif len(name.split()) >= 2:
+            short = self._compatible(mention, self._by_norm.get(acronym(name).lower(), ()))
+            hits = [c for c in short if is_acronym_of(c.entity.name, mention.name)]
+        else:
+            hits = []
+        return _most_recent(hits) if hits else None
+
+    def _best_fuzzy(self, mention: ExtractedEntity, norm: str) -> tuple[Candidate, float] | None:
+        if low_entropy(norm):
+            return None
+        if self._fuzzy is None:
+            pairs = [(c.entity.norm_name, i) for i, c in self._cands.items() if not low_entropy(c.entity.norm_name)]
+            self._fuzzy = ([p[0] for p in pairs], [p[1] for p in pairs])
+        norms, ids = self._fuzzy
+        for _, score, pos in process.extract(norm, norms, scorer=fuzz.ratio, score_cutoff=75, limit=5):
+            cand = self._cands[ids[pos]]
+            if compatible(mention, cand.entity):
+                return cand, float(score)
+        return None
+
+
+def _keys(entity: Entity) -> set[str]:
+    return {entity.norm_name, normalise(entity.name), *(normalise(a) for a in entity.aliases)}
 
 
 def _most_recent(cands: Sequence[Candidate]) -> Candidate:
     epoch = datetime.min.replace(tzinfo=UTC)
     return max(cands, key=lambda c: c.entity.last_seen_at or epoch)
-
-
-def _best_fuzzy(norm: str, pool: Sequence[Candidate]) -> tuple[Candidate, float] | None:
-    if low_entropy(norm):
-        return None
-    scored = [(c, fuzz.ratio(norm, c.entity.norm_name)) for c in pool if not low_entropy(c.entity.norm_name)]
-    return max(scored, key=lambda p: p[1], default=None)
 
 
 def _best_cosine(mention: ExtractedEntity, vector: np.ndarray | None,

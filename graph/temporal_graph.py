@@ -63,8 +63,12 @@ class TemporalGraph(GraphQueries):
             owner = owner_scope(scope)
             episode = Episode(id=str(uuid.uuid4()), note_id=note_id, content=episode_text, scope=scope,
                               reference_time=ref, created_at=now, extractor=self.extractor.name, error=extraction.error)
-            outcome = self._planner.plan(extraction, episode, owner, now)
-            closed = self.store.write(outcome.plan)
+            try:
+                outcome = self._planner.plan(extraction, episode, owner, now)
+                closed = self.store.write(outcome.plan)
+            except Exception:
+                self._planner.forget()  # the cached index may hold entities that were never written
+                raise
             self._update_view(outcome.plan, closed)
             self._count(outcome.plan, closed)
             result = IngestResult(episode=episode, entities=[e for e, _ in outcome.plan.new_entities],
@@ -79,6 +83,7 @@ class TemporalGraph(GraphQueries):
         with self._lock:
             kept, merged = self._entity(a, scope), self._entity(b, scope)
             merge = self.store.merge(kept.id, merged.id, reason, self.clock())
+            self._planner.forget()
             self._refresh([kept.id, merged.id])
             return merge
 
@@ -86,6 +91,7 @@ class TemporalGraph(GraphQueries):
         """Undo a merge exactly (facts, mentions and aliases go back)."""
         with self._lock:
             merge = self.store.unmerge(merge_id, self.clock())
+            self._planner.forget()
             self._refresh([merge.kept_id, merge.merged_id])
             return merge
 
