@@ -7,6 +7,9 @@ Prints one JSON line per engine:
     python bench/decode.py --engines int4   # one engine
     python bench/decode.py --hf             # plus HF transformers bf16 on the same GGUF (reference)
 
+llama.cpp (llama-cpp-python) is measured the same way when it is importable, else one
+"skipped" line says why.
+
 Each engine runs in its own subprocess so that load time and resident memory are its own:
 ``rss_mb`` is the growth of the process's resident set across loading the model (weights,
 tokenizer, Python objects; after the loader's scratch memory is returned with malloc_trim);
@@ -165,13 +168,76 @@ def measure_hf(threads: int) -> dict:
             "load_s": round(load_s, 2), "top1_vs_fp32": None, "threads": threads}
 
 
-def llama_cpp_line() -> dict:
+def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
+    """The reference peer: llama.cpp through llama-cpp-python, same GGUF, same token ids.
+
+    Not exercised here (the package is not installed on the machine this was written on); it
+    runs in its own subprocess, so a crash (the default build's AMX kernel on this CPU, see the
+    issue) becomes a "skipped" line instead of ending the bench.
+    """
+    import numpy as np
+    from llama_cpp import Llama
+
+    from inference.gguf_file import GGUFFile, default_model_path
+    from inference.tokenizer import Tokenizer
+
+    path = str(default_model_path())
+    prompt, windows = texts(Tokenizer.from_gguf(GGUFFile.open(path).metadata))
+
+    def load(**kw):  # noqa: ANN003, ANN202
+        args = dict(model_path=path, n_threads=threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
+                    verbose=False, **kw)
+        try:
+            return Llama(use_extra_bufts=False, **args)  # avoids the AMX crash where supported
+        except TypeError:
+            return Llama(**args)
+
+    before = rss_mb()
+    t = time.perf_counter()
+    llm = load(n_ctx=PREFILL_TOKENS + DECODE_TOKENS + 8)
+    load_s = time.perf_counter() - t
+    model_mb = resident_growth(before)
+
+    def prefill() -> None:
+        llm.reset()
+        llm.eval(prompt)
+
+    def decode() -> None:
+        prefill()
+        for _ in range(DECODE_TOKENS):
+            llm.eval([int(llm.sample(temp=0.0))])  # greedy from the last logits
+
+    prefill_s = best_of(3, prefill)
+    decode_s = best_of(2, decode) - prefill_s
+    scorer = load(n_ctx=EVAL_LEN + 8, logits_all=True)
+    argmax = []
+    for w in windows:
+        scorer.reset()
+        scorer.eval(w)
+        argmax += np.asarray(scorer.scores[: len(w)]).argmax(-1).tolist()
+    ref = json.loads(ref_path.read_text()) if ref_path.exists() else None
+    top1 = round(sum(a == b for a, b in zip(argmax, ref)) / len(ref), 4) if ref else None
+    return {"engine": "llama.cpp", "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
+            "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
+            "load_s": round(load_s, 2), "top1_vs_fp32": top1, "threads": threads}
+
+
+def run_llama_cpp(threads: int, ref: Path) -> None:
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        return {"engine": "llama.cpp", "skipped": "llama_cpp (llama-cpp-python) is not installed; "
-                "it builds from source (16-23 min on 2 cores), so the peer column is left out"}
-    return {"engine": "llama.cpp", "skipped": "measurement not implemented in this bench yet"}
+        print(json.dumps({"engine": "llama.cpp", "skipped": "llama_cpp (llama-cpp-python) is not installed; "
+                          "it builds from source (16-23 min on 2 cores), so the peer column is left out"}),
+              flush=True)
+        return
+    done = subprocess.run([sys.executable, __file__, "--worker", "llama.cpp", "--ref", str(ref),
+                           "--threads", str(threads)], capture_output=True, text=True)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(json.dumps({"engine": "llama.cpp", "skipped": f"worker failed (exit {done.returncode}): "
+                          f"{done.stderr.strip()[-300:]}"}), flush=True)
+        return
+    print(lines[-1], flush=True)
 
 
 def main() -> None:
@@ -185,6 +251,9 @@ def main() -> None:
     if args.worker == "hf":
         print(json.dumps(measure_hf(args.threads)), flush=True)
         return
+    if args.worker == "llama.cpp":
+        print(json.dumps(measure_llama_cpp(args.threads, Path(args.ref))), flush=True)
+        return
     if args.worker:
         print(json.dumps(measure_local(args.worker, args.threads, Path(args.ref))), flush=True)
         return
@@ -197,9 +266,9 @@ def main() -> None:
         for quant in sorted(engines, key=lambda q: q != "fp32"):
             subprocess.run([sys.executable, __file__, "--worker", quant, "--ref", str(ref),
                             "--threads", str(args.threads)], check=True)
+        run_llama_cpp(args.threads, ref)
     if args.hf:
         subprocess.run([sys.executable, __file__, "--worker", "hf", "--threads", str(args.threads)], check=True)
-    print(json.dumps(llama_cpp_line()), flush=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)
 
 
