@@ -25,12 +25,24 @@ _LEADING = {"then", "yesterday", "today", "tomorrow", "and", "but", "so", "also"
             "were", "if", "in", "on", "at", "for", "after", "before", "since", "actually", "sorry", "recently",
             "now", "he", "she", "they", "there", "here", "please", "sure", "maybe", "just", "as", "by", "let",
             "let's", "any", "some", "one", "not", "or", "wait", "correction", "btw", "lol", "wow", "great",
-            "nice", "cool", "good", "anyway", "speaking", "besides", "also,", "dear", "mr", "mrs", "ms", "dr"}
+            "nice", "cool", "good", "anyway", "you", "your", "you're", "speaking", "besides", "also,", "dear", "mr", "mrs", "ms", "dr"}
 _STOP_NAMES = _LEADING | set(MONTHS) | set(WEEKDAYS) | {"christmas", "easter", "english"}
 _ORG_WORDS = {"university", "college", "school", "inc", "corp", "corporation", "company", "labs", "bank",
               "institute", "hospital", "group", "ltd", "llc", "gmbh", "foundation", "agency", "studio", "studios"}
 _PRONOUNS = {"it", "this", "that", "them", "him", "her", "you", "those", "these", "everything", "nothing", "one"}
 _TRAILING = re.compile(r"\s+(?:a lot|very much|so much|too|a bit|as well|anymore|now|here|there|lately)$", re.I)
+_CONTINUATION = re.compile(r"(?:,\s*|\s+)(?:and|but|then|so)\s+(?=(?:now\s+|also\s+|recently\s+|just\s+|then\s+)?"
+                           r"(?:live|lives|work|works|moved|started|joined|got|love|loves|like|likes|hate|hates|have|has|"
+                           r"adopted|study|studies|studied|grew|quit|left|became|am|is)\b)")
+_FIRST_PERSON = re.compile(r"^\W*(?:\w+,?\s+){0,3}?(?:I|we|We)\b")
+_NEEDS = {
+    "from": re.compile(r"'m|'re|'s|\b(?:am|is|are|was|were|grew|born|raised|come|comes|came)\b", re.I),
+    "job_title": re.compile(r"'m|'s|'re|\b(?:am|is|are|was|were|work|works|working|worked|became|become)\b", re.I),
+}
+_WISH = re.compile(r"'d\b|\bwould\b", re.I)
+_THIRD_PERSON = re.compile(r"\b(?:likes|loves|enjoys|adores|hates|dislikes|does|doesn't|is)\b|'s\b", re.I)
+_NOT_LIKED = {"idea", "ideas", "sound", "those", "these", "that", "this", "your", "how", "what", "when", "more",
+              "some", "them", "best", "better", "most", "the", "a", "an", "tips", "suggestions", "suggestion", "way", "fact", "look", "thought", "it"}
 _PERSON_PREDICATES = {"lives_in", "works_at", "job_title", "studies_at", "studied_at", "from", "likes", "dislikes", "diet"}
 
 
@@ -76,12 +88,34 @@ def _sentence(sentence: str, ref: datetime, state: _State) -> None:
     correction = bool(CORRECTION.search(sentence))
     for name in _mentions(sentence):
         state.entity(name, _guess_type(name))
+    _rules(sentence, state, valid_at, correction)
+    for clause in _continuations(sentence, state):  # after the sentence, which names the subject
+        _rules(clause, state, valid_at, correction)
+
+
+def _rules(text: str, state: _State, valid_at: datetime, correction: bool) -> None:
     for rule in RULES:
-        for m in rule.regex.finditer(sentence):
+        for m in rule.regex.finditer(text):
             _apply(rule, m, state, valid_at, correction)
 
 
+def _continuations(sentence: str, state: _State) -> list[str]:
+    """"I live in Berlin and work at Google": the second clause, with its subject said again."""
+    starts = [m.end() for m in _CONTINUATION.finditer(sentence)]
+    if not starts:
+        return []
+    if _FIRST_PERSON.match(sentence):
+        subject = "I"
+    elif state.last_person is not None:
+        subject = "she"  # resolves to the last person named, like a pronoun
+    else:
+        return []
+    return [f"{subject} {sentence[s:]}" for s in starts]
+
+
 def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, correction: bool) -> None:
+    if not _plausible(rule, m):
+        return
     subject = _subject(m, state, rule.predicate)
     obj = _clean_object(m.group("obj"), rule.object_type)
     if subject is None or obj is None or obj == subject:
@@ -92,6 +126,24 @@ def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, corr
     state.entity(obj, rule.object_type, role)
     sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower())
     state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated))
+
+
+def _plausible(rule: Rule, m: re.Match[str]) -> bool:
+    """Checks a regex cannot express cheaply: the words between subject and object, the object's head."""
+    if "subj" not in m.re.groupindex:
+        return True
+    between = m.string[m.end("subj"):m.start("obj")]
+    need = _NEEDS.get(rule.predicate)
+    if need is not None and not need.search(between):
+        return False  # "Luna from Petco", "Write an artist statement"
+    if rule.predicate in ("likes", "dislikes"):
+        if _WISH.search(between) or m.group("obj").lower().startswith("to "):
+            return False  # "I'd like to ask ...": a wish, not a preference
+        if m.group("name") and not _THIRD_PERSON.search(between):
+            return False  # "FPS like Battlefield", "Seems like ..."
+        head = m.group("obj").lower().split()
+        return bool(head) and head[0] not in _NOT_LIKED and not (head[0] == "the" and len(head) > 1 and head[1] in _NOT_LIKED)
+    return True
 
 
 def _subject(m: re.Match[str], state: _State, predicate: str) -> str | None:
@@ -140,14 +192,14 @@ def _strip_name(raw: str) -> str:
         words.pop(0)
     while words and words[-1].lower() in ("of", "the", "de", "for", "&"):
         words.pop()
-    return " ".join(words).strip(" ,'")
+    return _POSSESSIVE.sub("", " ".join(words).strip(" ,'"))
 
 
 def _mentions(sentence: str) -> list[str]:
     """Capitalised names that are not sentence openers, headings ("Tips:") or title-case lines."""
     out = []
     for m in _NAMES.finditer(sentence):
-        name = _POSSESSIVE.sub("", _strip_name(m.group(0)))
+        name = _strip_name(m.group(0))
         words = name.split()
         if not name or len(name) < 2 or name.lower() in _STOP_NAMES or len(words) > 4:
             continue

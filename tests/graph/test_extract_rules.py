@@ -35,6 +35,13 @@ def triples(text):
     ("I grew up in Porto.", {(USER, "from", "Porto")}),
     ("My favorite food is sushi.", {(USER, "favorite_food", "sushi")}),
     ("I'm 34 years old.", {(USER, "age", "34")}),
+    ("I live in Berlin and work at Google.", {(USER, "lives_in", "Berlin"), (USER, "works_at", "Google")}),
+    ("My sister Emma lives in Oslo and works at Equinor.",
+     {(USER, "sister", "Emma"), ("Emma", "lives_in", "Oslo"), ("Emma", "works_at", "Equinor")}),
+    ("I'd like to ask about hotels.", set()),
+    ("I like the idea of a personalized mug.", set()),
+    ("Luna's food is from Petco.", set()),
+    ("Write an artist statement for me.", set()),
     ("Can you recommend a restaurant in Paris?", set()),
     ("I don't live in Paris.", set()),
 ])
