@@ -28,26 +28,42 @@ def minilm_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 via sentence-transformers, batched. Usage: ``MiniLMEmbedder().embed(["hi"])``.
 
-    Loaded from the installed package folder, so it never reaches a model hub.
+    Loaded from the installed package folder, so it never reaches a model hub. ``dtype="auto"``
+    runs in bfloat16 where the CPU has native bf16: measured here on 256-token chat turns, 57
+    texts/s against 15 in float32, with cosine >= 0.998 to the float32 vectors.
     """
 
     model_id = "sentence-transformers/all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None,
+                 dtype: str = "auto") -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the weight-loading bar is noise on a CLI's stderr
-
         if threads is not None:
-            import torch
-
             torch.set_num_threads(threads)
-        self._model: Any = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True)
+        if dtype == "auto":
+            dtype = "bfloat16" if cpu_has_bf16() else "float32"
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32 or bfloat16, not {dtype!r}")
+        self.dtype = dtype
+        self._model: Any = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True,
+                                               model_kwargs={"torch_dtype": getattr(torch, dtype)})
         self._batch_size = batch_size
 
     def embed(self, texts: list[str]) -> np.ndarray:
