@@ -27,6 +27,7 @@ class PlanOutcome:
 
     plan: WritePlan
     entity_ids: dict[str, str] = field(default_factory=dict)  # extracted name → entity id
+    touched: dict[str, Entity] = field(default_factory=dict)  # known entities as they will be stored
 
 
 def owner_scope(scope: Scope) -> Scope:
@@ -95,7 +96,9 @@ class Planner:
         found = index.resolve(ExtractedEntity(USER_NORM, "person"), cheap_only=True)
         if found is not None:
             user = index.get(found.entity_id).entity  # type: ignore[union-attr]
-            out.plan.touches.append(EntityTouch(user.id, episode.reference_time))
+            touch = EntityTouch(user.id, episode.reference_time)
+            out.plan.touches.append(touch)
+            out.touched[user.id] = _touched(user, touch)
         else:
             user = Entity(id=str(uuid.uuid4()), name=user_name(owner), norm_name=USER_NORM, type="person",
                           scope=owner, attributes={"role": "self"}, created_at=out.plan.now,
@@ -115,7 +118,8 @@ class Planner:
             aliases = [mention.name] if normalise(mention.name) not in {known.norm_name, *map(normalise, known.aliases)} else []
             touch = EntityTouch(known.id, episode.reference_time, aliases, attrs, mention.type)
             out.plan.touches.append(touch)
-            index.add(Candidate(_touched(known, touch), cand.vector))
+            out.touched[known.id] = _touched(known, touch)
+            index.add(Candidate(out.touched[known.id], cand.vector))
             out.entity_ids[mention.name] = known.id
         else:
             entity = Entity(id=str(uuid.uuid4()), name=mention.name, norm_name=normalise(mention.name),

@@ -110,6 +110,7 @@ class EntityIndex:
         self._cands: dict[str, Candidate] = {}
         self._by_norm: dict[str, set[str]] = {}
         self._by_acronym: dict[str, set[str]] = {}
+        self._fuzzy_norms: dict[str, str] = {}  # id → norm of names long and varied enough for fuzzy
         self._fuzzy: tuple[list[str], list[str]] | None = None  # (norms, ids), rebuilt lazily
         for c in candidates:
             self.add(c)
@@ -127,6 +128,8 @@ class EntityIndex:
             self._by_norm.setdefault(key, set()).add(e.id)
         if len(e.name.split()) >= 2:
             self._by_acronym.setdefault(acronym(e.name), set()).add(e.id)
+        if not low_entropy(e.norm_name):
+            self._fuzzy_norms[e.id] = e.norm_name
         self._fuzzy = None
 
     def remove(self, entity_id: str) -> None:
@@ -136,6 +139,7 @@ class EntityIndex:
         for key in _keys(old.entity):
             self._by_norm.get(key, set()).discard(entity_id)
         self._by_acronym.get(acronym(old.entity.name), set()).discard(entity_id)
+        self._fuzzy_norms.pop(entity_id, None)
         self._fuzzy = None
 
     def get(self, entity_id: str) -> Candidate | None:
@@ -182,8 +186,7 @@ class EntityIndex:
         if low_entropy(norm):
             return None
         if self._fuzzy is None:
-            pairs = [(c.entity.norm_name, i) for i, c in self._cands.items() if not low_entropy(c.entity.norm_name)]
-            self._fuzzy = ([p[0] for p in pairs], [p[1] for p in pairs])
+            self._fuzzy = (list(self._fuzzy_norms.values()), list(self._fuzzy_norms))
         norms, ids = self._fuzzy
         for _, score, pos in process.extract(norm, norms, scorer=fuzz.ratio, score_cutoff=75, limit=5):
             cand = self._cands[ids[pos]]

@@ -90,6 +90,8 @@ class GraphStore:
             for entity, vector in plan.new_entities:
                 s.add(entity_row(entity, vector))
             s.flush()
+            _preload(s, EntityRow, [t.entity_id for t in plan.touches])
+            _preload(s, FactRow, plan.restated + [c.fact_id for c in plan.closures])
             for touch in plan.touches:
                 _touch(s, touch)
             for fact, vector in plan.new_facts:
@@ -234,6 +236,12 @@ class GraphStore:
         """Entity ids an episode mentions."""
         with self._tx() as s:
             return list(s.scalars(select(MentionRow.entity_id).where(MentionRow.episode_id == episode_id).order_by(MentionRow.id)))
+
+
+def _preload(s: Session, table: Any, ids: list[str]) -> None:
+    """One SELECT for rows the loop below reads by id (``Session.get`` then hits the identity map)."""
+    if ids:
+        s.scalars(select(table).where(table.id.in_(list(set(ids))))).all()
 
 
 def _touch(s: Session, touch: EntityTouch) -> None:

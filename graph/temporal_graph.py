@@ -15,11 +15,11 @@ import threading
 import uuid
 from datetime import datetime
 
-from graph.ingest import Planner, owner_scope
+from graph.ingest import PlanOutcome, Planner, owner_scope
 from graph.protocols import Extractor, JsonEngine, TextEmbedder
 from graph.queries import GraphQueries
 from graph.store import GraphStore, SqlEngine
-from graph.types import Episode, Extraction, IngestResult, Merge, Supersession
+from graph.types import Episode, Extraction, Fact, IngestResult, Merge, Supersession
 from graph.view import GraphView
 from memory.clock import Clock, system_clock
 from memory.errors import EmptyContent, InvalidInput
@@ -69,7 +69,7 @@ class TemporalGraph(GraphQueries):
             except Exception:
                 self._planner.forget()  # the cached index may hold entities that were never written
                 raise
-            self._update_view(outcome.plan, closed)
+            self._update_view(outcome, closed)
             self._count(outcome.plan, closed)
             result = IngestResult(episode=episode, entities=[e for e, _ in outcome.plan.new_entities],
                                   facts=[f for f, _ in outcome.plan.new_facts], closed=closed)
@@ -107,11 +107,12 @@ class TemporalGraph(GraphQueries):
             log.warning("graph extraction failed (%s): %s", self.extractor.name, extraction.error)
         return extraction
 
-    def _update_view(self, plan, closed) -> None:  # type: ignore[no-untyped-def]
+    def _update_view(self, outcome: PlanOutcome, closed: list[Fact]) -> None:
+        plan = outcome.plan
         for entity, _ in plan.new_entities:
             self.view.upsert_entity(entity)
-        for touch in plan.touches:
-            self.view.upsert_entity(self.store.entity(touch.entity_id))
+        for entity in outcome.touched.values():
+            self.view.upsert_entity(entity)
         for fact, _ in plan.new_facts:
             self.view.upsert_fact(fact)
         for fact in closed:
