@@ -9,6 +9,7 @@ UNICODE_TEXTS = [
     "Héllo wörld — naïve café, 東京 🤖 emoji!",
     "Numbers 1234567 and 3.14159; tabs\tand\n\nnewlines   with  spaces ",
     "Ελληνικά, русский, العربية, עברית, हिन्दी",
+    "family 👨‍👩‍👧, flags 🇫🇷, combining é, CRLF\r\nline, NBSP here, math ∑∫√",
     "",
 ]
 
@@ -42,7 +43,7 @@ def test_digits_are_split_one_by_one(tok) -> None:
     assert [tok.decode([i]) for i in ids] == ["2", "0", "2", "4"]
 
 
-@pytest.mark.parametrize("text", UNICODE_TEXTS[:3])
+@pytest.mark.parametrize("text", UNICODE_TEXTS[:4])
 def test_stream_decoder_emits_whole_characters_that_add_up(tok, text: str) -> None:
     dec = tok.stream_decoder()
     pieces = [dec.push(i) for i in tok.encode(text)] + [dec.flush()]
