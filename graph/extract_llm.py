@@ -39,7 +39,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {"subject": {"type": "string", "minLength": 1}, "predicate": {"type": "string", "minLength": 1},
                            "object": {"type": "string", "minLength": 1}, "sentence": {"type": "string", "minLength": 1},
                            "valid_at": _NULLABLE_TEXT, "invalid_at": _NULLABLE_TEXT,
-                           "correction": {"type": "boolean"}, "negated": {"type": "boolean"}},
+                           "correction": {"type": "boolean"}, "negated": {"type": "boolean"},
+                           "corrects": _NULLABLE_TEXT},
             "required": ["subject", "predicate", "object", "sentence"]}},
     },
     "required": ["entities", "facts"],
@@ -51,7 +52,7 @@ SYSTEM = (
     "works_at, job_title, studies_at, from, has_pet, likes, dislikes, diet, partner, sister, brother, friend. "
     "sentence states the fact in plain English with USER as the speaker. valid_at/invalid_at: when the fact "
     "started/ended, as ISO dates or the phrase used (\"last June\"), else null. correction=true when the "
-    "speaker corrects something said before; negated=true when the fact has ended (\"I left Google\"). "
+    "speaker corrects something said before (corrects = the wrong value, if named); negated=true when the fact has ended (\"I left Google\"). "
     "Only facts the message states. Answer with JSON only."
 )
 _SYNONYMS = {"lives": "lives_in", "live_in": "lives_in", "moved_to": "lives_in", "resides_in": "lives_in",
@@ -112,10 +113,14 @@ def parse_extraction(raw: Any, reference_time: datetime) -> Extraction:
                 entities[end] = ExtractedEntity(end, "thing")
         facts.append(ExtractedFact(subject, _predicate(f["predicate"]), obj, _sentence(f["sentence"]),
                                    _time(f.get("valid_at"), reference_time), _time(f.get("invalid_at"), reference_time),
-                                   bool(f.get("correction")), bool(f.get("negated"))))
+                                   bool(f.get("correction")), bool(f.get("negated")), _corrected(f.get("corrects"))))
     if any(f.subject == USER or f.object == USER for f in facts):
         entities.setdefault(USER, ExtractedEntity(USER, "person"))
     return Extraction(entities=list(entities.values()), facts=facts)
+
+
+def _corrected(value: str | None) -> str | None:
+    return _name(value) if value and value.strip() else None
 
 
 def _name(name: str) -> str:

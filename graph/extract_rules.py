@@ -35,6 +35,7 @@ _CONTINUATION = re.compile(r"(?:,\s*|\s+)(?:and|but|then|so)\s+(?=(?:now\s+|also
                            r"(?:live|lives|work|works|moved|started|joined|got|love|loves|like|likes|hate|hates|have|has|"
                            r"adopted|study|studies|studied|grew|quit|left|became|am|is)\b)")
 _FIRST_PERSON = re.compile(r"^\W*(?:\w+,?\s+){0,3}?(?:I|we|We)\b")
+_NOT_NAME = re.compile(r",\s*not\s+(?:in\s+|at\s+|for\s+)?(" + NAME + ")")
 _NEEDS = {
     "from": re.compile(r"'m|'re|'s|\b(?:am|is|are|was|were|grew|born|raised|come|comes|came)\b", re.I),
     "job_title": re.compile(r"'m|'s|'re|\b(?:am|is|are|was|were|work|works|working|worked|became|become)\b", re.I),
@@ -66,6 +67,7 @@ class _State:
         self.facts: list[ExtractedFact] = []
         self.seen: set[tuple[str, str, str, bool]] = set()
         self.last_person: str | None = None
+        self.corrects: str | None = None
 
     def entity(self, name: str, type_: str, role: str | None = None) -> None:
         old = self.entities.get(name)
@@ -86,6 +88,7 @@ def _sentence(sentence: str, ref: datetime, state: _State) -> None:
     dates = find_dates(sentence, ref)
     valid_at = dates[0].when if dates else ref
     correction = bool(CORRECTION.search(sentence))
+    state.corrects = _wrong_value(sentence) if correction else None
     for name in _mentions(sentence):
         state.entity(name, _guess_type(name))
     _rules(sentence, state, valid_at, correction)
@@ -125,7 +128,16 @@ def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, corr
     role = RELATIONS.get(kind.lower()) if rule.predicate == "relation" and kind else kind if rule.predicate == "has_pet" else None
     state.entity(obj, rule.object_type, role)
     sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower())
-    state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated))
+    corrects = state.corrects if correction and state.corrects != obj else None
+    state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated, corrects))
+
+
+def _wrong_value(sentence: str) -> str | None:
+    m = _NOT_NAME.search(sentence)
+    if m is None:
+        return None
+    name = _strip_name(m.group(1))
+    return name or None
 
 
 def _plausible(rule: Rule, m: re.Match[str]) -> bool:

@@ -146,7 +146,7 @@ class Planner:
             return
         new_id = str(uuid.uuid4())
         decision = decide(NewFact(new_id, subject_id, fact.predicate, object_id, valid_at, fact.invalid_at,
-                                  fact.correction), existing)
+                                  fact.correction, out.entity_ids.get(fact.corrects or "")), existing)
         if decision.duplicate_of is not None:
             if not any(p.id == decision.duplicate_of for p in pending):
                 out.plan.restated.append(decision.duplicate_of)

@@ -39,6 +39,7 @@ class NewFact:
     valid_at: datetime | None
     invalid_at: datetime | None = None
     correction: bool = False
+    corrects_object_id: str | None = None  # the wrong value, when named: only its fact is voided
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def decide(new: NewFact, existing: Sequence[Fact]) -> Decision:
 
 
 def _resolve_pair(new: NewFact, e: Fact, decision: Decision) -> None:
-    if new.correction and e.is_current:
+    if new.correction and e.is_current and new.corrects_object_id in (None, e.object_id):
         decision.close.append(Closure(e.id, e.valid_at, new.id))
         if e.valid_at is not None and (decision.valid_at is None or e.valid_at < decision.valid_at):
             decision.valid_at = e.valid_at

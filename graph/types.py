@@ -105,7 +105,8 @@ class ExtractedEntity:
 class ExtractedFact:
     """A statement found by an extractor; names refer to ExtractedEntity names (or USER).
 
-    ``correction`` marks "actually, ..." restatements: the older value never held.
+    ``correction`` marks "actually, ..." restatements: the older value never held; ``corrects``
+    names the wrong value when it was said ("..., not Paris"), so only that one is voided.
     ``negated`` marks endings ("I left Google"): it closes a matching fact instead of adding one.
     """
 
@@ -117,6 +118,7 @@ class ExtractedFact:
     invalid_at: datetime | None = None
     correction: bool = False
     negated: bool = False
+    corrects: str | None = None
 
 
 @dataclass

@@ -82,3 +82,10 @@ def test_capitalised_names_are_mentions_but_sentence_openers_are_not():
     names = {e.name for e in ext.entities}
     assert {"New York University", "Louvre"} <= names
     assert not names & {"Yesterday", "The", "Monday"}
+
+
+def test_a_correction_names_the_wrong_value():
+    fixed = RuleExtractor().extract("Actually, I live in Lyon, not Paris.", REF).facts
+    assert [(f.object, f.corrects) for f in fixed] == [("Lyon", "Paris")]
+    plain = RuleExtractor().extract("Sorry, I meant I work at Apple.", REF).facts
+    assert [(f.object, f.correction, f.corrects) for f in plain] == [("Apple", True, None)]

@@ -92,3 +92,11 @@ def test_as_of_selects_the_interval_holding_then():
     assert [f.id for f in current_as_of(facts, y(2021))] == ["b"]
     assert [f.id for f in current_as_of(facts, y(2023))] == ["p"]
     assert current_as_of(facts, y(2019)) == []
+
+
+def test_a_correction_naming_the_wrong_value_voids_only_that_value():
+    wrong = fact("paris", "P", y(2025, 6))
+    d = decide(NewFact("lyon", "me", "lives_in", "L", y(2025, 7), correction=True, corrects_object_id="X"), [wrong])
+    assert d.close == [Closure("paris", y(2025, 7), "lyon")]  # Paris was not the value corrected: a normal move
+    d = decide(NewFact("lyon", "me", "lives_in", "L", y(2025, 7), correction=True, corrects_object_id="P"), [wrong])
+    assert d.close == [Closure("paris", y(2025, 6), "lyon")]
