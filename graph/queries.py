@@ -24,6 +24,7 @@ from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
 
 _WORDS = re.compile(r"\w+")
+_FIRST_PERSON = re.compile(r"\b(?:I|me|my|mine|myself|we|our|us)\b", re.IGNORECASE)
 
 
 class GraphQueries:
@@ -91,6 +92,42 @@ class GraphQueries:
         by_id = self.store.facts_by_id(fact_ids)
         return self._decorate([by_id[i] for i in fact_ids])
 
+    def around(self, entity: str, depth: int = 1, *, user_id: str | None = None, agent_id: str | None = None,
+               session_id: str | None = None, as_of: TimeLike | None = None) -> list[tuple[Fact, int]]:
+        """Facts within ``depth`` hops of an entity with their distance (0 = on the entity itself),
+        nearest first: graph expansion and node-distance reranking for retrieval."""
+        found = self._entity(entity, _owner(user_id, agent_id, session_id))
+        when = _when(as_of)
+        with self._lock:
+            hops = {**self.view.neighbours(found.id, depth, when), found.id: 0}
+        near = [i for i, d in hops.items() if d < depth] or [found.id]
+        facts = self.store.facts_on(near, current_only=when is None)
+        if when is not None:
+            facts = [f for f in facts if f.valid_as_of(when)]
+        ranked = sorted(((f, min(hops.get(f.subject_id, depth), hops.get(f.object_id, depth))) for f in facts),
+                        key=lambda p: (p[1], p[0].created_at))
+        decorated = self._decorate([f for f, _ in ranked])
+        return [(f, d) for f, (_, d) in zip(decorated, ranked, strict=True)]
+
+    def entities_in(self, text: str, *, user_id: str | None = None, agent_id: str | None = None,
+                    session_id: str | None = None) -> list[Entity]:
+        """Known entities a text (a query) names, by name or alias, any case; "I/my/me" is the user.
+        Usage: ``graph.entities_in("where does emma live?", user_id="u1")``."""
+        live = self.store.entities(_owner(user_id, agent_id, session_id))
+        keys: dict[str, list[Entity]] = {}
+        for e in live:
+            for key in {e.norm_name, normalise(e.name), *(normalise(a) for a in e.aliases)}:
+                keys.setdefault(key, []).append(e)
+        words = normalise(text).split()
+        found: dict[str, Entity] = {}
+        for n in range(min(4, len(words)), 0, -1):
+            for i in range(len(words) - n + 1):
+                for e in keys.get(" ".join(words[i:i + n]), []):
+                    found.setdefault(e.id, e)
+        if _FIRST_PERSON.search(text):
+            found.update({e.id: e for e in keys.get("@user", [])})
+        return list(found.values())
+
     def search_facts(self, query_vec: np.ndarray | None = None, query_text: str | None = None,
                      scope: Scope | None = None, k: int = 10, as_of: TimeLike | None = None) -> list[tuple[Fact, float]]:
         """Facts most similar to the query (cosine of sentence embeddings; word overlap without an
@@ -147,7 +184,9 @@ class GraphQueries:
         previous_names = self.store.names([p.object_id for p in before.values()])
         for f in facts:
             f.subject_name, f.object_name = names.get(f.subject_id, ""), names.get(f.object_id, "")
-            if f.id in before and before[f.id].object_id != f.object_id:
+            prior = before.get(f.id)
+            # A corrected value never held (empty interval): it is not what came "previously".
+            if prior is not None and prior.object_id != f.object_id and prior.invalid_at != prior.valid_at:
                 f.previous = previous_names.get(before[f.id].object_id)
         return list(facts)
 

@@ -190,6 +190,15 @@ class GraphStore:
         with self._tx() as s:
             return {r.id: fact_from_row(r) for r in s.scalars(select(FactRow).where(FactRow.id.in_(list(fact_ids))))}
 
+    def facts_on(self, entity_ids: Sequence[str], current_only: bool = False) -> list[Fact]:
+        """Facts with either end in ``entity_ids``, oldest first."""
+        ids = list(set(entity_ids))
+        stmt = select(FactRow).where(or_(FactRow.subject_id.in_(ids), FactRow.object_id.in_(ids)))
+        if current_only:
+            stmt = stmt.where(FactRow.invalid_at.is_(None))
+        with self._tx() as s:
+            return [fact_from_row(r) for r in s.scalars(stmt.order_by(FactRow.created_at, FactRow.id))]
+
     def facts_of(self, subject_id: str, predicate: str) -> list[Fact]:
         """Every fact (closed ones too) with this subject and predicate: the contradiction candidates."""
         stmt = select(FactRow).where(FactRow.subject_id == subject_id, FactRow.predicate == predicate)

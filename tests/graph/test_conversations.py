@@ -60,6 +60,7 @@ def test_a_fact_stated_then_corrected(chat, graph):
     amazon = [f for f in graph.history("u1", **U) if f.object_name == "Amazon"][0]
     assert amazon.invalid_at == amazon.valid_at and amazon.superseded_by == r.facts[0].id
     assert r.superseded_note_ids == ["n0"]
+    assert "previously" not in str(graph.facts("u1", **U)[0])  # Amazon never held, so it came before nothing
 
 
 def test_two_people_with_the_same_first_name(chat, graph):
@@ -119,3 +120,15 @@ def test_neighbours_and_paths(chat, graph):
     assert near == {"Emma": 1, "Oslo": 2, "Equinor": 2}
     path = graph.path("u1", "Equinor", **U)
     assert [f.predicate for f in path] == ["sister", "works_at"]
+
+
+def test_graph_expansion_for_retrieval(chat, graph):
+    chat.say("My sister Emma lives in Oslo and works at Equinor.", "2025-03-01T10:00:00Z")
+    chat.say("I live in Bergen.", "2025-03-02T10:00:00Z")
+    found = {e.name for e in graph.entities_in("where does emma work these days?", **U)}
+    assert found == {"Emma"}
+    assert {e.name for e in graph.entities_in("Where do I live?", **U)} == {"u1"}
+    around = [(f.predicate, d) for f, d in graph.around("Emma", 1, **U)]
+    assert sorted(around) == [("lives_in", 0), ("sister", 0), ("works_at", 0)]
+    two = [(f.fact, d) for f, d in graph.around("Emma", 2, **U)]
+    assert ("u1 lives in Bergen", 1) in two and two[0][1] == 0
