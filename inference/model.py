@@ -105,11 +105,11 @@ class Block(nn.Module):
         qk = apply_rope(heads[:, : c.n_heads + c.n_kv_heads], rot)  # one rotation for q and k, fp32
         q, k = qk[:, : c.n_heads], qk[:, c.n_heads :]  # [B, H, T, D], [B, H_kv, T, D]
         v = heads[:, c.n_heads + c.n_kv_heads :]  # [B, H_kv, T, D]
-        k_all, v_all = cache.update(layer, start, k, v.to(cache.dtype))
+        k_all, v_all = cache.update(layer, start, k, v)  # the cache write converts v to its dtype
         # one query: fp32 matmuls are faster than bf16 at this size; many: bf16 (AMX) for the quant modes
         o = attention(q, k_all, v_all, start, act)  # [B, H, T, D]
-        h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1)).float()
-        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, c.norm_eps).to(act)))).float()
+        h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1))  # fp32 + bf16 promotes to fp32
+        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, c.norm_eps).to(act))))
 
 
 class Transformer(nn.Module):
