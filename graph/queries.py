@@ -1,6 +1,7 @@
 """The read side of ``TemporalGraph``: entities, facts (current, ``as_of``, history), walks, search.
 
-Current-only by default: a closed fact shows up only with ``include_expired=True``, in
+Current-only by default ("current" = not closed by the clock's now, so a planned move keeps the old
+city until the day): a closed fact shows up only with ``include_expired=True``, in
 ``history()``, or in an ``as_of`` query for a time when it held.
 Usage: ``graph.facts(entity="Alice", user_id="u1", as_of="2024-01-01")``.
 """
@@ -19,6 +20,7 @@ from graph.resolution import is_acronym_of, normalise
 from graph.store import GraphStore
 from graph.types import Entity, Fact
 from graph.view import GraphView
+from memory.clock import Clock
 from memory.errors import NotFound
 from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
@@ -32,6 +34,7 @@ class GraphQueries:
 
     store: GraphStore
     view: GraphView
+    clock: Clock
     embedder: TextEmbedder | None
     _lock: threading.RLock
 
@@ -57,8 +60,8 @@ class GraphQueries:
             if found is None:
                 return []
             entity_id = found.id
-        current_only = as_of is None and not include_expired
-        facts = self.store.facts(scope, entity_id=entity_id, predicate=predicate, current_only=current_only)
+        open_at = self.clock() if as_of is None and not include_expired else None
+        facts = self.store.facts(scope, entity_id=entity_id, predicate=predicate, open_at=open_at)
         if as_of is not None:
             when = to_utc(as_of)
             facts = [f for f in facts if f.valid_as_of(when)]
@@ -78,7 +81,7 @@ class GraphQueries:
         """Entities within ``depth`` hops over facts holding now (or at ``as_of``), nearest first."""
         found = self._entity(entity, _owner(user_id, agent_id, session_id))
         with self._lock:
-            hops = self.view.neighbours(found.id, depth, _when(as_of))
+            hops = self.view.neighbours(found.id, depth, _when(as_of), self.clock())
         ents = {e.id: e for e in self.store.entities(None) if e.id in hops}
         return sorted(((ents[i], d) for i, d in hops.items() if i in ents), key=lambda p: (p[1], p[0].name))
 
@@ -88,7 +91,7 @@ class GraphQueries:
         scope = _owner(user_id, agent_id, session_id)
         start, end = self._entity(a, scope), self._entity(b, scope)
         with self._lock:
-            fact_ids = self.view.path(start.id, end.id, _when(as_of))
+            fact_ids = self.view.path(start.id, end.id, _when(as_of), self.clock())
         by_id = self.store.facts_by_id(fact_ids)
         return self._decorate([by_id[i] for i in fact_ids])
 
@@ -97,11 +100,11 @@ class GraphQueries:
         """Facts within ``depth`` hops of an entity with their distance (0 = on the entity itself),
         nearest first: graph expansion and node-distance reranking for retrieval."""
         found = self._entity(entity, _owner(user_id, agent_id, session_id))
-        when = _when(as_of)
+        when, now = _when(as_of), self.clock()
         with self._lock:
-            hops = {**self.view.neighbours(found.id, depth, when), found.id: 0}
+            hops = {**self.view.neighbours(found.id, depth, when, now), found.id: 0}
         near = [i for i, d in hops.items() if d < depth] or [found.id]
-        facts = self.store.facts_on(near, current_only=when is None)
+        facts = self.store.facts_on(near, open_at=now if when is None else None)
         if when is not None:
             facts = [f for f in facts if f.valid_as_of(when)]
         ranked = sorted(((f, min(hops.get(f.subject_id, depth), hops.get(f.object_id, depth))) for f in facts),
@@ -133,7 +136,7 @@ class GraphQueries:
         """Facts most similar to the query (cosine of sentence embeddings; word overlap without an
         embedder), current only unless ``as_of`` is given. Usage: ``graph.search_facts(None, "job", scope)``."""
         owner = owner_scope(scope) if scope is not None else None
-        pairs = self.store.fact_vectors(owner, current_only=as_of is None)
+        pairs = self.store.fact_vectors(owner, open_at=self.clock() if as_of is None else None)
         if as_of is not None:
             when = to_utc(as_of)
             pairs = [(f, v) for f, v in pairs if f.valid_as_of(when)]

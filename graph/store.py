@@ -173,15 +173,16 @@ class GraphStore:
                     for r in s.scalars(stmt.order_by(EntityRow.created_at, EntityRow.id))]
 
     def facts(self, scope: Scope | None, *, entity_id: str | None = None, predicate: str | None = None,
-              current_only: bool = False) -> list[Fact]:
-        """Facts of a scope, optionally on one entity (either end) and predicate, oldest first."""
+              open_at: datetime | None = None) -> list[Fact]:
+        """Facts of a scope, optionally on one entity (either end) and predicate, oldest first;
+        with ``open_at``, only those not closed by then (current ones)."""
         stmt = select(FactRow).where(*_scope_clauses(FactRow, scope))
         if entity_id is not None:
             stmt = stmt.where(or_(FactRow.subject_id == entity_id, FactRow.object_id == entity_id))
         if predicate is not None:
             stmt = stmt.where(FactRow.predicate == predicate)
-        if current_only:
-            stmt = stmt.where(FactRow.invalid_at.is_(None))
+        if open_at is not None:
+            stmt = stmt.where(_open(open_at))
         with self._tx() as s:
             return [fact_from_row(r) for r in s.scalars(stmt.order_by(FactRow.created_at, FactRow.id))]
 
@@ -190,12 +191,12 @@ class GraphStore:
         with self._tx() as s:
             return {r.id: fact_from_row(r) for r in s.scalars(select(FactRow).where(FactRow.id.in_(list(fact_ids))))}
 
-    def facts_on(self, entity_ids: Sequence[str], current_only: bool = False) -> list[Fact]:
-        """Facts with either end in ``entity_ids``, oldest first."""
+    def facts_on(self, entity_ids: Sequence[str], open_at: datetime | None = None) -> list[Fact]:
+        """Facts with either end in ``entity_ids`` (not closed by ``open_at`` when given), oldest first."""
         ids = list(set(entity_ids))
         stmt = select(FactRow).where(or_(FactRow.subject_id.in_(ids), FactRow.object_id.in_(ids)))
-        if current_only:
-            stmt = stmt.where(FactRow.invalid_at.is_(None))
+        if open_at is not None:
+            stmt = stmt.where(_open(open_at))
         with self._tx() as s:
             return [fact_from_row(r) for r in s.scalars(stmt.order_by(FactRow.created_at, FactRow.id))]
 
@@ -205,11 +206,11 @@ class GraphStore:
         with self._tx() as s:
             return [fact_from_row(r) for r in s.scalars(stmt.order_by(FactRow.created_at, FactRow.id))]
 
-    def fact_vectors(self, scope: Scope | None, current_only: bool = True) -> list[tuple[Fact, np.ndarray | None]]:
-        """Facts with their sentence embeddings, for cosine search."""
+    def fact_vectors(self, scope: Scope | None, open_at: datetime | None = None) -> list[tuple[Fact, np.ndarray | None]]:
+        """Facts with their sentence embeddings (not closed by ``open_at`` when given), for cosine search."""
         stmt = select(FactRow).where(*_scope_clauses(FactRow, scope))
-        if current_only:
-            stmt = stmt.where(FactRow.invalid_at.is_(None))
+        if open_at is not None:
+            stmt = stmt.where(_open(open_at))
         with self._tx() as s:
             return [(fact_from_row(r), from_bytes(r.embedding)) for r in s.scalars(stmt.order_by(FactRow.id))]
 
@@ -273,6 +274,11 @@ def _close(s: Session, closure: Closure, now: datetime) -> Fact:
     row.expired_at = now
     row.superseded_by = closure.superseded_by or row.superseded_by
     return fact_from_row(row)
+
+
+def _open(at: datetime) -> Any:
+    """Not closed by ``at``: still open, or closed at a later (planned) time."""
+    return or_(FactRow.invalid_at.is_(None), FactRow.invalid_at > at)
 
 
 def _live(s: Session, entity_id: str) -> EntityRow:

@@ -58,16 +58,18 @@ class GraphView:
         if ends is not None and self.g.has_edge(*ends, key=fact_id):
             self.g.remove_edge(*ends, key=fact_id)
 
-    def neighbours(self, entity_id: str, depth: int = 1, as_of: datetime | None = None) -> dict[str, int]:
-        """Entity ids within ``depth`` hops (either direction) over facts valid now / at ``as_of``."""
+    def neighbours(self, entity_id: str, depth: int = 1, as_of: datetime | None = None,
+                   now: datetime | None = None) -> dict[str, int]:
+        """Entity ids within ``depth`` hops (either direction) over facts valid at ``as_of``, or else
+        not closed by ``now`` (still open when ``now`` is None)."""
         if entity_id not in self.g:
             return {}
-        hops = nx.single_source_shortest_path_length(self._valid(as_of), entity_id, cutoff=depth)
+        hops = nx.single_source_shortest_path_length(self._valid(as_of, now), entity_id, cutoff=depth)
         return {n: d for n, d in hops.items() if n != entity_id}
 
-    def path(self, a: str, b: str, as_of: datetime | None = None) -> list[str]:
+    def path(self, a: str, b: str, as_of: datetime | None = None, now: datetime | None = None) -> list[str]:
         """Fact ids along a shortest path from ``a`` to ``b`` (empty when not connected)."""
-        g = self._valid(as_of)
+        g = self._valid(as_of, now)
         if a not in g or b not in g:
             return []
         try:
@@ -82,18 +84,18 @@ class GraphView:
         edges = {k: (u, v, dict(d)) for u, v, k, d in self.g.edges(keys=True, data=True)}
         return nodes, edges
 
-    def _valid(self, as_of: datetime | None) -> nx.Graph:
-        """An undirected simple graph of the facts holding now (open) or at ``as_of``."""
+    def _valid(self, as_of: datetime | None, now: datetime | None) -> nx.Graph:
+        """An undirected simple graph of the facts holding at ``as_of``, or not closed by ``now``."""
         out = nx.Graph()
         out.add_nodes_from(self.g.nodes)
         for u, v, k, d in self.g.edges(keys=True, data=True):
-            if _holds(d, as_of):
+            if _holds(d, as_of, now):
                 out.add_edge(u, v, fact_id=k)
         return out
 
 
-def _holds(d: dict[str, Any], as_of: datetime | None) -> bool:
+def _holds(d: dict[str, Any], as_of: datetime | None, now: datetime | None) -> bool:
     if as_of is None:
-        return d["invalid_at"] is None
+        return d["invalid_at"] is None or (now is not None and d["invalid_at"] > now)
     starts = d["valid_at"] is None or d["valid_at"] <= as_of
     return starts and (d["invalid_at"] is None or as_of < d["invalid_at"])

@@ -132,3 +132,15 @@ def test_graph_expansion_for_retrieval(chat, graph):
     assert sorted(around) == [("lives_in", 0), ("sister", 0), ("works_at", 0)]
     two = [(f.fact, d) for f, d in graph.around("Emma", 2, **U)]
     assert ("u1 lives in Bergen", 1) in two and two[0][1] == 0
+
+
+def test_a_planned_move_keeps_the_current_city_until_the_day(chat, graph, clock):
+    chat.say("I live in Berlin.", "2025-01-10T10:00:00Z")
+    chat.say("I'm moving to Lisbon next month.", "2025-03-05T10:00:00Z")
+    # Until April both are "current": Berlin ends ahead, Lisbon is the newest knowledge.
+    now = {f.object_name: str(f) for f in graph.facts("u1", **U) if f.predicate == "lives_in"}
+    assert now == {"Berlin": "u1 lives in Berlin (since 2025-01-10, until 2025-04)",
+                   "Lisbon": "u1 lives in Lisbon (since 2025-04, previously Berlin)"}
+    clock.set(datetime(2025, 5, 1, tzinfo=UTC))
+    assert objects(graph.facts("u1", **U), "lives_in") == ["Lisbon"]
+    assert objects(graph.facts("u1", as_of="2025-03-20", **U), "lives_in") == ["Berlin"]
