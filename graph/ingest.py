@@ -65,7 +65,10 @@ class Planner:
         out = PlanOutcome(WritePlan(episode=episode, now=now))
         index = self._index(owner)
         user = self._user(index, owner, episode, out)
-        mentions = list({e.name: e for e in extraction.entities if e.name != USER}.values())
+        for name in _self_names(extraction):  # "my name is Ann": Ann is the user, not a new person
+            self._alias(index, user.id, name, episode, out)
+            out.entity_ids[name] = user.id
+        mentions = list({e.name: e for e in extraction.entities if e.name not in out.entity_ids}.values())
         # Cheap stages first; only mentions they cannot place are embedded (with the fact sentences).
         matches = {m.name: index.resolve(m, cheap_only=True) for m in mentions}
         left = [m for m in mentions if matches[m.name] is None]
@@ -108,6 +111,14 @@ class Planner:
         out.entity_ids[USER] = user.id
         return user
 
+    def _alias(self, index: EntityIndex, entity_id: str, alias: str, episode: Episode, out: PlanOutcome) -> None:
+        cand = index.get(entity_id)
+        assert cand is not None
+        touch = EntityTouch(entity_id, episode.reference_time, [alias])
+        out.plan.touches.append(touch)
+        out.touched[entity_id] = _touched(cand.entity, touch)
+        index.add(Candidate(out.touched[entity_id], cand.vector))
+
     def _place(self, mention: ExtractedEntity, match: Match | None, vec: np.ndarray | None, index: EntityIndex,
                episode: Episode, owner: Scope, out: PlanOutcome) -> None:
         attrs = {"role": mention.role} if mention.role else {}
@@ -136,9 +147,8 @@ class Planner:
         if subject_id is None or object_id is None:
             return  # an extractor named an entity it did not list; nothing to attach the fact to
         if fact.predicate == "name" and subject_id == user.id:
-            out.plan.touches.append(EntityTouch(user.id, episode.reference_time, [fact.object]))
-            return
-        existing = self._store.facts_of(subject_id, fact.predicate)
+            return  # already an alias of the user
+        existing = _as_planned(self._store.facts_of(subject_id, fact.predicate), out.plan)
         existing += [p for p in pending if p.subject_id == subject_id and p.predicate == fact.predicate]
         valid_at = fact.valid_at or episode.reference_time
         if fact.negated:
@@ -161,6 +171,20 @@ class Planner:
                 if p.id == c.fact_id:
                     p.invalid_at, p.superseded_by = c.invalid_at, c.superseded_by
         pending.append(new)
+
+
+def _self_names(extraction: Extraction) -> list[str]:
+    return [f.object for f in extraction.facts if f.predicate == "name" and f.subject == USER and not f.negated]
+
+
+def _as_planned(facts: list[Fact], plan: WritePlan) -> list[Fact]:
+    """Stored facts with the closures this plan already decided applied (two moves in one message)."""
+    closing = {c.fact_id: c for c in plan.closures}
+    for f in facts:
+        if f.id in closing:
+            f.invalid_at = closing[f.id].invalid_at or plan.now
+            f.superseded_by = closing[f.id].superseded_by or f.superseded_by
+    return facts
 
 
 def _touched(entity: Entity, touch: EntityTouch) -> Entity:

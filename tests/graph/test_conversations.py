@@ -144,3 +144,20 @@ def test_a_planned_move_keeps_the_current_city_until_the_day(chat, graph, clock)
     clock.set(datetime(2025, 5, 1, tzinfo=UTC))
     assert objects(graph.facts("u1", **U), "lives_in") == ["Lisbon"]
     assert objects(graph.facts("u1", as_of="2025-03-20", **U), "lives_in") == ["Berlin"]
+
+
+def test_the_user_named_by_name_is_the_user(chat, graph):
+    chat.say("Hi! My name is Ann.", "2025-01-10T10:00:00Z")
+    chat.say("Ann lives in Rome, by the way.", "2025-01-11T10:00:00Z")
+    user = graph.find_entity("Ann", **U)
+    assert user.name == "u1" and user.aliases == ["Ann"]
+    assert [e.name for e in graph.entities(**U) if e.type == "person"] == ["u1"]
+    assert objects(graph.facts("Ann", **U), "lives_in") == ["Rome"]
+    assert graph.view.snapshot() == graph.rebuild_view().snapshot()
+
+
+def test_two_moves_in_one_message(chat, graph):
+    chat.say("I live in Berlin.", "2020-01-10T10:00:00Z")
+    chat.say("I moved to Paris in 2021. Then I moved to Rome last year.", "2025-01-10T10:00:00Z")
+    timeline = [(f.object_name, f.valid_at.year, f.invalid_at and f.invalid_at.year) for f in graph.history("u1", **U)]
+    assert timeline == [("Berlin", 2020, 2021), ("Paris", 2021, 2024), ("Rome", 2024, None)]
