@@ -8,8 +8,9 @@ Usage::
     engine.complete_json(messages, {"type": "object", "properties": {...}})
 
 A string prompt is used as raw text; a list of messages is rendered with the model's chat
-template. One generation runs at a time per engine (a lock): the model owns one KV cache, and
-the next prompt's common prefix with what it holds is not prefilled again.
+template. One generation runs at a time per engine (a lock held while a stream is iterated;
+other threads wait, the holding thread gets InvalidParams instead of a deadlock): the model owns
+one KV cache, and the next prompt's common prefix with what it holds is not prefilled again.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class LocalEngine:
         self.load_seconds = time.perf_counter() - start
         self._generator = Generator(self.model, self.tokenizer)
         self._lock = threading.Lock()
+        self._owner: int | None = None  # thread that holds the lock, to refuse self-deadlock
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids for a raw string, or for messages rendered with the chat template."""
@@ -113,12 +115,17 @@ class LocalEngine:
         return parse_and_validate(s.text, schema)
 
     def _locked(self, inner: GenerationStream, out: GenerationStream) -> Iterator[str]:
+        if self._owner == threading.get_ident():
+            # waiting would deadlock: this thread holds an unfinished stream of the same engine
+            raise InvalidParams("this thread has an unfinished stream on this engine; exhaust or close it first")
         with self._lock:
+            self._owner = threading.get_ident()
             try:
                 for piece in inner:
                     out.text += piece
                     yield piece
             finally:
+                self._owner = None
                 out.finish_reason, out.token_ids = inner.finish_reason, inner.token_ids
                 out.reused_tokens = inner.reused_tokens
 

@@ -105,3 +105,19 @@ def test_second_chat_turn_reuses_the_first_turn_cache(engine: LocalEngine) -> No
     answer = "".join(second)
     assert second.reused_tokens >= engine.count_tokens(FRANCE)
     assert "Rome" in answer
+
+
+def test_streams_are_serialised(engine: LocalEngine) -> None:
+    params = GenerationParams(max_tokens=4)
+    open_stream = iter(engine.stream("Once upon a time", params))
+    next(open_stream)  # holds the engine
+    with pytest.raises(InvalidParams):  # same thread: refused instead of deadlocking
+        engine.generate("Hello", params)
+    results: list[str] = []
+    worker = threading.Thread(target=lambda: results.append(engine.generate("Hello", params)))
+    worker.start()
+    worker.join(timeout=0.5)
+    assert worker.is_alive()  # another thread waits for the open stream
+    open_stream.close()  # closing the stream releases the engine
+    worker.join(timeout=30)
+    assert not worker.is_alive() and len(results) == 1
