@@ -21,7 +21,7 @@ from graph.store import GraphStore
 from graph.types import Entity, Fact
 from graph.view import GraphView
 from memory.clock import Clock
-from memory.errors import NotFound
+from memory.errors import InvalidInput, NotFound
 from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
 
@@ -79,6 +79,7 @@ class GraphQueries:
     def neighbours(self, entity: str, depth: int = 1, *, user_id: str | None = None, agent_id: str | None = None,
                    session_id: str | None = None, as_of: TimeLike | None = None) -> list[tuple[Entity, int]]:
         """Entities within ``depth`` hops over facts holding now (or at ``as_of``), nearest first."""
+        _check_depth(depth)
         found = self._entity(entity, _owner(user_id, agent_id, session_id))
         with self._lock:
             hops = self.view.neighbours(found.id, depth, _when(as_of), self.clock())
@@ -99,6 +100,7 @@ class GraphQueries:
                session_id: str | None = None, as_of: TimeLike | None = None) -> list[tuple[Fact, int]]:
         """Facts within ``depth`` hops of an entity with their distance (0 = on the entity itself),
         nearest first: graph expansion and node-distance reranking for retrieval."""
+        _check_depth(depth)
         found = self._entity(entity, _owner(user_id, agent_id, session_id))
         when, now = _when(as_of), self.clock()
         with self._lock:
@@ -135,6 +137,8 @@ class GraphQueries:
                      scope: Scope | None = None, k: int = 10, as_of: TimeLike | None = None) -> list[tuple[Fact, float]]:
         """Facts most similar to the query (cosine of sentence embeddings; word overlap without an
         embedder), current only unless ``as_of`` is given. Usage: ``graph.search_facts(None, "job", scope)``."""
+        if not isinstance(k, int) or k < 1:
+            raise InvalidInput(f"k must be a positive integer, got {k!r}")
         owner = owner_scope(scope) if scope is not None else None
         pairs = self.store.fact_vectors(owner, open_at=self.clock() if as_of is None else None)
         if as_of is not None:
@@ -196,6 +200,11 @@ class GraphQueries:
 
 def _owner(user_id: str | None, agent_id: str | None, session_id: str | None) -> Scope:
     return owner_scope(Scope(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+
+def _check_depth(depth: int) -> None:
+    if not isinstance(depth, int) or depth < 1:
+        raise InvalidInput(f"depth must be a positive integer, got {depth!r}")
 
 
 def _when(as_of: TimeLike | None) -> datetime | None:
