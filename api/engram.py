@@ -28,7 +28,7 @@ from memory.database import open_engine, sqlite_url
 from memory.errors import InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
-from memory.linking import evolve, links_for
+from memory.linking import Evolution, evolve, links_for
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
@@ -279,9 +279,17 @@ class Engram:
         notes = [self._new_note(spec, now) for spec in specs]
         vectors = self.embedder.embed([n.content for n in notes])
         with self._lock:
-            self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor)
+            # The index goes first so that notes of one batch can link to each other; if the
+            # SQL transaction fails, the derived rows are dropped again.
             rows = self.index.add([_indexed(n) for n in notes], vectors)
-            self._link(notes, vectors, rows, now)
+            try:
+                evolutions = self._plan_links(notes, vectors, rows, now)
+                links = [link for n in notes for link in n.links]
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions)
+            except BaseException:
+                for note in notes:
+                    self.index.remove(note.id)
+                raise
         return notes
 
     def _new_note(self, spec: NoteSpec, now: datetime) -> Note:
@@ -297,22 +305,29 @@ class Engram:
         draft = build_draft(content, event_time=changes.get("event_time", current.event_time), metadata=meta)
         return {"content": content, "keywords": draft.keywords, "tags": draft.tags, "context": draft.context}
 
-    def _link(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> None:
-        """Link each new note to its nearest earlier notes in the same scope; evolve close ones."""
+    def _plan_links(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> list[Evolution]:
+        """Link each new note to its nearest earlier notes in its scope (``note.links``) and plan how
+        close neighbours evolve; every decision is keyed by note id."""
         cfg = self.config.memory.linking
+        found = []
         for note, vec, row in zip(notes, vectors, rows, strict=True):
             mask = self.index.mask(_link_scope(note.scope), include_archived=False, below_row=row)
             neighbours = self.index.dense(vec, cfg.neighbours, mask)
             note.links = links_for(note, neighbours, cfg, now)
-            self.store.add_links(note.links)
-            self._evolve(note, neighbours, now)
-
-    def _evolve(self, note: Note, neighbours: list[tuple[str, float]], now: datetime) -> None:
-        close = {nid: sim for nid, sim in neighbours if sim >= self.config.memory.linking.evolve_threshold}
-        for nid, old in self.store.get_many(list(close)).items():
-            change = evolve(old, note, close[nid], self.config.memory.linking)
-            if change is not None:
-                self.store.evolve(nid, change.keywords, change.tags, change.cause_id, now, "evolve")
+            found.append([(nid, sim) for nid, sim in neighbours if sim >= cfg.evolve_threshold])
+        pending = {n.id: n for n in notes}
+        outside = {nid for close in found for nid, _ in close if nid not in pending}
+        current = {**self.store.get_many(sorted(outside)), **pending}
+        evolutions: list[Evolution] = []
+        for note, close in zip(notes, found, strict=True):
+            for nid, sim in close:
+                change = evolve(current[nid], note, sim, cfg)
+                if change is not None:
+                    evolutions.append(change)
+                    current[nid] = replace(current[nid], keywords=change.keywords, tags=change.tags)
+        for nid, note in pending.items():  # callers get the batch's notes as stored
+            note.keywords, note.tags = current[nid].keywords, current[nid].tags
+        return evolutions
 
     def _rank(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
               include_archived: bool) -> list[Hit]:

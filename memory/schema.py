@@ -69,7 +69,8 @@ class NoteRow(Base):
     strength: Mapped[float] = mapped_column(Float)
     importance: Mapped[float] = mapped_column(Float, default=0.5)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
-    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Deferred: only index rebuilds read the vector; every other read would drag 1.5 kB along.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     embed_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memory.errors import NotFound, StorageError
 from memory.forgetting import ForgettingConfig, reinforce, retention
+from memory.linking import Evolution
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, snapshot
 from memory.schema import AccessRow, ChangeRow, HistoryRow, LinkRow, NoteRow
 from memory.timeutil import days_between
@@ -51,14 +52,33 @@ class NoteStore:
 
     # ---- writes -------------------------------------------------------------------------
 
-    def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str) -> None:
-        """Insert new notes with their embeddings, history and change rows, all or nothing."""
+    def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
+               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = ()) -> None:
+        """Insert new notes with their embeddings, links and the neighbour evolutions they caused,
+        history and change rows — one transaction, all or nothing (one fsync per batch)."""
         with self._tx() as s:
             for note, emb in zip(notes, embeddings, strict=True):
                 row = _new_row(note, emb, embed_model)
                 s.add(row)
                 s.add(_history(note.id, "add", None, snapshot(row), actor, note.created_at))
                 s.add(ChangeRow(note_id=note.id, op="upsert", at=note.created_at))
+            s.flush()
+            for link in links:
+                s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
+                              weight=link.weight, created_at=link.created_at))
+            with s.no_autoflush:
+                for change in evolutions:
+                    self._apply_evolution(s, change, notes[0].created_at if notes else None)
+
+    @staticmethod
+    def _apply_evolution(s: Session, change: Evolution, now: datetime | None) -> None:
+        row = NoteStore._row(s, change.note_id)
+        old = {"keywords": list(row.keywords or []), "tags": list(row.tags or [])}
+        row.keywords, row.tags = list(change.keywords), list(change.tags)
+        if now is not None:
+            row.updated_at = now
+        new = {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}
+        s.add(_history(change.note_id, "evolve", old, new, "evolve", now or row.updated_at))
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str) -> Note:
         """Apply ``changes`` (NoteRow attribute → value) to one note and audit it."""
@@ -96,31 +116,31 @@ class NoteStore:
                     added += 1
             return added
 
-    def evolve(self, note_id: str, keywords: list[str], tags: list[str], cause_id: str, now: datetime, actor: str) -> None:
-        """Replace a neighbour's keywords/tags because of a new note; recorded as 'evolve'."""
-        with self._tx() as s:
-            row = self._row(s, note_id)
-            old = {"keywords": list(row.keywords or []), "tags": list(row.tags or [])}
-            row.keywords, row.tags, row.updated_at = list(keywords), list(tags), now
-            new = {"keywords": list(keywords), "tags": list(tags), "cause": cause_id}
-            s.add(_history(note_id, "evolve", old, new, actor, now))
-
     def recall(self, note_ids: Sequence[str], now: datetime, kind: str, query: str | None) -> dict[str, Recall]:
-        """Reinforce recalled notes and log the accesses in the same transaction."""
+        """Reinforce recalled notes and log the accesses in the same transaction.
+
+        Bulk statements (one SELECT, one executemany UPDATE, one executemany INSERT): this runs on
+        every search, so it must cost one round trip per step, not one per hit.
+        """
         out: dict[str, Recall] = {}
         if not note_ids:
             return out
+        cols = (NoteRow.id, NoteRow.event_time, NoteRow.last_recalled_at, NoteRow.strength, NoteRow.recall_count)
         with self._tx() as s:
-            rows = s.scalars(select(NoteRow).where(NoteRow.id.in_(list(note_ids))).with_for_update()).all()
-            for row in rows:
-                r = retention(days_between(row.last_recalled_at or row.event_time, now), row.strength)
-                row.strength = reinforce(row.strength, r, self._forgetting)
+            rows = s.execute(select(*cols).where(NoteRow.id.in_(list(note_ids))).with_for_update()).all()
+            updates, accesses = [], []
+            for nid, event_time, last, strength, count in rows:
+                r = retention(days_between(last or event_time, now), strength)
+                after = reinforce(strength, r, self._forgetting)
                 # Asking "as of" an earlier time must not move the curve's clock backwards.
-                row.last_recalled_at = max(now, row.last_recalled_at or now)
-                row.recall_count += 1
-                s.add(AccessRow(note_id=row.id, kind=kind, query=query, retention=r,
-                                strength_after=row.strength, at=now))
-                out[row.id] = Recall(r, row.strength)
+                when = max(now, last or now)
+                updates.append({"id": nid, "strength": after, "last_recalled_at": when, "recall_count": count + 1})
+                accesses.append({"note_id": nid, "kind": kind, "query": query, "retention": r,
+                                 "strength_after": after, "at": now})
+                out[nid] = Recall(r, after)
+            if updates:
+                s.execute(update(NoteRow), updates)
+                s.execute(insert(AccessRow), accesses)
         return out
 
     def set_archived(self, note_ids: Sequence[str], archived: bool, now: datetime, actor: str) -> list[str]:
