@@ -16,6 +16,7 @@ from typing import Any
 # Entry points set these before anything imports torch (see README, "Environment").
 _PROCESS_ENV = {
     "OMP_WAIT_POLICY": "PASSIVE",
+    "OPENBLAS_NUM_THREADS": "1",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",

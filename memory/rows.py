@@ -7,8 +7,8 @@ from memory.schema import HistoryRow, LinkRow, NoteRow
 from memory.types import HistoryEntry, Link, Note, Scope
 
 
-def note_from_row(row: NoteRow) -> Note:
-    """A Note from its row (links are attached separately)."""
+def note_from_row(row: Any) -> Note:
+    """A Note from its ORM row or a plain row of its columns (links are attached separately)."""
     return Note(
         id=row.id,
         scope=Scope(user_id=row.user_id, agent_id=row.agent_id, session_id=row.session_id),

@@ -179,8 +179,9 @@ class NoteStore:
         """Notes by id (missing ids are absent from the result)."""
         if not note_ids:
             return {}
+        # Plain column tuples, not ORM objects: this runs for every search's candidate pool.
         with self._tx() as s:
-            rows = s.scalars(select(NoteRow).where(NoteRow.id.in_(list(note_ids))))
+            rows = s.execute(select(*_NOTE_COLUMNS).where(NoteRow.id.in_(list(note_ids))))
             return {row.id: note_from_row(row) for row in rows}
 
     def list_notes(self, scope: Scope | None, include_archived: bool, limit: int, offset: int) -> list[Note]:
@@ -264,6 +265,9 @@ class NoteStore:
     def _links(s: Session, note_id: str) -> list[Link]:
         stmt = select(LinkRow).where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)).order_by(LinkRow.id)
         return [link_from_row(r) for r in s.scalars(stmt)]
+
+
+_NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.column_attrs if attr.key != "embedding"]
 
 
 def _new_row(note: Note, embedding: bytes | None, embed_model: str) -> NoteRow:
