@@ -69,20 +69,22 @@ class Planner:
             self._alias(index, user.id, name, episode, out)
             out.entity_ids[name] = user.id
         mentions = list({e.name: e for e in extraction.entities if e.name not in out.entity_ids}.values())
-        # Cheap stages first; only mentions they cannot place are embedded (with the fact sentences).
+        # Cheap stages first: only the mentions they cannot place are embedded, and only new facts'
+        # sentences (a restated fact has its vector), so a typical message costs one embed call or none.
         matches = {m.name: index.resolve(m, cheap_only=True) for m in mentions}
         left = [m for m in mentions if matches[m.name] is None]
-        sentences = [_sentence(f.sentence, user.name) for f in extraction.facts]
-        vectors = self._embed([m.name for m in left] + sentences)
+        vectors = self._embed([m.name for m in left])
         name_vecs = {m.name: vectors[i] for i, m in enumerate(left)} if vectors is not None else {}
         for m in mentions:
             vec = name_vecs.get(m.name)
             match = matches[m.name] or (index.resolve(m, vec, self._llm) if m in left else None)
             self._place(m, match, vec, index, episode, owner, out)
         pending: list[Fact] = []
-        for j, fact in enumerate(extraction.facts):
-            vec = vectors[len(left) + j] if vectors is not None else None
-            self._fact(fact, sentences[j], vec, user, episode, owner, out, pending)
+        for fact in extraction.facts:
+            self._fact(fact, _sentence(fact.sentence, user.name), user, episode, owner, out, pending)
+        fact_vecs = self._embed([f.fact for f, _ in out.plan.new_facts])
+        if fact_vecs is not None:
+            out.plan.new_facts = [(f, fact_vecs[i]) for i, (f, _) in enumerate(out.plan.new_facts)]
         return out
 
     def _index(self, owner: Scope) -> EntityIndex:
@@ -141,8 +143,8 @@ class Planner:
             out.entity_ids[mention.name] = entity.id
         out.plan.mentions.append(out.entity_ids[mention.name])
 
-    def _fact(self, fact: ExtractedFact, sentence: str, vec: np.ndarray | None, user: Entity, episode: Episode,
-              owner: Scope, out: PlanOutcome, pending: list[Fact]) -> None:
+    def _fact(self, fact: ExtractedFact, sentence: str, user: Entity, episode: Episode, owner: Scope,
+              out: PlanOutcome, pending: list[Fact]) -> None:
         subject_id, object_id = out.entity_ids.get(fact.subject), out.entity_ids.get(fact.object)
         if subject_id is None or object_id is None:
             return  # an extractor named an entity it did not list; nothing to attach the fact to
@@ -164,7 +166,7 @@ class Planner:
         new = Fact(id=new_id, subject_id=subject_id, object_id=object_id, predicate=fact.predicate, fact=sentence,
                    scope=owner, episode_ids=[episode.id], valid_at=decision.valid_at, invalid_at=decision.invalid_at,
                    created_at=out.plan.now, superseded_by=decision.superseded_by)
-        out.plan.new_facts.append((new, vec))
+        out.plan.new_facts.append((new, None))  # embedded in one batch once all facts are decided
         out.plan.closures.extend(decision.close)
         for c in decision.close:  # a pending fact closed in the same episode: keep the local copy honest
             for p in pending:
