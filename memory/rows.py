@@ -36,16 +36,28 @@ def history_from_row(row: HistoryRow) -> HistoryEntry:
 
 
 def snapshot(row: NoteRow) -> dict[str, Any]:
-    """The audited fields of a note, JSON-ready, for history old/new values."""
+    """The audited fields of a stored note, JSON-ready, for history old/new values."""
+    return _snapshot(row.content, row.keywords, row.tags, row.context, row.meta, row.importance, row.archived,
+                     row.event_time)
+
+
+def note_snapshot(note: Note) -> dict[str, Any]:
+    """The same audited fields, from a note not yet stored."""
+    return _snapshot(note.content, note.keywords, note.tags, note.context, note.metadata, note.importance,
+                     note.archived, note.event_time)
+
+
+def _snapshot(content: str, keywords: Any, tags: Any, context: str, metadata: Any, importance: float,
+              archived: bool, event_time: Any) -> dict[str, Any]:
     return {
-        "content": row.content,
-        "keywords": list(row.keywords or []),
-        "tags": list(row.tags or []),
-        "context": row.context,
-        "metadata": dict(row.meta or {}),
-        "importance": row.importance,
-        "archived": row.archived,
-        "event_time": row.event_time.isoformat() if row.event_time else None,
+        "content": content,
+        "keywords": list(keywords or []),
+        "tags": list(tags or []),
+        "context": context,
+        "metadata": dict(metadata or {}),
+        "importance": importance,
+        "archived": archived,
+        "event_time": event_time.isoformat() if event_time else None,
     }
 
 
