@@ -99,8 +99,9 @@ class Planner:
 
     def _user(self, index: EntityIndex, owner: Scope, episode: Episode, out: PlanOutcome) -> Entity:
         found = index.resolve(ExtractedEntity(USER_NORM, "person"), cheap_only=True)
-        if found is not None:
-            user = index.get(found.entity_id).entity  # type: ignore[union-attr]
+        cand = index.get(found.entity_id) if found is not None else None
+        if cand is not None:
+            user = cand.entity
             touch = EntityTouch(user.id, episode.reference_time)
             out.plan.touches.append(touch)
             out.touched[user.id] = _touched(user, touch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -169,7 +169,7 @@ class GraphQueries:
         norm = normalise(ref)
         exact = [e for e in live if norm in {e.norm_name, normalise(e.name), *(normalise(a) for a in e.aliases)}]
         if exact:
-            return max(exact, key=lambda e: e.last_seen_at or e.created_at)  # type: ignore[arg-type, return-value]
+            return max(exact, key=_recency)
         acronyms = [e for e in live if is_acronym_of(ref, e.name) or is_acronym_of(e.name, ref)]
         return acronyms[0] if acronyms else self._survivor(ref, by_id)
 
@@ -200,6 +200,10 @@ class GraphQueries:
 
 def _owner(user_id: str | None, agent_id: str | None, session_id: str | None) -> Scope:
     return owner_scope(Scope(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+
+def _recency(entity: Entity) -> datetime:
+    return entity.last_seen_at or entity.created_at or datetime.min.replace(tzinfo=UTC)
 
 
 def _check_depth(depth: int) -> None:

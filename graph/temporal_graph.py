@@ -18,7 +18,7 @@ from datetime import datetime
 from graph.ingest import PlanOutcome, Planner, owner_scope
 from graph.protocols import Extractor, JsonEngine, TextEmbedder
 from graph.queries import GraphQueries
-from graph.store import GraphStore, SqlEngine
+from graph.store import GraphStore, SqlEngine, WritePlan
 from graph.types import Episode, Extraction, Fact, IngestResult, Merge, Supersession
 from graph.view import GraphView
 from memory.clock import Clock, system_clock
@@ -126,7 +126,7 @@ class TemporalGraph(GraphQueries):
             for fact in self.store.facts(None, entity_id=entity_id):
                 self.view.upsert_fact(fact)
 
-    def _count(self, plan, closed) -> None:  # type: ignore[no-untyped-def]
+    def _count(self, plan: WritePlan, closed: list[Fact]) -> None:
         self.counters["episodes"] += 1
         self.counters["extraction_failures"] += int(plan.episode.error is not None)
         self.counters["facts"] += len(plan.new_facts)
