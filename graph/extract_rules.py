@@ -40,6 +40,8 @@ _NEEDS = {
     "from": re.compile(r"'m|'re|'s|\b(?:am|is|are|was|were|grew|born|raised|come|comes|came)\b", re.I),
     "job_title": re.compile(r"'m|'s|'re|\b(?:am|is|are|was|were|work|works|working|worked|became|become)\b", re.I),
 }
+_PAST = re.compile(r"\blived\b", re.I)
+_PERFECT = re.compile(r"'ve|\b(?:have|has)\b", re.I)
 _WISH = re.compile(r"'d\b|\bwould\b", re.I)
 _THIRD_PERSON = re.compile(r"\b(?:likes|loves|enjoys|adores|hates|dislikes|does|doesn't|is)\b|'s\b", re.I)
 _NOT_LIKED = {"idea", "ideas", "sound", "those", "these", "that", "this", "your", "how", "what", "when", "more",
@@ -148,6 +150,8 @@ def _plausible(rule: Rule, m: re.Match[str]) -> bool:
     need = _NEEDS.get(rule.predicate)
     if need is not None and not need.search(between):
         return False  # "Luna from Petco", "Write an artist statement"
+    if _PAST.search(between) and not _PERFECT.search(between):
+        return False  # "I lived in Rome" is over; "I've lived in Rome since 2021" is not
     if rule.predicate in ("likes", "dislikes"):
         if _WISH.search(between) or m.group("obj").lower().startswith("to "):
             return False  # "I'd like to ask ...": a wish, not a preference

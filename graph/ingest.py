@@ -163,6 +163,9 @@ class Planner:
         if decision.duplicate_of is not None:
             if not any(p.id == decision.duplicate_of for p in pending):
                 out.plan.restated.append(decision.duplicate_of)
+                if decision.starts is not None:
+                    out.plan.starts[decision.duplicate_of] = decision.starts
+                    out.plan.closures.extend(decision.close)
             return
         new = Fact(id=new_id, subject_id=subject_id, object_id=object_id, predicate=fact.predicate, fact=sentence,
                    scope=owner, episode_ids=[episode.id], valid_at=decision.valid_at, invalid_at=decision.invalid_at,

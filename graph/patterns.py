@@ -68,7 +68,7 @@ def _user_rule(predicate: str, pattern: str, object_type: str, template: str) ->
 
 
 RULES: tuple[Rule, ...] = (
-    _rule("lives_in", r"(?:live|lives|living|reside|resides|residing|based|settled)\s+in", NAME, "place", "{s} lives in {o}"),
+    _rule("lives_in", r"(?:live|lives|lived|living|reside|resides|residing|based|settled)\s+in", NAME, "place", "{s} lives in {o}"),
     _rule("lives_in", r"(?:moved|move|moving|relocated|relocating|relocate)\s+(?:back\s+)?to", NAME, "place", "{s} lives in {o}"),
     _rule("works_at", r"(?:work|works|working|worked)\s+(?:at|for)|(?:joined|join|joining)"
           r"|(?:started|start|starting)\s+(?:a\s+new\s+job\s+|working\s+|a\s+job\s+)?at"

@@ -57,6 +57,7 @@ class WritePlan:
     new_facts: list[tuple[Fact, np.ndarray | None]] = field(default_factory=list)
     closures: list[Closure] = field(default_factory=list)
     restated: list[str] = field(default_factory=list)  # fact ids the episode states again
+    starts: dict[str, datetime] = field(default_factory=dict)  # restated fact id → its earlier start
     mentions: list[str] = field(default_factory=list)
 
 
@@ -101,6 +102,8 @@ class GraphStore:
                 row = s.get(FactRow, fact_id)
                 assert row is not None, fact_id
                 row.episode_ids = [*row.episode_ids, ep.id]
+                if fact_id in plan.starts:
+                    row.valid_at = plan.starts[fact_id]
             closed = [_close(s, c, plan.now) for c in plan.closures]
             for entity_id in dict.fromkeys(plan.mentions):
                 s.add(MentionRow(episode_id=ep.id, entity_id=entity_id))

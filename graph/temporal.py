@@ -6,6 +6,8 @@ predicate and an overlapping interval:
 - E started no later than N: E is closed, ``E.invalid_at = N.valid_at`` (``expired_at`` = now);
 - E started after N (N is news about the past): N is closed instead, ``N.invalid_at = E.valid_at``;
 - N is a correction ("actually ..."): E never held, ``E.invalid_at = E.valid_at``, N takes E's start.
+A restatement of the current value with an earlier start ("I've lived in Paris since 2021") moves
+the start back (``Decision.starts``) and closes what it now overlaps, as a newer statement would.
 Candidates are only the facts of the same subject and predicate (never the whole graph: Graphiti
 #1728). Nothing is deleted; closing an interval is the only change.
 
@@ -60,6 +62,7 @@ class Decision:
     valid_at: datetime | None = None
     invalid_at: datetime | None = None
     superseded_by: str | None = None
+    starts: datetime | None = None  # with duplicate_of: the restated fact's earlier start
 
 
 def overlaps(a_start: datetime | None, a_end: datetime | None, b_start: datetime | None, b_end: datetime | None) -> bool:
@@ -77,7 +80,7 @@ def decide(new: NewFact, existing: Sequence[Fact]) -> Decision:
     decision = Decision(valid_at=new.valid_at, invalid_at=new.invalid_at)
     for e in same:
         if e.object_id == new.object_id and e.is_current and new.invalid_at is None:
-            return Decision(duplicate_of=e.id, valid_at=new.valid_at)
+            return _restated(new, e, same)
     if not is_functional(new.predicate):
         return decision
     for e in sorted(same, key=lambda f: (f.valid_at is not None, f.valid_at or f.created_at)):
@@ -86,6 +89,21 @@ def decide(new: NewFact, existing: Sequence[Fact]) -> Decision:
         if not overlaps(e.valid_at, e.invalid_at, decision.valid_at, decision.invalid_at):
             continue
         _resolve_pair(new, e, decision)
+    return decision
+
+
+def _restated(new: NewFact, e: Fact, same: Sequence[Fact]) -> Decision:
+    decision = Decision(duplicate_of=e.id, valid_at=new.valid_at)
+    if new.valid_at is None or e.valid_at is None or new.valid_at >= e.valid_at:
+        return decision
+    decision.starts = new.valid_at
+    if not is_functional(new.predicate):
+        return decision
+    for f in same:
+        if f.object_id != e.object_id and overlaps(f.valid_at, f.invalid_at, new.valid_at, e.valid_at):
+            # Started before the new start: it ends there; started inside the gap: it never held.
+            end = new.valid_at if _starts_no_later(f.valid_at, new.valid_at) else f.valid_at
+            decision.close.append(Closure(f.id, end, e.id))
     return decision
 
 

@@ -117,6 +117,8 @@ class TemporalGraph(GraphQueries):
             self.view.upsert_fact(fact)
         for fact in closed:
             self.view.upsert_fact(fact)
+        for fact in self.store.facts_by_id(list(plan.starts)).values() if plan.starts else ():
+            self.view.upsert_fact(fact)
 
     def _refresh(self, entity_ids: list[str]) -> None:
         """Re-read entities and their facts after a merge or unmerge."""

@@ -161,3 +161,14 @@ def test_two_moves_in_one_message(chat, graph):
     chat.say("I moved to Paris in 2021. Then I moved to Rome last year.", "2025-01-10T10:00:00Z")
     timeline = [(f.object_name, f.valid_at.year, f.invalid_at and f.invalid_at.year) for f in graph.history("u1", **U)]
     assert timeline == [("Berlin", 2020, 2021), ("Paris", 2021, 2024), ("Rome", 2024, None)]
+
+
+def test_since_restates_an_earlier_start(chat, graph):
+    chat.say("I live in Berlin.", "2019-01-10T10:00:00Z")
+    chat.say("I live in Paris now.", "2023-06-01T10:00:00Z")
+    r = chat.say("I've lived in Paris since 2021.", "2024-01-10T10:00:00Z")
+    assert objects(graph.facts("u1", as_of="2022-01-01", **U), "lives_in") == ["Paris"]
+    timeline = [(f.object_name, f.valid_at.year, f.invalid_at and f.invalid_at.year) for f in graph.history("u1", **U)]
+    assert timeline == [("Berlin", 2019, 2021), ("Paris", 2021, None)]
+    assert r.facts == [] and r.superseded_note_ids == ["n0"]
+    assert graph.view.snapshot() == graph.rebuild_view().snapshot()

@@ -89,3 +89,8 @@ def test_a_correction_names_the_wrong_value():
     assert [(f.object, f.corrects) for f in fixed] == [("Lyon", "Paris")]
     plain = RuleExtractor().extract("Sorry, I meant I work at Apple.", REF).facts
     assert [(f.object, f.correction, f.corrects) for f in plain] == [("Apple", True, None)]
+
+
+def test_perfect_tense_is_current_but_simple_past_is_not():
+    assert triples("I've lived in Paris since 2021.") == {(USER, "lives_in", "Paris")}
+    assert triples("I lived in Rome as a kid.") == set()

@@ -100,3 +100,12 @@ def test_a_correction_naming_the_wrong_value_voids_only_that_value():
     assert d.close == [Closure("paris", y(2025, 7), "lyon")]  # Paris was not the value corrected: a normal move
     d = decide(NewFact("lyon", "me", "lives_in", "L", y(2025, 7), correction=True, corrects_object_id="P"), [wrong])
     assert d.close == [Closure("paris", y(2025, 6), "lyon")]
+
+
+def test_restating_with_an_earlier_start_moves_the_start_back():
+    berlin, paris = fact("b", "B", y(2018), y(2023)), fact("p", "P", y(2023))
+    d = decide(NewFact("n", "me", "lives_in", "P", y(2021)), [berlin, paris])
+    assert (d.duplicate_of, d.starts) == ("p", y(2021))
+    assert d.close == [Closure("b", y(2021), "p")]
+    later = decide(NewFact("n", "me", "lives_in", "P", y(2024)), [berlin, paris])
+    assert (later.duplicate_of, later.starts, later.close) == ("p", None, [])
