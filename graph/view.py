@@ -8,7 +8,7 @@ Usage: ``view = GraphView.rebuild(store.entities(None), store.facts(None))``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -62,21 +62,19 @@ class GraphView:
                    now: datetime | None = None) -> dict[str, int]:
         """Entity ids within ``depth`` hops (either direction) over facts valid at ``as_of``, or else
         not closed by ``now`` (still open when ``now`` is None)."""
-        if entity_id not in self.g:
-            return {}
-        hops = nx.single_source_shortest_path_length(self._valid(as_of, now), entity_id, cutoff=depth)
+        hops, _ = self._bfs(entity_id, depth, as_of, now)
         return {n: d for n, d in hops.items() if n != entity_id}
 
     def path(self, a: str, b: str, as_of: datetime | None = None, now: datetime | None = None) -> list[str]:
         """Fact ids along a shortest path from ``a`` to ``b`` (empty when not connected)."""
-        g = self._valid(as_of, now)
-        if a not in g or b not in g:
+        hops, parent = self._bfs(a, None, as_of, now, stop=b)
+        if b not in hops or a == b:
             return []
-        try:
-            nodes = nx.shortest_path(g, a, b)
-        except nx.NetworkXNoPath:
-            return []
-        return [g.edges[u, v]["fact_id"] for u, v in zip(nodes, nodes[1:], strict=False)]
+        out, node = [], b
+        while node != a:
+            node, fact_id = parent[node]
+            out.append(fact_id)
+        return out[::-1]
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Nodes and edges as plain dicts, for equality checks."""
@@ -84,14 +82,30 @@ class GraphView:
         edges = {k: (u, v, dict(d)) for u, v, k, d in self.g.edges(keys=True, data=True)}
         return nodes, edges
 
-    def _valid(self, as_of: datetime | None, now: datetime | None) -> nx.Graph:
-        """An undirected simple graph of the facts holding at ``as_of``, or not closed by ``now``."""
-        out = nx.Graph()
-        out.add_nodes_from(self.g.nodes)
-        for u, v, k, d in self.g.edges(keys=True, data=True):
-            if _holds(d, as_of, now):
-                out.add_edge(u, v, fact_id=k)
-        return out
+    def _bfs(self, start: str, depth: int | None, as_of: datetime | None, now: datetime | None,
+             stop: str | None = None) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """Breadth-first over both edge directions, only through facts that hold; touches only the
+        neighbourhood (no copy of the graph per query)."""
+        if start not in self.g:
+            return {}, {}
+        hops, parent, frontier = {start: 0}, {}, [start]
+        while frontier and (depth is None or hops[frontier[0]] < depth) and stop not in hops:
+            nxt = []
+            for node in frontier:
+                for other, key, data in self._incident(node):
+                    if other not in hops and _holds(data, as_of, now):
+                        hops[other], parent[other] = hops[node] + 1, (node, key)
+                        nxt.append(other)
+            frontier = nxt
+        return hops, parent
+
+    def _incident(self, node: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for other, edges in self.g.succ[node].items():
+            for key, data in edges.items():
+                yield other, key, data
+        for other, edges in self.g.pred[node].items():
+            for key, data in edges.items():
+                yield other, key, data
 
 
 def _holds(d: dict[str, Any], as_of: datetime | None, now: datetime | None) -> bool:
