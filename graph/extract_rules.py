@@ -125,11 +125,12 @@ def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, corr
     obj = _clean_object(m.group("obj"), rule.object_type)
     if subject is None or obj is None or obj == subject:
         return
-    kind = m.groupdict().get("kind")
-    predicate = _predicate(rule.predicate, kind)
+    kind, verb = m.groupdict().get("kind"), m.groupdict().get("verb")
+    predicate = _predicate(rule.predicate, kind, verb)
     role = RELATIONS.get(kind.lower()) if rule.predicate == "relation" and kind else kind if rule.predicate == "has_pet" else None
     state.entity(obj, rule.object_type, role)
-    sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower())
+    sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower() if rule.predicate != "count" else kind,
+                                    v=" ".join((verb or "").split()))
     corrects = state.corrects if correction and state.corrects != obj else None
     state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated, corrects))
 
@@ -186,11 +187,13 @@ def _subject(m: re.Match[str], state: _State, predicate: str) -> str | None:
     return name
 
 
-def _predicate(predicate: str, kind: str | None) -> str:
+def _predicate(predicate: str, kind: str | None, verb: str | None = None) -> str:
     if predicate == "relation" and kind:
         return RELATIONS[kind.lower()]
     if predicate == "favorite" and kind:
         return "favorite_" + re.sub(r"\W+", "_", kind.lower()).strip("_")
+    if predicate == "count" and kind and verb:
+        return "count_" + re.sub(r"\W+", "_", f"{verb.split()[0]} {kind}".lower()).strip("_")
     return predicate
 
 

@@ -34,6 +34,7 @@ DIETS = ("vegetarian", "vegan", "pescatarian", "keto", "gluten-free", "dairy-fre
 _REL = "|".join(sorted((re.escape(r) for r in RELATIONS), key=len, reverse=True))
 _PET = "|".join(sorted(PETS, key=len, reverse=True))
 _TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
+_COUNT = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|a hundred"
 _DIET = "|".join(sorted((re.escape(d) for d in DIETS), key=len, reverse=True))
 REL = _REL
 SUBJ = (r"(?P<subj>\b(?:I|[Ww]e)\b|\b[Mm]y\s+(?P<rel>" + _REL + r")(?:,?\s+(?P<relname>" + NAME + r"))?"
@@ -100,6 +101,12 @@ RULES: tuple[Rule, ...] = (
                r"(?:named|called)\s+(?P<obj>" + NAME + ")", "pet", "{s} has a {k} named {o}"),
     _user_rule("favorite", r"\b[Mm]y\s+(?:all-time\s+)?favou?rite\s+(?P<kind>\w+(?:\s+\w+)?)\s+is\s+(?P<obj>" + PHRASE + ")",
                "thing", "{s}'s favorite {k} is {o}"),
+    # Counts the user updates over time ("I now lead a team of five engineers"): one value at a time.
+    _user_rule("count", r"\bI(?:'ve|\s+have)?(?:\s+(?:actually|just|now|already|finally|also|currently|only))*\s+"
+               r"(?P<verb>watched|completed|finished|read|visited|tried|lead\s+a\s+team\s+of|manage\s+a\s+team\s+of|"
+               r"have|need|own|got|made|ran|saved|earned|collected|attended|lost|gained)\s+"
+               r"(?:(?:about|around|over|almost|nearly|exactly)\s+)?(?:\*\*)?(?P<obj>\d[\d,.]*k?|" + _COUNT + r")\s+"
+               r"(?P<kind>(?:[A-Za-z-]+\s+){0,2}?[A-Za-z-]+s)\b", "value", "{s} {v} {o} {k}"),
     _user_rule("relation", r"\b[Mm]y\s+(?:(?:older|younger|little|big|best|new|old)\s+)?(?P<kind>" + _REL + r")"
                r"(?:'s\s+name\s+is|,?\s+(?:named|called)|,)?\s+(?P<obj>" + NAME + ")", "person", "{o} is {s}'s {k}"),
     _user_rule("relation", r"\b(?P<obj>" + NAME + r")\s+is\s+my\s+(?:(?:older|younger|little|big|best|new|old)\s+)?(?P<kind>"

@@ -17,6 +17,9 @@ import networkx as nx
 from graph.types import Entity, Fact
 
 
+LEAF_TYPES = frozenset({"value"})
+
+
 class GraphView:
     """A MultiDiGraph of entities and facts. Not thread-safe on its own; the facade locks."""
 
@@ -92,6 +95,8 @@ class GraphView:
         while frontier and (depth is None or hops[frontier[0]] < depth) and stop not in hops:
             nxt = []
             for node in frontier:
+                if node != start and self.g.nodes[node].get("type") in LEAF_TYPES:
+                    continue  # "34", "4": many facts share a number, which relates nothing
                 for other, key, data in self._incident(node):
                     if other not in hops and _holds(data, as_of, now):
                         hops[other], parent[other] = hops[node] + 1, (node, key)

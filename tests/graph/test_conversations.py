@@ -2,6 +2,7 @@
 from datetime import UTC, datetime
 
 from graph.types import Fact
+from memory.types import Scope
 
 U = {"user_id": "u1"}
 
@@ -172,3 +173,13 @@ def test_since_restates_an_earlier_start(chat, graph):
     assert timeline == [("Berlin", 2019, 2021), ("Paris", 2021, None)]
     assert r.facts == [] and r.superseded_note_ids == ["n0"]
     assert graph.view.snapshot() == graph.rebuild_view().snapshot()
+
+
+def test_counts_are_updated_not_accumulated(chat, graph):
+    chat.say("I lead a team of 4 engineers in my new role.", "2023-05-25T10:00:00Z")
+    chat.say("I'm 34 years old.", "2023-05-26T10:00:00Z")
+    chat.say("I now lead a team of five engineers, it's been great.", "2023-05-27T10:00:00Z")
+    team = [str(f) for f in graph.facts("u1", **U) if f.predicate == "count_lead_engineers"]
+    assert team == ["u1 lead a team of five engineers (since 2023-05-27, previously 4)"]
+    hits = graph.search_facts(None, "How many engineers do I lead?", Scope(user_id="u1"), k=1)
+    assert hits[0][0].object_name == "five"

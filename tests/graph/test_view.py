@@ -58,3 +58,10 @@ def test_merged_entities_leave_the_view():
     gone.merged_into = "a"
     v.upsert_entity(gone)
     assert "d" not in v.g and v.neighbours("e", 1) == {}
+
+
+def test_walks_do_not_pass_through_values():
+    number = Entity(id="n4", name="4", norm_name="4", type="value", scope=U)
+    v = GraphView.rebuild([ent("a"), ent("b"), number], [fact("a4", "a", "n4"), fact("b4", "b", "n4")])
+    assert v.neighbours("a", 3) == {"n4": 1}
+    assert v.path("a", "b") == []
