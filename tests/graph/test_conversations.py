@@ -65,8 +65,6 @@ def test_a_fact_stated_then_corrected(chat, graph):
 
 
 def test_two_people_with_the_same_first_name(chat, graph):
-    from memory.types import Scope
-
     chat.say("My sister Emma lives in Oslo.", "2025-03-01T10:00:00Z")
     chat.say("My colleague Emma is vegan.", "2025-03-02T10:00:00Z")
     graph.ingest("My friend Emma works at Spotify.", "x1", Scope(user_id="u2"), "2025-03-03T10:00:00Z")
@@ -103,8 +101,6 @@ def test_acronym_and_full_name_are_one_entity(chat, graph):
 
 
 def test_search_facts_prefers_current_facts(chat, graph):
-    from memory.types import Scope
-
     chat.say("I live in Berlin.", "2022-03-01T10:00:00Z")
     chat.say("I moved to Madrid.", "2024-03-01T10:00:00Z")
     chat.say("I love flamenco.", "2024-03-02T10:00:00Z")
