@@ -31,6 +31,7 @@ _ORG_WORDS = {"university", "college", "school", "inc", "corp", "corporation", "
               "institute", "hospital", "group", "ltd", "llc", "gmbh", "foundation", "agency", "studio", "studios"}
 _PRONOUNS = {"it", "this", "that", "them", "him", "her", "you", "those", "these", "everything", "nothing", "one"}
 _TRAILING = re.compile(r"\s+(?:a lot|very much|so much|too|a bit|as well|anymore|now|here|there|lately)$", re.I)
+_CLAUSE_CHARS = 200
 _CONTINUATION = re.compile(r"(?:,\s*|\s+)(?:and|but|then|so)\s+(?=(?:now\s+|also\s+|recently\s+|just\s+|then\s+)?"
                            r"(?:live|lives|work|works|moved|started|joined|got|love|loves|like|likes|hate|hates|have|has|"
                            r"adopted|study|studies|studied|grew|quit|left|became|am|is)\b)")
@@ -115,7 +116,8 @@ def _continuations(sentence: str, state: _State) -> list[str]:
         subject = "she"  # resolves to the last person named, like a pronoun
     else:
         return []
-    return [f"{subject} {sentence[s:]}" for s in starts]
+    ends = [*starts[1:], len(sentence)]  # each clause up to the next one: linear in the sentence
+    return [f"{subject} {sentence[s:e][:_CLAUSE_CHARS]}" for s, e in zip(starts, ends, strict=True)]
 
 
 def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, correction: bool) -> None:

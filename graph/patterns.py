@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NAME = r"(?:(?!I\b)[A-Z][\w'&-]*(?:\s+(?:of|the|de|du|la|von|van|for|&)\s+[A-Z][\w'&-]*|\s+(?!I\b)[A-Z][\w'&-]*)*)"
+# At most five words: bounded, so a long title-case line cannot make the matcher backtrack for seconds.
+NAME = r"(?:(?!I\b)[A-Z][\w'&-]*(?:\s+(?:of|the|de|du|la|von|van|for|&)\s+[A-Z][\w'&-]*|\s+(?!I\b)[A-Z][\w'&-]*){0,4})"
 PHRASE = r"(?:[\w'-]+(?:\s+(?!and\b|but\b|because\b|so\b|when\b|since\b|until\b|in\s+\d)[\w'-]+){0,4})"
 RELATIONS = {
     "sister": "sister", "brother": "brother", "mother": "mother", "mom": "mother", "mum": "mother",

@@ -94,3 +94,13 @@ def test_a_correction_names_the_wrong_value():
 def test_perfect_tense_is_current_but_simple_past_is_not():
     assert triples("I've lived in Paris since 2021.") == {(USER, "lives_in", "Paris")}
     assert triples("I lived in Rome as a kid.") == set()
+
+
+def test_long_texts_stay_linear():
+    import time
+
+    runs = ["Alpha Beta " * 2000, "My sister Emma lives in Oslo and likes the New York University of Arts " * 500]
+    for text in runs:
+        start = time.perf_counter()
+        RuleExtractor().extract(text, REF)
+        assert time.perf_counter() - start < 2.0  # was 13 s for the first text before names were bounded
