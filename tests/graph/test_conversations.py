@@ -179,3 +179,13 @@ def test_counts_are_updated_not_accumulated(chat, graph):
     assert team == ["u1 lead a team of five engineers (since 2023-05-27, previously 4)"]
     hits = graph.search_facts(None, "How many engineers do I lead?", Scope(user_id="u1"), k=1)
     assert hits[0][0].object_name == "five"
+
+
+def test_news_about_the_past_is_closed_on_arrival(chat, graph):
+    chat.say("I live in Paris.", "2023-03-01T10:00:00Z")
+    r = chat.say("We moved to Berlin in 2019, before all that.", "2023-04-01T10:00:00Z")
+    assert objects(graph.facts("u1", **U), "lives_in") == ["Paris"]
+    assert objects(graph.facts("u1", as_of="2020-06-01", **U), "lives_in") == ["Berlin"]
+    berlin = r.facts[0]
+    assert berlin.invalid_at == datetime(2023, 3, 1, 10, tzinfo=UTC)
+    assert [(s.old_note_ids, s.new_note_ids) for s in r.superseded] == [(("n1",), ("n0",))]
