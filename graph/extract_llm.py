@@ -55,6 +55,17 @@ SYSTEM = (
     "speaker corrects something said before (corrects = the wrong value, if named); negated=true when the fact has ended (\"I left Google\"). "
     "Only facts the message states. Answer with JSON only."
 )
+# One worked example: small local models copy its shape far more reliably than they follow prose.
+_EXAMPLE_OUT = {
+    "entities": [{"name": "Lisbon", "type": "place"}, {"name": "Ana", "type": "person", "role": "sister"}],
+    "facts": [{"subject": "USER", "predicate": "lives_in", "object": "Lisbon", "sentence": "USER lives in Lisbon",
+               "valid_at": "last May", "invalid_at": None},
+              {"subject": "Ana", "predicate": "sister", "object": "USER", "sentence": "Ana is the sister of USER",
+               "valid_at": None, "invalid_at": None}],
+}
+EXAMPLE = [{"role": "user", "content": "Reference time: 2024-02-01T09:00:00+00:00\nMessage:\n"
+                                       "I moved to Lisbon last May with my sister Ana."},
+           {"role": "assistant", "content": json.dumps(_EXAMPLE_OUT)}]
 _SYNONYMS = {"lives": "lives_in", "live_in": "lives_in", "moved_to": "lives_in", "resides_in": "lives_in",
              "works_for": "works_at", "employed_at": "works_at", "employed_by": "works_at", "work_at": "works_at",
              "studies": "studies_at", "is_from": "from", "likes_to": "likes", "loves": "likes", "owns_pet": "has_pet"}
@@ -72,20 +83,21 @@ class LLMExtractor:
 
     def __init__(self, engine: JsonEngine) -> None:
         self._engine = engine
-        self.stats = {"episodes": 0, "calls": 0, "repairs": 0, "failures": 0}
+        self.stats = {"episodes": 0, "calls": 0, "repairs": 0, "failures": 0, "ungrounded": 0}
 
     def extract(self, text: str, reference_time: datetime) -> Extraction:
         """Entities and facts of one episode; ``error`` is set (and counted) when the model fails twice."""
         self.stats["episodes"] += 1
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"Reference time: {reference_time.isoformat()}\nMessage:\n{text}"}]
+        messages = [{"role": "system", "content": SYSTEM}, *EXAMPLE,
+                    {"role": "user", "content": _prompt(text, reference_time)}]
         error = ""
         for attempt in range(2):
             raw: Any = None
             try:
                 self.stats["calls"] += 1
                 raw = self._engine.complete_json(messages, SCHEMA)
-                return parse_extraction(raw, reference_time)
+                extraction = parse_extraction(raw, reference_time)
+                return self._grounded(extraction, text)
             except Exception as exc:  # engine or validation failure: one repair attempt, then surface it
                 error = f"{exc.__class__.__name__}: {exc}"
                 if attempt == 0:
@@ -96,6 +108,32 @@ class LLMExtractor:
         self.stats["failures"] += 1
         log.warning("LLM extraction failed after a repair attempt: %s", error)
         return Extraction(error=error)
+
+
+    def _grounded(self, extraction: Extraction, text: str) -> Extraction:
+        """Drop what the message does not name (a small model copies the example or invents);
+        the drops are counted, and logged, not silent."""
+        kept = grounded(extraction, text)
+        dropped = len(extraction.facts) - len(kept.facts) + len(extraction.entities) - len(kept.entities)
+        if dropped:
+            self.stats["ungrounded"] += dropped
+            log.info("LLM extraction: dropped %d entities/facts not named in the message", dropped)
+        return kept
+
+
+def grounded(extraction: Extraction, text: str) -> Extraction:
+    """Only entities named in ``text`` (any case) and facts between them or the user."""
+    lowered = text.lower()
+    entities = [e for e in extraction.entities if e.name == USER or e.name.lower() in lowered]
+    names = {e.name for e in entities} | {USER}
+    facts = [f for f in extraction.facts if f.subject in names and f.object in names]
+    used = {USER} & {n for f in facts for n in (f.subject, f.object)}
+    entities = [e for e in entities if e.name != USER or used]
+    return Extraction(entities=entities, facts=facts, error=extraction.error)
+
+
+def _prompt(text: str, reference_time: datetime) -> str:
+    return f"Reference time: {reference_time.isoformat()}\nMessage:\n{text}"
 
 
 def parse_extraction(raw: Any, reference_time: datetime) -> Extraction:

@@ -7,6 +7,7 @@ from graph.types import USER
 from memory.types import Scope
 
 REF = datetime(2026, 1, 14, 15, 30, tzinfo=UTC)
+TEXT = "We moved to Paris last June. My sister Emma says hi. I left Google in 2021."
 GOOD = {
     "entities": [{"name": "Paris", "type": "place"}, {"name": "Emma", "type": "person", "role": "sister"}],
     "facts": [
@@ -38,7 +39,7 @@ class ScriptedEngine:
 def test_valid_output_is_converted_in_one_call():
     engine = ScriptedEngine(GOOD)
     extractor = LLMExtractor(engine)
-    ext = extractor.extract("We moved to Paris last June. My sister Emma... I left Google.", REF)
+    ext = extractor.extract(TEXT, REF)
     assert ext.error is None
     facts = {(f.subject, f.predicate, f.object): f for f in ext.facts}
     paris = facts[(USER, "lives_in", "Paris")]
@@ -47,15 +48,15 @@ def test_valid_output_is_converted_in_one_call():
     assert facts[(USER, "works_at", "Google")].valid_at == datetime(2021, 1, 1, tzinfo=UTC)
     names = {e.name: e for e in ext.entities}
     assert names["Emma"].role == "sister" and "Google" in names and USER in names
-    assert extractor.stats == {"episodes": 1, "calls": 1, "repairs": 0, "failures": 0}
-    assert "2026-01-14" in engine.prompts[0][1]["content"]
+    assert extractor.stats == {"episodes": 1, "calls": 1, "repairs": 0, "failures": 0, "ungrounded": 0}
+    assert "2026-01-14" in engine.prompts[0][-1]["content"] and TEXT in engine.prompts[0][-1]["content"]
 
 
 def test_one_repair_retry_shows_the_model_its_error():
     bad = {"entities": [{"name": "Paris", "type": "city"}], "facts": []}  # "city" is not an allowed type
     engine = ScriptedEngine(bad, GOOD)
     extractor = LLMExtractor(engine)
-    ext = extractor.extract("We moved to Paris last June.", REF)
+    ext = extractor.extract(TEXT, REF)
     assert ext.error is None and len(ext.facts) == 3
     assert extractor.stats["calls"] == 2 and extractor.stats["repairs"] == 1
     repair = engine.prompts[1]
@@ -82,7 +83,16 @@ def test_graph_stores_the_episode_when_the_llm_fails(sql_engine, clock):
 def test_llm_extraction_builds_the_same_kind_of_graph(sql_engine, clock):
     engine = ScriptedEngine(GOOD)
     graph = TemporalGraph(sql_engine, None, LLMExtractor(engine), clock)
-    graph.ingest("...", "n1", Scope(user_id="u1"), REF)
+    graph.ingest(TEXT, "n1", Scope(user_id="u1"), REF)
     facts = {f.predicate: str(f) for f in graph.facts("u1", user_id="u1")}
     assert facts["lives_in"] == "u1 lives in Paris (since 2025-06)"
     assert "works_at" not in facts  # an ending with nothing to end adds nothing
+
+
+def test_names_the_message_does_not_contain_are_dropped_and_counted():
+    # A small model copies its few-shot example or invents: those facts never reach the graph.
+    extractor = LLMExtractor(ScriptedEngine(GOOD))
+    ext = extractor.extract("We moved to Paris last June.", REF)
+    assert [(f.predicate, f.object) for f in ext.facts] == [("lives_in", "Paris")]
+    assert {e.name for e in ext.entities} == {"Paris", USER}
+    assert extractor.stats["ungrounded"] == 4  # Emma, Google and the two facts on them
