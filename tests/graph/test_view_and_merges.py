@@ -151,3 +151,21 @@ def test_rebuild_equals_incremental_under_random_histories(chat, graph, seed):
     # Never two overlapping open values of a functional predicate on one subject.
     lives = [f for f in every if f.predicate == "lives_in" and f.subject_name == "u1" and f.invalid_at is None]
     assert len(lives) <= 1
+
+
+def test_a_failed_write_leaves_no_phantom_entities(graph, monkeypatch):
+    scope = Scope(user_id="u1")
+    real_write = graph.store.write
+
+    def failing(plan):
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(graph.store, "write", failing)
+    with pytest.raises(StorageError):
+        graph.ingest("I work at Airbus.", "n1", scope, "2025-01-01T00:00:00Z")
+    monkeypatch.setattr(graph.store, "write", real_write)
+    result = graph.ingest("I work at Airbus.", "n2", scope, "2025-01-02T00:00:00Z")
+    # Airbus is new again (the failed plan's entity was forgotten), and stored exactly once.
+    assert "Airbus" in [e.name for e in result.entities]
+    assert [e.name for e in graph.entities(**U)].count("Airbus") == 1
+    assert graph.view.snapshot() == graph.rebuild_view().snapshot()
