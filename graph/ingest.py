@@ -5,6 +5,7 @@ writes the plan in one transaction. Usage: ``Planner(store, embedder).plan(extra
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -82,7 +83,7 @@ class Planner:
         pending: list[Fact] = []
         for fact in extraction.facts:
             self._fact(fact, _sentence(fact.sentence, user.name), user, episode, owner, out, pending)
-        fact_vecs = self._embed([f.fact for f, _ in out.plan.new_facts])
+        fact_vecs = self._embed([_for_embedding(f.fact, user.name) for f, _ in out.plan.new_facts])
         if fact_vecs is not None:
             out.plan.new_facts = [(f, fact_vecs[i]) for i, (f, _) in enumerate(out.plan.new_facts)]
         return out
@@ -201,6 +202,12 @@ def _touched(entity: Entity, touch: EntityTouch) -> Entity:
     seen = max(filter(None, [entity.last_seen_at, touch.seen_at]))
     return replace(entity, aliases=aliases, attributes={**touch.attributes, **entity.attributes}, type=type_,
                    last_seen_at=seen)
+
+
+def _for_embedding(sentence: str, user: str) -> str:
+    """The sentence as embedded: "User" for the user, whose id ("u1", a UUID) means nothing to a
+    text model; "where does the user work?" then finds "User works at Airbus" (0.49 vs 0.17)."""
+    return re.sub(rf"(?<!\w){re.escape(user)}(?!\w)", "User", sentence)
 
 
 def _sentence(sentence: str, name: str) -> str:

@@ -26,6 +26,10 @@ from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
 
 _WORDS = re.compile(r"\w+")
+_CONTRACTIONS_1P = [(re.compile(rf"\b[Ii]['’]{c}\b"), r) for c, r in
+                    (("m", "User is"), ("ve", "User has"), ("d", "User would"), ("ll", "User will"))]
+_POSSESSIVE_1P = re.compile(r"\b(?:my|mine|our|ours)\b", re.IGNORECASE)
+_SUBJECT_1P = re.compile(r"\b(?:I|me|myself|we|us)\b|\bi\b(?=\s)")
 _FIRST_PERSON = re.compile(r"\b(?:I|me|my|mine|myself|we|our|us)\b", re.IGNORECASE)
 
 
@@ -145,7 +149,7 @@ class GraphQueries:
             when = to_utc(as_of)
             pairs = [(f, v) for f, v in pairs if f.valid_as_of(when)]
         if query_vec is None and query_text and self.embedder is not None:
-            query_vec = self.embedder.embed([query_text])[0]
+            query_vec = self.embedder.embed([user_perspective(query_text)])[0]
         scored = _score(pairs, query_vec, query_text or "")
         best = sorted(scored, key=lambda p: -p[1])[:k]
         decorated = self._decorate([f for f, _ in best])
@@ -196,6 +200,16 @@ class GraphQueries:
             if prior is not None and prior.object_id != f.object_id and prior.invalid_at != prior.valid_at:
                 f.previous = previous_names.get(before[f.id].object_id)
         return list(facts)
+
+
+def user_perspective(text: str) -> str:
+    """First person → "User", as facts are embedded: "Where do I live?" → "Where do User live?".
+    Cosine to "User lives in Madrid" goes from 0.26 to 0.56 with MiniLM. Usage: embed this text to
+    build the ``query_vec`` of ``search_facts``."""
+    for pattern, replacement in _CONTRACTIONS_1P:
+        text = pattern.sub(replacement, text)
+    text = _POSSESSIVE_1P.sub("User's", text)
+    return _SUBJECT_1P.sub("User", text)
 
 
 def _owner(user_id: str | None, agent_id: str | None, session_id: str | None) -> Scope:

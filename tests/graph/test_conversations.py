@@ -189,3 +189,11 @@ def test_news_about_the_past_is_closed_on_arrival(chat, graph):
     berlin = r.facts[0]
     assert berlin.invalid_at == datetime(2023, 3, 1, 10, tzinfo=UTC)
     assert [(s.old_note_ids, s.new_note_ids) for s in r.superseded] == [(("n1",), ("n0",))]
+
+
+def test_first_person_queries_are_asked_from_the_user_perspective():
+    from graph.queries import user_perspective
+
+    assert user_perspective("Where do I live now?") == "Where do User live now?"
+    assert user_perspective("what's my job? I'm curious") == "what's User's job? User is curious"
+    assert user_perspective("Is the US near us?") == "Is the US near User?"
