@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from memory.types import Scope
+from memory.types import Link, Scope
 
-USER = "@user"  # the extracted name that stands for the scope's user ("I", "my", "me")
+USER = "@user"
+CONTRADICTS = "contradicts"  # the note link kind of memory.linking (graph may not import it)  # the extracted name that stands for the scope's user ("I", "my", "me")
 
 
 @dataclass
@@ -154,6 +155,12 @@ class IngestResult:
     def superseded_note_ids(self) -> list[str]:
         """Notes whose facts were superseded by this episode, each once."""
         return list(dict.fromkeys(n for s in self.superseded for n in s.old_note_ids))
+
+    def note_links(self, now: datetime) -> list[Link]:
+        """``contradicts`` links from the note holding the newer fact to the note it superseded,
+        so notes and graph tell the same story. Usage: ``store.add_links(result.note_links(now))``."""
+        pairs = {(new, old) for s in self.superseded for new in s.new_note_ids for old in s.old_note_ids if new != old}
+        return [Link(new, old, CONTRADICTS, 1.0, now) for new, old in sorted(pairs)]
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,12 @@ def test_first_person_queries_are_asked_from_the_user_perspective():
     assert user_perspective("Where do I live now?") == "Where do User live now?"
     assert user_perspective("what's my job? I'm curious") == "what's User's job? User is curious"
     assert user_perspective("Is the US near us?") == "Is the US near User?"
+
+
+def test_superseded_notes_become_contradicts_links(chat, graph, clock):
+    from memory.linking import CONTRADICTS
+
+    chat.say("I work at Google.", "2024-01-10T10:00:00Z")
+    r = chat.say("I got a new job at Airbus.", "2025-01-10T10:00:00Z")
+    links = r.note_links(clock())
+    assert [(l.source_id, l.target_id, l.kind) for l in links] == [("n1", "n0", CONTRADICTS)]
