@@ -151,7 +151,8 @@ def parse_extraction(raw: Any, reference_time: datetime) -> Extraction:
                 entities[end] = ExtractedEntity(end, "thing")
         facts.append(ExtractedFact(subject, _predicate(f["predicate"]), obj, _sentence(f["sentence"]),
                                    _time(f.get("valid_at"), reference_time), _time(f.get("invalid_at"), reference_time),
-                                   bool(f.get("correction")), bool(f.get("negated")), _corrected(f.get("corrects"))))
+                                   bool(f.get("correction")), bool(f.get("negated")), _corrected(f.get("corrects")),
+                                   _precision(f.get("valid_at"), reference_time)))
     if any(f.subject == USER or f.object == USER for f in facts):
         entities.setdefault(USER, ExtractedEntity(USER, "person"))
     return Extraction(entities=list(entities.values()), facts=facts)
@@ -185,6 +186,20 @@ def _time(value: str | None, reference_time: datetime) -> datetime | None:
     except InvalidTimestamp:
         found = resolve_date(value, reference_time)
         return found.when if found else None
+
+
+def _precision(value: str | None, reference_time: datetime) -> str | None:
+    if not value:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"(?:19|20)\d{2}", text):
+        return "year"
+    if re.fullmatch(r"\d{4}-\d{2}", text):
+        return "month"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", text):
+        return "day"
+    found = resolve_date(text, reference_time)
+    return found.granularity if found else None
 
 
 def _dump(raw: Any) -> str:

@@ -71,6 +71,7 @@ class _State:
         self.seen: set[tuple[str, str, str, bool]] = set()
         self.last_person: str | None = None
         self.corrects: str | None = None
+        self.precision: str | None = None
 
     def entity(self, name: str, type_: str, role: str | None = None) -> None:
         old = self.entities.get(name)
@@ -90,6 +91,7 @@ class _State:
 def _sentence(sentence: str, ref: datetime, state: _State) -> None:
     dates = find_dates(sentence, ref)
     valid_at = dates[0].when if dates else ref
+    state.precision = dates[0].granularity if dates else None
     correction = bool(CORRECTION.search(sentence))
     state.corrects = _wrong_value(sentence) if correction else None
     for name in _mentions(sentence):
@@ -134,7 +136,8 @@ def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, corr
     sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower() if rule.predicate != "count" else kind,
                                     v=" ".join((verb or "").split()))
     corrects = state.corrects if correction and state.corrects != obj else None
-    state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated, corrects))
+    state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated, corrects,
+                             state.precision))
 
 
 def _wrong_value(sentence: str) -> str | None:

@@ -165,12 +165,13 @@ class Planner:
             if not any(p.id == decision.duplicate_of for p in pending):
                 out.plan.restated.append(decision.duplicate_of)
                 if decision.starts is not None:
-                    out.plan.starts[decision.duplicate_of] = decision.starts
+                    out.plan.starts[decision.duplicate_of] = (decision.starts, fact.valid_precision)
                     out.plan.closures.extend(decision.close)
             return
         new = Fact(id=new_id, subject_id=subject_id, object_id=object_id, predicate=fact.predicate, fact=sentence,
                    scope=owner, episode_ids=[episode.id], valid_at=decision.valid_at, invalid_at=decision.invalid_at,
-                   created_at=out.plan.now, superseded_by=decision.superseded_by)
+                   created_at=out.plan.now, superseded_by=decision.superseded_by,
+                   valid_precision=fact.valid_precision if decision.valid_at == valid_at else None)
         out.plan.new_facts.append((new, None))  # embedded in one batch once all facts are decided
         out.plan.closures.extend(decision.close)
         for c in decision.close:  # a pending fact closed in the same episode: keep the local copy honest

@@ -192,9 +192,13 @@ class GraphQueries:
             return []
         names = self.store.names([i for f in facts for i in (f.subject_id, f.object_id)])
         before = self.store.predecessors([f.id for f in facts])
+        after = self.store.facts_by_id([f.superseded_by for f in facts if f.superseded_by])
         previous_names = self.store.names([p.object_id for p in before.values()])
         for f in facts:
             f.subject_name, f.object_name = names.get(f.subject_id, ""), names.get(f.object_id, "")
+            closer = after.get(f.superseded_by or "")
+            if closer is not None and closer.valid_at == f.invalid_at:
+                f.end_precision = closer.valid_precision
             prior = before.get(f.id)
             # A corrected value never held (empty interval): it is not what came "previously".
             if prior is not None and prior.object_id != f.object_id and prior.invalid_at != prior.valid_at:

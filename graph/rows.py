@@ -22,7 +22,7 @@ def fact_from_row(row: FactRow) -> Fact:
     return Fact(id=row.id, subject_id=row.subject_id, object_id=row.object_id, predicate=row.predicate,
                 fact=row.fact, scope=scope_of(row), episode_ids=list(row.episode_ids or []),
                 valid_at=row.valid_at, invalid_at=row.invalid_at, created_at=row.created_at,
-                expired_at=row.expired_at, superseded_by=row.superseded_by)
+                expired_at=row.expired_at, superseded_by=row.superseded_by, valid_precision=row.valid_precision)
 
 
 def episode_from_row(row: EpisodeRow) -> Episode:
@@ -46,7 +46,8 @@ def entity_row(entity: Entity, vector: np.ndarray | None) -> EntityRow:
 def fact_row(fact: Fact, vector: np.ndarray | None) -> FactRow:
     return FactRow(id=fact.id, subject_id=fact.subject_id, object_id=fact.object_id, predicate=fact.predicate,
                    fact=fact.fact, embedding=to_bytes(vector), episode_ids=list(fact.episode_ids),
-                   valid_at=fact.valid_at, invalid_at=fact.invalid_at, created_at=fact.created_at,
+                   valid_at=fact.valid_at, valid_precision=fact.valid_precision, invalid_at=fact.invalid_at,
+                   created_at=fact.created_at,
                    expired_at=fact.expired_at, superseded_by=fact.superseded_by, **fact.scope.as_dict())
 
 

@@ -94,6 +94,7 @@ class FactRow(_Scoped, GraphBase):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     episode_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     valid_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
+    valid_precision: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "year", "month", "day"
     invalid_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)

@@ -57,7 +57,7 @@ class WritePlan:
     new_facts: list[tuple[Fact, np.ndarray | None]] = field(default_factory=list)
     closures: list[Closure] = field(default_factory=list)
     restated: list[str] = field(default_factory=list)  # fact ids the episode states again
-    starts: dict[str, datetime] = field(default_factory=dict)  # restated fact id → its earlier start
+    starts: dict[str, tuple[datetime, str | None]] = field(default_factory=dict)  # restated id → earlier start
     mentions: list[str] = field(default_factory=list)
 
 
@@ -103,7 +103,7 @@ class GraphStore:
                 assert row is not None, fact_id
                 row.episode_ids = [*row.episode_ids, ep.id]
                 if fact_id in plan.starts:
-                    row.valid_at = plan.starts[fact_id]
+                    row.valid_at, row.valid_precision = plan.starts[fact_id]
             closed = [_close(s, c, plan.now) for c in plan.closures]
             for entity_id in dict.fromkeys(plan.mentions):
                 s.add(MentionRow(episode_id=ep.id, entity_id=entity_id))

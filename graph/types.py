@@ -53,6 +53,8 @@ class Fact:
     subject_name: str = ""
     object_name: str = ""
     previous: str | None = None  # object of the fact this one replaced, for rendering
+    valid_precision: str | None = None  # how precisely valid_at was said: "year", "month", "day"
+    end_precision: str | None = None  # the same for invalid_at (from the fact that closed it), for rendering
 
     @property
     def is_current(self) -> bool:
@@ -68,9 +70,9 @@ class Fact:
         """The fact sentence with its validity, e.g. ``"... (since 2023-05, previously Berlin)"``."""
         notes = []
         if self.valid_at is not None:
-            notes.append(f"since {format_time(self.valid_at)}")
+            notes.append(f"since {format_time(self.valid_at, self.valid_precision)}")
         if self.invalid_at is not None:
-            notes.append(f"until {format_time(self.invalid_at)}")
+            notes.append(f"until {format_time(self.invalid_at, self.end_precision)}")
         if self.previous:
             notes.append(f"previously {self.previous}")
         return f"{self.fact} ({', '.join(notes)})" if notes else self.fact
@@ -120,6 +122,7 @@ class ExtractedFact:
     correction: bool = False
     negated: bool = False
     corrects: str | None = None
+    valid_precision: str | None = None
 
 
 @dataclass
@@ -175,8 +178,15 @@ class Merge:
     undone_at: datetime | None = None
 
 
-def format_time(when: datetime) -> str:
-    """A compact date: ``2023-05`` for the first of a month at midnight, else ``2023-05-17``."""
+def format_time(when: datetime, precision: str | None = None) -> str:
+    """A compact date as precise as it was said: ``2023``, ``2023-05`` or ``2023-05-17``; when the
+    precision is unknown, ``2023-05`` for the first of a month at midnight."""
+    if precision == "year":
+        return when.strftime("%Y")
+    if precision == "month":
+        return when.strftime("%Y-%m")
+    if precision in ("day", "week"):
+        return when.strftime("%Y-%m-%d")
     if when.day == 1 and (when.hour, when.minute, when.second) == (0, 0, 0):
         return when.strftime("%Y-%m")
     return when.strftime("%Y-%m-%d")

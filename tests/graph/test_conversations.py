@@ -206,3 +206,13 @@ def test_superseded_notes_become_contradicts_links(chat, graph, clock):
     r = chat.say("I got a new job at Airbus.", "2025-01-10T10:00:00Z")
     links = r.note_links(clock())
     assert [(l.source_id, l.target_id, l.kind) for l in links] == [("n1", "n0", CONTRADICTS)]
+
+
+def test_dates_render_as_precisely_as_they_were_said(chat, graph):
+    chat.say("I moved to Paris in 2021.", "2023-01-10T10:00:00Z")
+    chat.say("We moved to Lisbon last June.", "2024-02-10T10:00:00Z")
+    chat.say("I moved to Rome two weeks ago.", "2025-09-15T10:00:00Z")  # the 1st of September: a day
+    rendered = [str(f) for f in graph.history("u1", **U)]
+    assert rendered == ["u1 lives in Paris (since 2021, until 2023-06)",
+                        "u1 lives in Lisbon (since 2023-06, until 2025-09-01, previously Paris)",
+                        "u1 lives in Rome (since 2025-09-01, previously Lisbon)"]

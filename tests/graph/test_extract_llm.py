@@ -96,3 +96,10 @@ def test_names_the_message_does_not_contain_are_dropped_and_counted():
     assert [(f.predicate, f.object) for f in ext.facts] == [("lives_in", "Paris")]
     assert {e.name for e in ext.entities} == {"Paris", USER}
     assert extractor.stats["ungrounded"] == 4  # Emma, Google and the two facts on them
+
+
+def test_date_precision_follows_what_the_model_wrote():
+    from graph.extract_llm import _precision
+
+    assert [_precision(v, REF) for v in ("2021", "2021-05", "2021-05-03", "last June", "yesterday", None, "soon")] == \
+        ["year", "month", "day", "month", "day", None, None]
