@@ -120,19 +120,15 @@ def variants(grid: bool) -> dict[str, RankingConfig]:
     if not grid:
         return out
     out["relevance_only"] = replace(base, w_retention=0.0, w_recency=0.0)
-    for wb in (0.5, 0.75, 1.5):
+    out["no_mmr"] = replace(base, mmr_lambda=1.0)
+    for lam in (0.7, 0.9):
+        out[f"mmr{lam}"] = replace(base, mmr_lambda=lam)
+    for wb in (0.75, 1.5):
         out[f"rrf_bm25w{wb}"] = replace(base, w_bm25=wb)
     for k in (10, 30):
         out[f"rrf_k{k}"] = replace(base, rrf_k=float(k))
-    for wb in (0.3, 0.5, 1.0):
-        out[f"linear_bm25w{wb}"] = replace(base, fusion="linear", w_bm25=wb)
-    out["mmr0.8"] = replace(base, mmr_lambda=0.8)
+    out["linear_bm25w0.3"] = replace(base, fusion="linear", w_bm25=0.3)
     out["recency0.2"] = replace(base, w_recency=0.2, w_retention=0.0)
-    for k in (1, 5):
-        out[f"rrf_k{k}"] = replace(base, rrf_k=float(k))
-    for ws in (0.2, 0.5):
-        out[f"session{ws}"] = replace(base, w_session=ws)
-        out[f"session{ws}_k10"] = replace(base, w_session=ws, rrf_k=10.0)
     return out
 
 

@@ -23,8 +23,7 @@ class RankingConfig:
     w_retention: float = 0.1
     w_recency: float = 0.05
     recency_half_life_days: float = 30.0
-    mmr_lambda: float = 1.0
-    w_session: float = 0.0
+    mmr_lambda: float = 0.8
     pool_factor: int = 5
     min_pool: int = 50
 
@@ -78,25 +77,6 @@ def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     return raw / top if top > 0 else raw
 
 
-def session_context(rel: np.ndarray, sessions: list[str | None], weight: float) -> np.ndarray:
-    """Lift each candidate by ``weight`` × the best relevance of another candidate from its session.
-
-    A turn is easier to judge with its conversation: a session that holds several relevant turns
-    is likely the one the question is about. Rescaled so the best is 1 again.
-    """
-    best: dict[str, list[float]] = {}
-    for r, sess in zip(rel, sessions, strict=True):
-        if sess is not None:
-            best.setdefault(sess, []).append(float(r))
-    lifted = rel.astype(float).copy()
-    for i, sess in enumerate(sessions):
-        others = sorted(best.get(sess, []), reverse=True) if sess is not None else []
-        if len(others) > 1:
-            lifted[i] += weight * (others[1] if others[0] == rel[i] else others[0])
-    top = lifted.max() if len(lifted) else 0.0
-    return lifted / top if top > 0 else lifted
-
-
 def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     dense = np.array([max(c.dense or 0.0, 0.0) for c in cands])
     bm25 = np.array([c.bm25 or 0.0 for c in cands])
@@ -117,8 +97,6 @@ def rank(
     keep = [i for i, c in enumerate(cands) if c.note_id in notes]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel = relevance_scores(cands, cfg)
-    if cfg.w_session > 0:
-        rel = session_context(rel, [notes[c.note_id].scope.session_id for c in cands], cfg.w_session)
     hits = [_hit(c, notes[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([h.score for h in hits]), vectors, top_k, cfg.mmr_lambda)
     return [hits[i] for i in order]

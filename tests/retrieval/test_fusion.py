@@ -32,13 +32,3 @@ def test_mmr_skips_near_duplicates():
     assert mmr(scores, v, 2, lam=0.5) == [0, 2]
     assert mmr(scores, v, 0, lam=0.5) == []
 
-
-def test_session_context_lifts_turns_of_a_relevant_session():
-    from retrieval.ranking import session_context
-
-    rel = np.array([1.0, 0.5, 0.5, 0.4])
-    lifted = session_context(rel, ["a", "a", "b", None], weight=0.5)
-    # turn 1 shares a session with the best turn: it now beats turn 2, which was its equal
-    assert lifted[1] > lifted[2]
-    assert lifted.max() == pytest.approx(1.0)
-    assert list(session_context(rel, [None] * 4, 0.5)) == list(rel)
