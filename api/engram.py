@@ -310,8 +310,13 @@ class Engram:
         close neighbours evolve; every decision is keyed by note id."""
         cfg = self.config.memory.linking
         found = []
+        scope_masks: dict[Scope, np.ndarray] = {}  # one scope mask per batch, not one per note
         for note, vec, row in zip(notes, vectors, rows, strict=True):
-            mask = self.index.mask(_link_scope(note.scope), include_archived=False, below_row=row)
+            scope = _link_scope(note.scope)
+            if scope not in scope_masks:
+                scope_masks[scope] = self.index.mask(scope, include_archived=False)
+            mask = scope_masks[scope].copy()
+            mask[row:] = False  # only notes that came before this one
             neighbours = self.index.dense(vec, cfg.neighbours, mask)
             note.links = links_for(note, neighbours, cfg, now)
             found.append([(nid, sim) for nid, sim in neighbours if sim >= cfg.evolve_threshold])

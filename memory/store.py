@@ -67,12 +67,14 @@ class NoteStore:
             if links:
                 s.execute(insert(LinkRow), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
-            for change in evolutions:
-                self._apply_evolution(s, change, notes[0].created_at)
+            if evolutions:
+                targets = {change.note_id for change in evolutions}
+                rows = {r.id: r for r in s.scalars(select(NoteRow).where(NoteRow.id.in_(targets)))}
+                for change in evolutions:
+                    self._apply_evolution(s, rows[change.note_id], change, notes[0].created_at)
 
     @staticmethod
-    def _apply_evolution(s: Session, change: Evolution, now: datetime) -> None:
-        row = NoteStore._row(s, change.note_id)
+    def _apply_evolution(s: Session, row: NoteRow, change: Evolution, now: datetime) -> None:
         old = {"keywords": list(row.keywords or []), "tags": list(row.tags or [])}
         row.keywords, row.tags, row.updated_at = list(change.keywords), list(change.tags), now
         new = {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}
