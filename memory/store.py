@@ -68,17 +68,25 @@ class NoteStore:
                 s.execute(insert(LinkRow), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
-                targets = {change.note_id for change in evolutions}
-                rows = {r.id: r for r in s.scalars(select(NoteRow).where(NoteRow.id.in_(targets)))}
-                for change in evolutions:
-                    self._apply_evolution(s, rows[change.note_id], change, notes[0].created_at)
+                self._apply_evolutions(s, evolutions, notes[0].created_at)
 
     @staticmethod
-    def _apply_evolution(s: Session, row: NoteRow, change: Evolution, now: datetime) -> None:
-        old = {"keywords": list(row.keywords or []), "tags": list(row.tags or [])}
-        row.keywords, row.tags, row.updated_at = list(change.keywords), list(change.tags), now
-        new = {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}
-        s.add(_history(change.note_id, "evolve", old, new, "evolve", now))
+    def _apply_evolutions(s: Session, evolutions: Sequence[Evolution], now: datetime) -> None:
+        """Neighbours' new keywords/tags in one SELECT, one executemany UPDATE and one INSERT of
+        history; a note evolved twice in a batch gets two history rows, each with its old value."""
+        ids = {change.note_id for change in evolutions}
+        stmt = select(NoteRow.id, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(ids))
+        state = {nid: (list(kw or []), list(tags or [])) for nid, kw, tags in s.execute(stmt)}
+        history = []
+        for change in evolutions:
+            old_kw, old_tags = state[change.note_id]
+            history.append({"note_id": change.note_id, "action": "evolve", "actor": "evolve", "at": now,
+                            "old": {"keywords": old_kw, "tags": old_tags},
+                            "new": {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}})
+            state[change.note_id] = (list(change.keywords), list(change.tags))
+        s.execute(update(NoteRow), [{"id": nid, "keywords": kw, "tags": tags, "updated_at": now}
+                                    for nid, (kw, tags) in state.items()])
+        s.execute(insert(HistoryRow), history)
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str) -> Note:
         """Apply ``changes`` (NoteRow attribute → value) to one note and audit it."""
