@@ -6,32 +6,17 @@ fact held in the world) and ``created_at``/``expired_at`` (when Engram learned a
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+
+from memory.sqltypes import UTCDateTime
 
 ID_LEN = 36
 SCOPE_LEN = 255
 NAME_LEN = 300
-
-
-class GraphUTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in Python, naive UTC in the database (SQLite and PostgreSQL agree on that)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class GraphBase(DeclarativeBase):
@@ -52,8 +37,8 @@ class EpisodeRow(_Scoped, GraphBase):
     id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     note_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
     content: Mapped[str] = mapped_column(Text)
-    reference_time: Mapped[datetime] = mapped_column(GraphUTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
+    reference_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     extractor: Mapped[str] = mapped_column(String(64))
     # Extraction failures are recorded, never dropped: the episode is stored either way.
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -70,8 +55,8 @@ class EntityRow(_Scoped, GraphBase):
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
-    last_seen_at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     merged_into: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
 
     __table_args__ = (
@@ -93,11 +78,11 @@ class FactRow(_Scoped, GraphBase):
     fact: Mapped[str] = mapped_column(Text)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     episode_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    valid_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
+    valid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     valid_precision: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "year", "month", "day"
-    invalid_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
-    expired_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
+    invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
 
     __table_args__ = (
@@ -128,5 +113,5 @@ class MergeRow(GraphBase):
     reason: Mapped[str] = mapped_column(String(200))
     # {"subject": [fact ids re-pointed], "object": [...], "mentions": [mention ids], "aliases": [...]}
     moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    at: Mapped[datetime] = mapped_column(GraphUTCDateTime)
-    undone_at: Mapped[datetime | None] = mapped_column(GraphUTCDateTime, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
