@@ -30,7 +30,9 @@ def save_index(index: HybridIndex, folder: Path, embed_model: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     gen = _current_generation(folder) + 1
     files = {"vectors": f"vectors.{gen}.faiss", "catalog": f"catalog.{gen}.npz", "bm25": f"bm25.{gen}.npz"}
-    index.vectors.save(folder / files["vectors"])
+    tmp = folder / f"vectors.{gen}.tmp"
+    index.vectors.save(tmp)
+    _fsync_replace(tmp, folder / files["vectors"])
     _save_catalog(index.catalog, folder / files["catalog"])
     _save_bm25(index.bm25, folder / files["bm25"])
     meta = {"format": FORMAT, "generation": gen, "dim": index.dim, "applied_seq": index.applied_seq,
