@@ -310,14 +310,15 @@ class Engram:
         close neighbours evolve; every decision is keyed by note id."""
         cfg = self.config.memory.linking
         found = []
-        scope_masks: dict[Scope, np.ndarray] = {}  # one scope mask per batch, not one per note
+        # A scope's rows once per batch; each note then searches the prefix of rows before it, so
+        # linking costs O(scope) per note, not O(all notes).
+        scope_rows: dict[Scope, np.ndarray] = {}
         for note, vec, row in zip(notes, vectors, rows, strict=True):
             scope = _link_scope(note.scope)
-            if scope not in scope_masks:
-                scope_masks[scope] = self.index.mask(scope, include_archived=False)
-            mask = scope_masks[scope].copy()
-            mask[row:] = False  # only notes that came before this one
-            neighbours = self.index.dense(vec, cfg.neighbours, mask)
+            if scope not in scope_rows:
+                scope_rows[scope] = np.flatnonzero(self.index.mask(scope, include_archived=False))
+            allowed = scope_rows[scope]
+            neighbours = self.index.dense_among(vec, cfg.neighbours, allowed[: np.searchsorted(allowed, row)])
             note.links = links_for(note, neighbours, cfg, now)
             found.append([(nid, sim) for nid, sim in neighbours if sim >= cfg.evolve_threshold])
         pending = {n.id: n for n in notes}

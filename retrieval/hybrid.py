@@ -95,6 +95,11 @@ class HybridIndex:
         rows, scores = self.vectors.search(query_vec, k, mask)
         return [(self.catalog.note_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
+    def dense_among(self, query_vec: np.ndarray, k: int, rows: np.ndarray) -> list[tuple[str, float]]:
+        """``dense`` restricted to explicit rows (sorted), e.g. a scope's rows before a new note."""
+        found, scores = self.vectors.search_rows(query_vec, k, rows)
+        return [(self.catalog.note_ids[r], float(s)) for r, s in zip(found, scores, strict=True)]
+
     def candidates(self, query_vec: np.ndarray, query: str, mask: np.ndarray, pool: int) -> list[Candidate]:
         """Union of the dense and BM25 top-``pool`` within ``mask``."""
         d_rows, d_scores = self.vectors.search(query_vec, pool, mask)

@@ -38,6 +38,8 @@ class VectorIndex(Protocol):
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 def top_k_exact(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top-k among ``rows``; returns (rows, scores) best first."""
@@ -68,6 +70,9 @@ class ExactVectorIndex:
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return top_k_exact(self._vecs, np.flatnonzero(mask[: len(self._vecs)]), query, k)
+
+    def search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return top_k_exact(self._vecs, rows, query, k)
 
 
 class FaissVectorIndex:
@@ -101,6 +106,14 @@ class FaissVectorIndex:
         if count <= self.config.exact_gather_limit:
             return top_k_exact(self._all(), np.flatnonzero(mask), query, k)
         return self._faiss_search(query, min(k, count), mask, count)
+
+    def search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``search`` for an explicit sorted row list: no pass over every row when it is short."""
+        if len(rows) <= self.config.exact_gather_limit:
+            return top_k_exact(self._all(), rows, query, k)
+        mask = np.zeros(len(self), bool)
+        mask[rows] = True
+        return self.search(query, k, mask)
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -68,3 +68,19 @@ def test_hnsw_save_and_load(tmp_path):
     q = data[7]
     assert back.is_hnsw
     assert list(back.search(q, 5, np.ones(300, bool))[0]) == list(idx.search(q, 5, np.ones(300, bool))[0])
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_search_rows_equals_search_with_the_same_mask(backend):
+    d = 24
+    data = _unit(700, d, 9)
+    idx = BACKENDS[backend](d)
+    idx.add(data)
+    q = _unit(1, d, 10)[0]
+    for rows in (np.arange(0, 700, 7), np.arange(650), np.array([3, 5]), np.zeros(0, np.int64)):
+        mask = np.zeros(700, bool)
+        mask[rows] = True
+        got, scores = idx.search_rows(q, 8, rows)
+        ref, ref_scores = idx.search(q, 8, mask)
+        assert list(got) == list(ref)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
