@@ -172,7 +172,12 @@ class _StringTracker:
 def _steer_to_close(
     logits: torch.Tensor, matcher: xgr.GrammarMatcher, vocab: _Vocabulary, in_string: bool
 ) -> None:
-    forced = matcher.find_jump_forward_string().encode("utf-8")
+    try:
+        forced = matcher.find_jump_forward_string().encode("utf-8")
+    except UnicodeDecodeError:
+        # Inside a multi-byte character xgrammar's forced string starts mid-UTF-8 and its FFI
+        # cannot return it; fall back to the closing tiers, which are always valid.
+        forced = b""
     token = vocab.longest_prefix_token(forced, logits) if forced else None
     if token is not None:
         _keep_only(logits, torch.tensor([token]))
