@@ -82,13 +82,11 @@ class Catalog:
         if row is not None:
             self.archived.view[row] = archived
 
-    def mask(self, scope: Scope | None, include_archived: bool, below_row: int | None = None) -> np.ndarray:
-        """Rows a search in ``scope`` may return (live; unarchived unless asked; rows < below_row)."""
+    def mask(self, scope: Scope | None, include_archived: bool) -> np.ndarray:
+        """Rows a search in ``scope`` may return (live; unarchived unless asked)."""
         mask = self.alive.view.copy()
         if not include_archived:
             mask &= ~self.archived.view
-        if below_row is not None:
-            mask[below_row:] = False
         for f, value in (scope.as_dict().items() if scope else ()):
             code = self.interned[f].get(value)
             if code is None:

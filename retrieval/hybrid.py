@@ -77,8 +77,8 @@ class HybridIndex:
     def row_of(self, note_id: str) -> int | None:
         return self.catalog.row_of.get(note_id)
 
-    def mask(self, scope: Scope | None, include_archived: bool = False, below_row: int | None = None) -> np.ndarray:
-        return self.catalog.mask(scope, include_archived, below_row)
+    def mask(self, scope: Scope | None, include_archived: bool = False) -> np.ndarray:
+        return self.catalog.mask(scope, include_archived)
 
     def restrict(self, mask: np.ndarray, note_ids: set[str]) -> np.ndarray:
         """``mask`` limited to the rows of ``note_ids`` (used for metadata filters)."""
