@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from api.change_feed import ChangeFollower
 from api.config import EngramConfig
-from api.index_sync import open_index, persist
+from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
@@ -29,6 +30,7 @@ from memory.errors import InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.linking import Evolution, evolve, links_for
+from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
@@ -41,18 +43,27 @@ from retrieval.ranking import Hit, rank
 
 
 class Engram:
-    """The embedded memory. Thread-safe; one instance per database in a process."""
+    """The embedded memory. Thread-safe; one instance per database in a process.
+
+    Several processes can share one PostgreSQL database (``database_url``; ``db_schema`` gives each
+    tenant its own schema): with ``follow=True`` each instance's search index follows the others'
+    writes through the change feed (see api/change_feed.py), within about ``follow_interval``
+    seconds at worst and one notification round trip usually.
+    """
 
     def __init__(
         self,
         path: str | Path = "engram.db",
         *,
         database_url: str | None = None,
+        db_schema: str | None = None,
         embedder: Embedder | None = None,
         config: EngramConfig | None = None,
         clock: Clock | None = None,
         index_dir: str | Path | None = None,
         enricher: Enricher | None = None,
+        follow: bool = False,
+        follow_interval: float | None = None,
     ) -> None:
         self.config = config or EngramConfig()
         self.clock = clock or system_clock
@@ -60,21 +71,42 @@ class Engram:
         self._embedder = embedder
         self._lock = threading.RLock()
         url = database_url or sqlite_url(path)
-        self.store = NoteStore(open_engine(url, durable=self.config.durable), self.config.memory.forgetting)
+        engine = open_engine(url, durable=self.config.durable, schema=db_schema)
+        # Tags this instance's change rows: its follower skips what it indexed while writing.
+        self.store = NoteStore(engine, self.config.memory.forgetting, origin=uuid.uuid4().hex)
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
+        self.follower: ChangeFollower | None = None
+        if follow:
+            signal = change_signal(engine)
+            interval = follow_interval if follow_interval is not None else _default_interval(signal)
+            self.follower = ChangeFollower(self.apply_changes, signal, interval=interval)
+            self.follower.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Save the derived index next to the database and release the connection pool."""
+        """Stop following, save the derived index next to the database, release the pool."""
+        if self.follower is not None:
+            self.follower.stop()  # outside the lock: the follower may be waiting for it
         with self._lock:
             self.save_index()
             self.store.close()
 
     def save_index(self) -> None:
         if self._index_dir is not None:
-            persist(self.index, self.store, self._index_dir, self._model_id())
+            with self._lock:
+                if self.follower is not None:
+                    self.apply_changes()
+                persist(self.index, self.store, self._index_dir, self._model_id(), following=self.follower is not None)
+
+    def apply_changes(self) -> list[str]:
+        """Bring the index up to date with other writers' changes now; returns the note ids applied.
+        The follower thread calls this; so can a caller that needs read-your-others'-writes."""
+        with self._lock:
+            # Under the lock for the whole read-and-apply: a note read here must not land in the
+            # index after this instance deleted or changed it in between.
+            return apply_changes(self.index, self.store, self.store.origin)
 
     def __enter__(self) -> Engram:
         return self
@@ -365,6 +397,11 @@ def _link_scope(scope: Scope) -> Scope:
 
 def _indexed(note: Note) -> IndexedNote:
     return IndexedNote(note.id, note.scope, note.content, note.archived, None)
+
+
+def _default_interval(signal: object) -> float:
+    """With LISTEN the interval is only a safety net; a SQLite follower polls at this pace."""
+    return 0.1 if isinstance(signal, PollSignal) else 1.0
 
 
 def _index_folder(path: str | Path, url: str | None, index_dir: str | Path | None, persist_index: bool) -> Path | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +21,16 @@ from memory.rows import filter_record, history_from_row, link_from_row, note_fro
 from memory.schema import AccessRow, ChangeRow, HistoryRow, LinkRow, NoteRow
 from memory.timeutil import days_between
 from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of the change feed: note ``note_id`` was upserted or deleted by writer ``origin``."""
+
+    seq: int
+    note_id: str
+    op: str
+    origin: str | None
 
 
 @dataclass(frozen=True)
@@ -35,12 +45,19 @@ class NoteStore:
     """Notes, links, accesses, history and the change feed on one SQLAlchemy engine.
 
     Usage: ``store = NoteStore(open_engine(sqlite_url("engram.db")), ForgettingConfig())``.
+    ``origin`` tags this writer's change rows, so its own follower can skip what it already applied.
     """
 
-    def __init__(self, engine: Engine, forgetting: ForgettingConfig) -> None:
+    def __init__(self, engine: Engine, forgetting: ForgettingConfig, *, origin: str | None = None) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._forgetting = forgetting
+        self._origin = origin
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @property
+    def origin(self) -> str | None:
+        return self._origin
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -63,12 +80,35 @@ class NoteStore:
             s.execute(insert(NoteRow), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
             s.execute(insert(HistoryRow), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
                                             "actor": actor, "at": n.created_at} for n in notes])
-            s.execute(insert(ChangeRow), [{"note_id": n.id, "op": "upsert", "at": n.created_at} for n in notes])
             if links:
                 s.execute(insert(LinkRow), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
+            self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
+
+    def _log_changes(self, s: Session, changes: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Append to the change feed as the transaction's last step, and wake the followers.
+
+        On PostgreSQL, sequence numbers are handed out when rows are inserted but become visible
+        when their transaction commits, so a follower that read seq 11 could later find a seq 10
+        that committed after it and skip it forever. A transaction-scoped advisory lock taken
+        here, after every other row of the transaction is written (so nothing else is waited for
+        while holding it), makes feed writers take turns from their first seq to their commit:
+        a seq becomes visible only after every smaller one committed or rolled back. The lock is
+        held for one INSERT and the commit. NOTIFY is transactional: delivered at commit, and
+        never for a rolled-back write. SQLite has one writer at a time, so its order is the
+        commit order already.
+        """
+        if not changes:
+            return
+        s.flush()
+        if self._postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.changes.' || current_schema()))"))
+        s.execute(insert(ChangeRow), [{"note_id": nid, "op": op, "at": now, "origin": self._origin}
+                                      for nid, op in changes])
+        if self._postgres:
+            s.execute(text("SELECT pg_notify(" + CHANNEL_SQL + ", :origin)"), {"origin": self._origin or ""})
 
     @staticmethod
     def _apply_evolutions(s: Session, evolutions: Sequence[Evolution], now: datetime) -> None:
@@ -97,8 +137,7 @@ class NoteStore:
                 setattr(row, key, value)
             row.updated_at = now
             s.add(_history(note_id, "update", old, snapshot(row), actor, now))
-            s.add(ChangeRow(note_id=note_id, op="upsert", at=now))
-            s.flush()
+            self._log_changes(s, [(note_id, "upsert")], now)
             return note_from_row(row)
 
     def delete(self, note_id: str, now: datetime, actor: str) -> None:
@@ -106,10 +145,10 @@ class NoteStore:
         with self._tx() as s:
             row = self._row(s, note_id)
             s.add(_history(note_id, "delete", snapshot(row), None, actor, now))
-            s.add(ChangeRow(note_id=note_id, op="delete", at=now))
             s.execute(LinkRow.__table__.delete().where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)))
             s.execute(AccessRow.__table__.delete().where(AccessRow.note_id == note_id))
             s.delete(row)
+            self._log_changes(s, [(note_id, "delete")], now)
 
     def add_links(self, links: Sequence[Link]) -> int:
         """Insert links that do not exist yet; returns how many were new."""
@@ -162,8 +201,8 @@ class NoteStore:
                 old = snapshot(row)
                 row.archived, row.updated_at = archived, now
                 s.add(_history(row.id, action, old, snapshot(row), actor, now))
-                s.add(ChangeRow(note_id=row.id, op="upsert", at=now))
                 changed.append(row.id)
+            self._log_changes(s, [(nid, "upsert") for nid in changed], now)
         return changed
 
     def faded(self, scope: Scope | None, now: datetime, threshold: float) -> list[str]:
@@ -238,6 +277,13 @@ class NoteStore:
         with self._tx() as s:
             return int(s.scalar(select(func.coalesce(func.max(ChangeRow.seq), 0))) or 0)
 
+    def changes_after(self, seq: int, limit: int = 10_000) -> list[Change]:
+        """Change-feed rows after ``seq``, oldest first, at most ``limit``."""
+        stmt = select(ChangeRow.seq, ChangeRow.note_id, ChangeRow.op, ChangeRow.origin)
+        with self._tx() as s:
+            rows = s.execute(stmt.where(ChangeRow.seq > seq).order_by(ChangeRow.seq).limit(limit))
+            return [Change(int(q), nid, op, origin) for q, nid, op, origin in rows]
+
     def changed_since(self, seq: int) -> list[str]:
         """Note ids changed after ``seq``, each once."""
         with self._tx() as s:
@@ -274,6 +320,10 @@ class NoteStore:
         stmt = select(LinkRow).where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)).order_by(LinkRow.id)
         return [link_from_row(r) for r in s.scalars(stmt)]
 
+
+# The NOTIFY channel of a schema's change feed, computed by the server from the connection's own
+# schema (md5 keeps it under PostgreSQL's 63-byte identifier limit for any schema name).
+CHANNEL_SQL = "'engram_' || md5(current_schema())"
 
 _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.column_attrs if attr.key != "embedding"]
 

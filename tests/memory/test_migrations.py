@@ -67,11 +67,13 @@ def test_reopening_is_a_no_op_and_keeps_data(database_url):
 
 
 def test_a_database_made_before_migrations_is_adopted(tmp_path):
-    """Files created by create_all (before Alembic) have the tables but no version table."""
+    """Files created by create_all (before Alembic, so without changes.origin) have the tables but
+    no version table: they are stamped at the baseline and upgraded from there."""
     url = sqlite_url(tmp_path / "old.db")
     old = create_engine(url)
     Base.metadata.create_all(old)
     with old.begin() as conn:
+        conn.execute(text("ALTER TABLE changes DROP COLUMN origin"))
         conn.execute(text("INSERT INTO changes (note_id, op, at) VALUES ('n', 'upsert', '2026-01-01 00:00:00')"))
     old.dispose()
     engine = open_engine(url)
