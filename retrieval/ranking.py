@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memory.types import Note
-from retrieval.fusion import blend, mmr, recency, rrf
+from retrieval.fusion import blend, group_context, mmr, recency, rrf
 from retrieval.hybrid import Candidate
 
 
@@ -24,6 +24,8 @@ class RankingConfig:
     w_recency: float = 0.05
     recency_half_life_days: float = 30.0
     mmr_lambda: float = 0.8
+    # Share of a hit's relevance taken from the best hit of its session (0 = turns stand alone).
+    w_session: float = 0.0
     pool_factor: int = 5
     min_pool: int = 50
 
@@ -99,6 +101,7 @@ def rank(
     keep = [i for i, c in enumerate(cands) if c.note_id in notes]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel = relevance_scores(cands, cfg)
+    rel = group_context(rel, [notes[c.note_id].scope.session_id for c in cands], cfg.w_session)
     hits = [_hit(c, notes[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([h.score for h in hits]), vectors, top_k, cfg.mmr_lambda)
     return [hits[i] for i in order]
