@@ -20,6 +20,8 @@ class RankingConfig:
     rrf_k: float = 60.0
     w_dense: float = 1.0
     w_bm25: float = 1.0
+    # Weight of the knowledge graph's note ranking (source notes of matching facts) in the fusion.
+    w_graph: float = 1.0
     w_retention: float = 0.1
     w_recency: float = 0.05
     recency_half_life_days: float = 30.0
@@ -72,8 +74,9 @@ def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     if cfg.fusion == "rrf":
         dense = sorted((c for c in cands if c.dense_rank), key=lambda c: c.dense_rank or 0)
         bm25 = sorted((c for c in cands if c.bm25_rank), key=lambda c: c.bm25_rank or 0)
-        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25]},
-                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25}, cfg.rrf_k)
+        graph = sorted((c for c in cands if c.graph_rank), key=lambda c: c.graph_rank or 0)
+        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25], "graph": [c.row for c in graph]},
+                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25, "graph": cfg.w_graph}, cfg.rrf_k)
         raw = np.array([fused.get(c.row, 0.0) for c in cands])
     else:
         raw = _linear(cands, cfg)
@@ -85,7 +88,8 @@ def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     dense = np.array([max(c.dense or 0.0, 0.0) for c in cands])
     bm25 = np.array([c.bm25 or 0.0 for c in cands])
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
-    return cfg.w_dense * dense + cfg.w_bm25 * bm25
+    graph = np.array([1.0 / c.graph_rank if c.graph_rank else 0.0 for c in cands])
+    return cfg.w_dense * dense + cfg.w_bm25 * bm25 + cfg.w_graph * graph
 
 
 def rank(
