@@ -217,6 +217,12 @@ class GraphStore:
         with self._tx() as s:
             return [(fact_from_row(r), from_bytes(r.embedding)) for r in s.scalars(stmt.order_by(FactRow.id))]
 
+    def fact_embeddings(self, fact_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Sentence embeddings of the given facts (those that have one)."""
+        stmt = select(FactRow.id, FactRow.embedding).where(FactRow.id.in_(list(set(fact_ids))))
+        with self._tx() as s:
+            return {i: v for i, raw in s.execute(stmt) if (v := from_bytes(raw)) is not None}
+
     def names(self, entity_ids: Sequence[str]) -> dict[str, str]:
         """Entity names by id."""
         with self._tx() as s:
