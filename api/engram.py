@@ -24,6 +24,7 @@ import numpy as np
 
 from api.config import EngramConfig
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
+from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
 from api.index_sync import open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from api.shared_embedder import LockedEmbedder
@@ -31,6 +32,7 @@ from api.worker import JobRunner, Workers
 from graph.extract_llm import LLMExtractor
 from graph.extract_rules import RuleExtractor
 from graph.protocols import Extractor
+from graph.queries import user_perspective
 from graph.temporal_graph import TemporalGraph
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
@@ -48,7 +50,7 @@ from memory.validation import clean_content, clean_importance, clean_metadata, c
 from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
 from retrieval.terms import Tokenizer
-from retrieval.ranking import Hit, rank
+from retrieval.ranking import Hit, fused_scores, rank
 
 
 class Engram:
@@ -241,18 +243,31 @@ class Engram:
         filters: dict[str, Any] | None = None,
         top_k: int = 10,
         now: TimeLike | None = None,
+        as_of: TimeLike | None = None,
         include_archived: bool = False,
-    ) -> list[Hit]:
-        """Hybrid search in a scope; every hit is reinforced (a recall) in the same transaction as its access log."""
+        include_facts: bool = True,
+    ) -> list[Hit | FactHit]:
+        """Hybrid search in a scope: notes found by dense + BM25 + the knowledge graph (the notes
+        behind matching facts) and, with ``include_facts``, the facts themselves, in one ranked list
+        (``kind`` is "note" or "fact"). Facts are current ones, or those valid at ``as_of`` (world
+        time), when notes count only if what they tell happened by then. Every note returned is
+        reinforced (a recall) in the same transaction as its access log."""
         scope = Scope(user_id, agent_id, session_id)
         query = self._clean_query(query, top_k)
         when = to_utc(now) if now is not None else self.clock()
-        predicate = compile_filter(filters) if filters is not None else None
-        qvec = self._shared.embed([query])[0]
+        world = to_utc(as_of) if as_of is not None else None
+        predicate = compile_filter(_until(filters, world)) if filters is not None or world is not None else None
+        perspective = user_perspective(query)
+        vectors = self._shared.embed([query] if perspective == query else [query, perspective])
+        graph = self._graph_ranking(query, vectors[-1], scope, world, top_k)
         with self._lock:
-            hits = self._rank(query, qvec, scope, predicate, top_k, when, include_archived)
-            self._reinforce(hits, when, query)
-        return hits
+            hits, top_raw = self._ranked(query, vectors[0], scope, predicate, top_k, when, include_archived,
+                                         graph.note_ids if graph else [])
+            found: list[Hit | FactHit] = list(hits)
+            if include_facts and graph is not None:
+                found = place_facts(hits, graph.facts, top_raw, top_k, self.config.ranking, self.config.graph_search)
+            self._reinforce([h for h in found if isinstance(h, Hit)], when, query)
+        return found
 
     def get(self, note_id: str, *, now: TimeLike | None = None) -> Note:
         """One note with its links; counts as a recall."""
@@ -417,15 +432,31 @@ class Engram:
         return evolutions
 
     def _rank(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
-              include_archived: bool) -> list[Hit]:
+              include_archived: bool, graph_notes: Sequence[str] = ()) -> list[Hit]:
+        """The note ranking of ``search`` without its recall side effect (benchmarks score it)."""
+        return self._ranked(query, qvec, scope, predicate, top_k, when, include_archived, graph_notes)[0]
+
+    def _ranked(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
+                include_archived: bool, graph_notes: Sequence[str]) -> tuple[list[Hit], float]:
         mask = self.index.mask(scope, include_archived)
         if predicate is not None:
             mask = self.index.restrict(mask, self.store.matching_ids(scope, include_archived, predicate))
         cands = self.index.candidates(qvec, query, mask, self.config.ranking.pool(top_k))
+        if graph_notes:
+            cands = self.index.with_graph(cands, list(graph_notes), mask)
         notes = self.store.get_many([c.note_id for c in cands])
         rets = {nid: retention(days_between(n.last_touched, when), n.strength) for nid, n in notes.items()}
         vectors = self.index.vectors_of([c.row for c in cands])
-        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking)
+        raw = fused_scores([c for c in cands if c.note_id in notes], self.config.ranking)
+        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking), float(raw.max(initial=0.0))
+
+    def _graph_ranking(self, query: str, qvec: np.ndarray, scope: Scope, as_of: datetime | None,
+                       top_k: int) -> GraphRanking | None:
+        """Facts for the query and the notes behind them; None when graph search is off."""
+        cfg = self.config.graph_search
+        if not cfg.enabled:
+            return None
+        return rank_graph(self.graph, query, qvec, scope, as_of, max(top_k, cfg.max_facts), cfg)
 
     def _reinforce(self, hits: list[Hit], when: datetime, query: str) -> None:
         recalls = self.store.recall([h.id for h in hits], when, "search", query)
@@ -434,6 +465,14 @@ class Engram:
                 hit.note.strength = recalls[hit.id].strength_after
                 hit.note.recall_count += 1
                 hit.note.last_recalled_at = when
+
+
+def _until(filters: dict[str, Any] | None, world: datetime | None) -> dict[str, Any] | None:
+    """``filters`` narrowed to notes whose event happened by ``world`` (an ``as_of`` search)."""
+    if world is None:
+        return filters
+    until = {"event_time": {"lte": world.isoformat()}}
+    return until if filters is None else {"AND": [filters, until]}
 
 
 def _link_scope(scope: Scope) -> Scope:
