@@ -30,6 +30,7 @@ MAGIC, VERSION = b"EKVC", 1
 CODECS = ("raw", "fp16", "int8")
 _DIGEST = 32
 _PREFIX = struct.Struct("<4sBI")
+PREFIX_SIZE = _PREFIX.size  # magic, version, header length: enough to find the header
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
            "int8": torch.int8}
 
@@ -119,9 +120,11 @@ def decode(blob: bytes, expected_key: str | None = None) -> ChunkKV:
 
 
 def _tensor(data: memoryview, s: dict) -> torch.Tensor:
+    dtype = _DTYPES[s["dtype"]]
+    if s["nbytes"] == 0:  # frombuffer refuses an empty buffer
+        return torch.zeros(s["shape"], dtype=dtype)
     raw = bytearray(data[s["offset"] : s["offset"] + s["nbytes"]])  # a copy: torch wants writable memory
-    return torch.frombuffer(raw, dtype=_DTYPES[s["dtype"]]).reshape(s["shape"]) if raw else \
-        torch.zeros(s["shape"], dtype=_DTYPES[s["dtype"]])
+    return torch.frombuffer(raw, dtype=dtype).reshape(s["shape"])
 
 
 def relative_error(chunk: ChunkKV, codec: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from inference.chunk_kv import ChunkKV
 from inference.chunk_store.budget import BudgetIndex
-from inference.chunk_store.codec import CorruptChunk, decode, encode, read_header
+from inference.chunk_store.codec import PREFIX_SIZE, CorruptChunk, decode, encode, read_header
 from inference.chunk_store.counters import TierCounters
 from inference.chunk_store.policies import EntryStats, EvictionPolicy
 
@@ -123,8 +123,8 @@ class DiskTier:
 
 def _read_file_header(path: Path) -> dict:
     with open(path, "rb") as f:
-        prefix = f.read(9)
-        if len(prefix) < 9:
+        prefix = f.read(PREFIX_SIZE)
+        if len(prefix) < PREFIX_SIZE:
             raise CorruptChunk("shorter than the fixed prefix")
-        (n,) = struct.unpack_from("<I", prefix, 5)
+        (n,) = struct.unpack_from("<I", prefix, PREFIX_SIZE - 4)
         return read_header(prefix + f.read(n))

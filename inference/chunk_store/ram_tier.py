@@ -37,7 +37,7 @@ class RamTier:
             return None
         self.counters.puts += 1
         self.counters.evictions += len(victims)
-        self._chunks[chunk.key] = chunk
+        self._chunks[chunk.key] = _compact(chunk)
         return [self._chunks.pop(v) for v in victims]
 
     def remove(self, key: str) -> None:
@@ -46,3 +46,15 @@ class RamTier:
 
     def chunks(self) -> list[ChunkKV]:
         return list(self._chunks.values())
+
+
+def _compact(chunk: ChunkKV) -> ChunkKV:
+    """The chunk itself, unless its tensors are views into larger storage (e.g. slices of a
+    KVCache): then a copy, so that the budget counts what is really held."""
+    def owned(t):  # noqa: ANN001, ANN202
+        return t if t.untyped_storage().nbytes() <= t.numel() * t.element_size() else t.clone()
+
+    k, v = owned(chunk.k), owned(chunk.v)
+    if k is chunk.k and v is chunk.v:
+        return chunk
+    return ChunkKV(chunk.key, chunk.tokens, k, v, dict(chunk.meta))

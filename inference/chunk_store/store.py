@@ -12,6 +12,7 @@
   pinned chunk is never evicted from a local tier; ``reuse`` (a note's retention) is the predicted
   reuse probability the value-aware policy adds to the observed frequency. Hints given before
   a chunk arrives are kept and applied when it does.
+- Chunks returned by ``get`` are shared with the RAM tier: read them, do not modify them in place.
 
 Usage::
 

@@ -182,6 +182,16 @@ def test_ram_eviction_demotes_to_disk_and_disk_hits_promote(tmp_path: Path) -> N
     assert s["tiers"]["disk"]["hits"] == 1 and s["tiers"]["ram"]["hits"] == 0
 
 
+def test_ram_copies_chunks_that_are_views_of_a_larger_cache() -> None:
+    big = torch.randn(2, 3, 1000, 8)
+    c = make_chunk(1)
+    view = ChunkKV(c.key, c.tokens, big[:, :, :16], big[:, :, 16:32])
+    store = TieredChunkStore(StoreConfig())
+    store.put(view)
+    got = store.get(c.key)
+    assert torch.equal(got.k, big[:, :, :16]) and got.k.untyped_storage().nbytes() == got.k.nbytes
+
+
 def test_chunks_survive_a_restart(tmp_path: Path) -> None:
     cfg = StoreConfig(ram_bytes=100 * nbytes(), disk_dir=tmp_path, disk_codec="int8")
     first = TieredChunkStore(cfg)
