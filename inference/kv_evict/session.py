@@ -5,6 +5,11 @@ Tokens are fed in pieces that fit the free room; when the cache is full it is co
 convention). With ``budget`` at least the conversation's length nothing is ever evicted and the
 logits are those of the plain model.
 
+The cache never exceeds the budget, so a prompt longer than the free room is compacted while it
+is prefilled: SnapKV's window is then the last queries fed before each compaction, not only the
+prompt's end. To compress once after a whole prompt, as the SnapKV paper does, use a budget that
+holds the prompt and call ``compact(target)`` after feeding it.
+
 Usage::
 
     s = BudgetedSession(model, SeqEvictionConfig(budget=256, policy="snapkv"))

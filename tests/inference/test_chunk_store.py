@@ -335,3 +335,37 @@ def test_corrupt_redis_value_is_discarded(redis_prefix) -> None:
     client.set(data_key, client.get(data_key)[:-5])
     assert store.get(a.key) is None and store.stats()["tiers"]["redis"]["corrupt"] == 1
     assert not client.exists(data_key)
+
+
+# ---- one contract, every backend -------------------------------------------------------------
+
+
+@pytest.fixture(params=["ram", "disk", "redis"])
+def backend(request, tmp_path: Path):
+    """A store whose chunks can only live in one tier (the others are off or too small)."""
+    if request.param == "ram":
+        yield "ram", TieredChunkStore(StoreConfig())
+    elif request.param == "disk":
+        yield "disk", TieredChunkStore(StoreConfig(ram_bytes=1, disk_dir=tmp_path, disk_codec="raw"))
+    else:
+        client, prefix = request.getfixturevalue("redis_prefix")
+        yield "redis", TieredChunkStore(StoreConfig(ram_bytes=1, redis_client=client, redis_prefix=prefix,
+                                                    redis_codec="raw"))
+
+
+def test_store_contract(backend) -> None:
+    tier, store = backend
+    a, b = make_chunk(1), make_chunk(2)
+    store.put(a, reuse=0.9)
+    store.put(b)
+    got = store.get(a.key)
+    assert got is not None and got.tokens == a.tokens and torch.equal(got.k, a.k) and torch.equal(got.v, a.v)
+    assert got.meta == a.meta
+    assert store.get(make_chunk(3).key) is None
+    store.pin(b.key)
+    store.set_reuse(b.key, 0.1)
+    assert store.get(b.key) is not None
+    store.discard(a.key)
+    assert store.get(a.key) is None
+    s = store.stats()
+    assert s["tiers"][tier]["hits"] == 2 and s["misses"] == 2 and s["tokens_saved"] == 32
