@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.chunk_kv import ChunkKV, chunk_key
+from inference.chunk_kv import ChunkKV, ChunkStore, chunk_key
 from inference.chunk_store import StoreConfig, TieredChunkStore
 from inference.chunk_store.codec import CorruptChunk, decode, encode, relative_error
 from inference.chunk_store.policies import EntryStats, make_policy
@@ -355,6 +355,8 @@ def backend(request, tmp_path: Path):
 
 def test_store_contract(backend) -> None:
     tier, store = backend
+    _: ChunkStore = store  # the engine's seam (a typing.Protocol)
+    assert all(callable(getattr(store, m)) for m in ("get", "put", "pin", "set_reuse", "discard"))
     a, b = make_chunk(1), make_chunk(2)
     store.put(a, reuse=0.9)
     store.put(b)

@@ -10,7 +10,7 @@ import torch
 from inference.errors import ContextOverflow, InvalidParams
 from inference.kv_evict import SEQ_POLICIES, BudgetedSession, SeqEvictionConfig, select_keep
 from inference.kv_evict.compact import compact
-from inference.kv_evict.observers import AccumulatedAttention, attention_probs
+from inference.kv_evict.observers import AccumulatedAttention, WindowQueries, attention_probs
 from inference.kv_evict.select import pool_scores
 from inference.model import TINY_CONFIG, random_model
 from tests.inference import smollm
@@ -55,6 +55,21 @@ def test_attention_probs_are_causal_and_grouped() -> None:
     # the query at slot 2 alone sees slots 0..2: slot 3 only from later queries
     only_first = attention_probs(q[:, :1], k[:, :3], first_slot=2)
     torch.testing.assert_close(only_first.sum(-1), torch.full((2,), 2.0))
+
+
+def test_snapkv_window_scores_the_keys_its_queries_attend_to() -> None:
+    obs = WindowQueries(n_layers=1, window=4, kernel=1)
+    u = torch.randn(8)
+    k = 0.01 * torch.randn(1, 2, 12, 8)
+    k[0, 0, 3] = 3 * u  # KV head 0: slot 3 answers the window's queries
+    k[0, 1, 7] = 3 * u  # KV head 1: slot 7
+    obs.observe(0, torch.randn(1, 4, 6, 8), k[:, :, :6], 0)  # a first piece; only its last 4 remain
+    obs.observe(0, u.expand(1, 4, 6, 8).clone(), k, 6)  # the window: 4 query heads, slots 6..11
+    assert obs.q[0].shape == (4, 4, 8)
+    scores = obs.scores(0, k)
+    assert scores.shape == (2, 12) and scores[0].argmax() == 3 and scores[1].argmax() == 7
+    obs.compact(torch.zeros(1, 2, 1, dtype=torch.long))
+    assert obs.scores(0, k).sum() == 0  # a fresh window after compaction
 
 
 def test_config_is_validated() -> None:
