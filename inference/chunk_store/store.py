@@ -37,6 +37,7 @@ from inference.chunk_store.ram_tier import RamTier
 from inference.chunk_store.redis_tier import RedisTier
 from inference.errors import InvalidParams
 
+MAX_PENDING_MISSES = 65536
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")  # also a safe file name
 
 
@@ -84,7 +85,7 @@ class TieredChunkStore:
             if config.redis_client is not None else None
         self.counters = StoreCounters()
         self._hints: dict[str, _Hint] = {}
-        self._missed: set[str] = set()
+        self._missed: dict[str, bool] = {}  # keys missed and not yet put, oldest first
         self._now = 0
         self._lock = threading.RLock()
 
@@ -101,7 +102,9 @@ class TieredChunkStore:
                 chunk, tier = self._get_slow(key)
             if chunk is None:
                 self.counters.misses += 1
-                self._missed.add(key)
+                self._missed[key] = True
+                if len(self._missed) > MAX_PENDING_MISSES:  # keys missed and never put: forget the oldest
+                    del self._missed[next(iter(self._missed))]
                 return None
             tier.counters.hits += 1
             self.counters.tokens_saved += chunk.n_tokens
@@ -110,12 +113,12 @@ class TieredChunkStore:
     def put(self, chunk: ChunkKV, *, reuse: float | None = None) -> None:
         """Store ``chunk`` (RAM, write-through to Redis and optionally disk)."""
         _check_key(chunk.key)
+        _check_shape(chunk)
         if reuse is not None:
             self.set_reuse(chunk.key, reuse)
         with self._lock:
             self._now += 1
-            if chunk.key in self._missed:
-                self._missed.discard(chunk.key)
+            if self._missed.pop(chunk.key, False):
                 self.counters.tokens_recomputed += chunk.n_tokens
             self._put_ram(chunk)
             if self.disk is not None and self.config.disk_write_through:
@@ -146,7 +149,7 @@ class TieredChunkStore:
             for tier in self._tiers():
                 tier.remove(key)
             self._hints.pop(key, None)
-            self._missed.discard(key)
+            self._missed.pop(key, None)
 
     # ---- beyond the protocol -----------------------------------------------------------------
 
@@ -216,6 +219,13 @@ class TieredChunkStore:
             e: EntryStats | None = tier.entry(key) if tier is not None else None
             if e is not None:
                 e.pinned, e.reuse = hint.pinned, hint.reuse
+
+
+def _check_shape(chunk: ChunkKV) -> None:
+    k, v = chunk.k, chunk.v
+    if k.shape != v.shape or k.dim() != 4 or k.shape[2] != chunk.n_tokens:
+        raise InvalidParams(f"chunk k/v must both be [layers, kv_heads, {chunk.n_tokens}, head_dim], "
+                            f"got {tuple(k.shape)} and {tuple(v.shape)}")
 
 
 def _check_key(key: str) -> None:

@@ -91,6 +91,10 @@ def test_bad_input_is_a_typed_error(tmp_path: Path) -> None:
         store.get("../etc/passwd")
     with pytest.raises(InvalidParams):
         store.set_reuse(make_chunk(1).key, 1.5)
+    c = make_chunk(1)
+    with pytest.raises(InvalidParams):
+        store.put(ChunkKV(c.key, c.tokens[:-1], c.k, c.v))  # tokens and tensors disagree
+    assert store.get(c.key) is None  # nothing half-stored
 
 
 # ---- policies --------------------------------------------------------------------------------
