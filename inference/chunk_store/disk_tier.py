@@ -5,10 +5,12 @@ fsync of the folder, so a crash leaves either the old file, the new one, or a st
 (removed at start-up) — never a half-written chunk under its real name. A file that fails its
 checksum anyway (disk corruption, a truncation by hand) is deleted and counted, never loaded.
 A new tier on the same folder finds the chunks again (their access history starts afresh,
-ordered by file modification time). One process owns a folder; sharing goes through Redis.
+ordered by file modification time). One store owns a folder at a time (an flock on
+``.lock``, released by ``close``); processes share chunks through Redis instead.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import uuid
@@ -19,6 +21,7 @@ from inference.chunk_store.budget import BudgetIndex
 from inference.chunk_store.codec import PREFIX_SIZE, CorruptChunk, decode, encode, read_header
 from inference.chunk_store.counters import TierCounters
 from inference.chunk_store.policies import EntryStats, EvictionPolicy
+from inference.errors import InvalidParams
 
 SUFFIX, TMP_SUFFIX = ".ekv", ".tmp"
 
@@ -46,6 +49,7 @@ class DiskTier:
     def __init__(self, folder: str | Path, budget: int, policy: EvictionPolicy, codec: str = "raw"):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_folder(self.folder)
         self.codec = codec
         self.index = BudgetIndex(budget, policy)
         self.counters = TierCounters()
@@ -116,6 +120,10 @@ class DiskTier:
         self.index.remove(key)
         self._path(key).unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Release the folder for another store (the files stay)."""
+        self._lock.close()
+
     def _discard_corrupt(self, key: str) -> None:
         self.counters.corrupt += 1
         self.remove(key)
@@ -128,3 +136,15 @@ def _read_file_header(path: Path) -> dict:
             raise CorruptChunk("shorter than the fixed prefix")
         (n,) = struct.unpack_from("<I", prefix, PREFIX_SIZE - 4)
         return read_header(prefix + f.read(n))
+
+
+def _lock_folder(folder: Path):  # noqa: ANN202
+    """An exclusive, non-blocking flock on ``folder/.lock``: two stores indexing one folder would
+    each enforce the budget on half the truth and delete each other's files."""
+    f = open(folder / ".lock", "a+b")  # noqa: SIM115 (held for the tier's lifetime)
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise InvalidParams(f"{folder} is used by another chunk store; close it first") from None
+    return f

@@ -169,13 +169,21 @@ class TieredChunkStore:
             return self.counters.as_dict()
 
     def close(self) -> None:
-        """Demote what RAM holds to disk, so that a new store on the same folder finds it."""
+        """Demote what RAM holds to disk, so that a new store on the same folder finds it, and
+        release the folder."""
         with self._lock:
             if self.disk is None:
                 return
             for chunk in self.ram.chunks():
                 if chunk.key not in self.disk:
                     self._put_disk(chunk)
+            self.disk.close()
+
+    def __enter__(self) -> TieredChunkStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ---- internals ---------------------------------------------------------------------------
 

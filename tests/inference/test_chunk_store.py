@@ -211,6 +211,16 @@ def test_chunks_survive_a_restart(tmp_path: Path) -> None:
     assert second.stats()["tiers"]["disk"]["hits"] == 5
 
 
+def test_one_store_owns_a_folder_at_a_time(tmp_path: Path) -> None:
+    cfg = StoreConfig(disk_dir=tmp_path)
+    with TieredChunkStore(cfg) as first:
+        first.put(make_chunk(1))
+        with pytest.raises(InvalidParams):
+            TieredChunkStore(cfg)
+    with TieredChunkStore(cfg) as second:  # released by close (the with block)
+        assert second.get(make_chunk(1).key) is not None
+
+
 def test_write_through_disk_needs_no_close(tmp_path: Path) -> None:
     cfg = StoreConfig(disk_dir=tmp_path, disk_write_through=True)
     c = make_chunk(1)
@@ -240,7 +250,7 @@ def test_restart_drops_stray_temporaries_and_unreadable_files(tmp_path: Path) ->
     (tmp_path / f".{c.key}.ekv.123.tmp").write_bytes(b"half")
     (tmp_path / f"{make_chunk(2).key}.ekv").write_bytes(b"garbage")
     store = TieredChunkStore(cfg)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{c.key}.ekv"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == [f"{c.key}.ekv"]
     assert store.stats()["tiers"]["disk"]["corrupt"] == 1 and store.get(c.key) is not None
 
 
