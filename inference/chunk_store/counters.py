@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 @dataclass
 class TierCounters:
     hits: int = 0
+    misses: int = 0  # lookups that reached this tier and did not find the chunk
     puts: int = 0  # chunks written into this tier (puts, promotions, demotions)
     evictions: int = 0
     rejected: int = 0  # chunks that could not fit (too large, or room held by pinned chunks)

@@ -99,6 +99,7 @@ class TieredChunkStore:
             chunk = self.ram.get(key, self._now)
             tier: Any = self.ram
             if chunk is None:
+                self.ram.counters.misses += 1
                 chunk, tier = self._get_slow(key)
             if chunk is None:
                 self.counters.misses += 1
@@ -196,6 +197,7 @@ class TieredChunkStore:
             if chunk is not None:
                 self._put_ram(chunk)
                 return chunk, self.disk
+            self.disk.counters.misses += 1
         if self.redis is not None:
             chunk = self.redis.get(key)
             if chunk is not None:
@@ -203,6 +205,7 @@ class TieredChunkStore:
                 if self.disk is not None and self.config.disk_write_through:
                     self._put_disk(chunk)
                 return chunk, self.redis
+            self.redis.counters.misses += 1
         return None, None
 
     def _put_ram(self, chunk: ChunkKV) -> None:

@@ -184,6 +184,7 @@ def test_ram_eviction_demotes_to_disk_and_disk_hits_promote(tmp_path: Path) -> N
     assert chunks[0].key in store.ram  # promoted
     s = store.stats()
     assert s["tiers"]["disk"]["hits"] == 1 and s["tiers"]["ram"]["hits"] == 0
+    assert s["tiers"]["ram"]["misses"] == 1 and s["tiers"]["disk"]["misses"] == 0 and s["misses"] == 0
 
 
 def test_ram_copies_chunks_that_are_views_of_a_larger_cache() -> None:
@@ -320,6 +321,7 @@ def test_two_processes_share_chunks_through_redis(redis_prefix, tmp_path: Path) 
         assert got is not None and torch.equal(got.k, make_chunk(i).k)  # raw codec: exact
     s = reader.stats()
     assert s["tiers"]["redis"]["hits"] == 3 and s["tiers"]["redis"]["n_chunks"] == 3
+    assert s["tiers"]["ram"]["misses"] == 3 and s["tiers"]["disk"]["misses"] == 3
     assert reader.get(make_chunk(0).key) is not None and reader.stats()["tiers"]["ram"]["hits"] == 1
 
 
