@@ -1,7 +1,7 @@
 """The tiered chunk store: RAM → local disk → Redis, implementing inference.chunk_kv.ChunkStore.
 
-- ``get`` looks in RAM, then disk, then Redis; a hit in a slower tier is promoted to RAM (and to
-  disk when it came from Redis). A miss is remembered, so the ``put`` that follows (the engine
+- ``get`` looks in RAM, then disk, then Redis; a hit in a slower tier is promoted to RAM (a chunk
+  from Redis reaches disk when RAM later demotes it, or at once with ``disk_write_through``). A miss is remembered, so the ``put`` that follows (the engine
   computed the chunk) counts its tokens as recomputed.
 - ``put`` stores into RAM and writes through to Redis (so other processes see the chunk at once)
   and, when ``disk_write_through`` is set, to disk. A chunk evicted from RAM is demoted to disk
