@@ -106,6 +106,8 @@ class Block(nn.Module):
         q, k = qk[:, : c.n_heads], qk[:, c.n_heads :]  # [B, H, T, D], [B, H_kv, T, D]
         v = heads[:, c.n_heads + c.n_kv_heads :]  # [B, H_kv, T, D]
         k_all, v_all = cache.update(layer, start, k, v)  # the cache write converts v to its dtype
+        if cache.observer is not None:  # in-sequence eviction scores tokens (inference.kv_evict)
+            cache.observer.observe(layer, q, k_all, start)
         # one query: fp32 matmuls are faster than bf16 at this size; many: bf16 (AMX) for the quant modes
         o = attention(q, k_all, v_all, start, act)  # [B, H, T, D]
         h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1))  # fp32 + bf16 promotes to fp32
@@ -142,9 +144,14 @@ class Transformer(nn.Module):
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, start: int, cache: KVCache, last_only: bool = True) -> torch.Tensor:
-        """tokens: [B, T] at positions start..start+T-1 -> fp32 logits [B, 1 or T, V]."""
+        """tokens: [B, T] at positions start..start+T-1 -> fp32 logits [B, 1 or T, V].
+
+        ``start`` is the first cache slot; the positions are shifted by ``cache.pos_offset``
+        (non-zero only after in-sequence eviction compacted the cache).
+        """
         t = tokens.shape[1]
-        rot = self.rot[start : start + t]  # [T, D/2] complex
+        pos = start + cache.pos_offset
+        rot = self.rot[pos : pos + t]  # [T, D/2] complex
         h = self.embed(tokens)  # [B, T, dim] fp32
         for i, block in enumerate(self.blocks):
             h = block(h, i, start, cache, rot, self.act_dtype)
