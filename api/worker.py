@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from memory.clock import Clock
-from memory.jobs import Job, JobStore
+from memory.jobs import Job, JobStore, PermanentFailure
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class JobRunner:
             result = handler(job)
         except Exception as exc:  # any handler failure is recorded on the job, then retried or failed
             error = f"{exc.__class__.__name__}: {exc}\n{_where(exc)}"
-            state = self.jobs.fail(job, error, self.clock())
+            state = self.jobs.fail(job, error, self.clock(), final=isinstance(exc, PermanentFailure))
             log.warning("job %s (%s) attempt %s failed -> %s: %s", job.id, job.kind, job.attempts, state, exc)
             return
         if not self.jobs.complete(job, self.clock(), result):

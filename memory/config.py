@@ -34,12 +34,26 @@ class JobConfig:
 
 
 @dataclass(frozen=True)
+class EnrichConfig:
+    """LLM note construction and evolution (only with an engine): how many neighbours one call
+    sees, the token budget of the answer, and the bounds every answer is checked against."""
+
+    neighbours: int = 3
+    max_tokens: int = 256
+    max_keywords: int = 8
+    max_tags: int = 6
+    max_term_chars: int = 40
+    max_context_chars: int = 200
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything memory/ can be tuned by. Usage: ``MemoryConfig(max_content_chars=10_000)``."""
 
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     linking: LinkingConfig = field(default_factory=LinkingConfig)
     jobs: JobConfig = field(default_factory=JobConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
     max_content_chars: int = 100_000
     max_metadata_bytes: int = 64_000
     default_importance: float = 0.5
