@@ -96,7 +96,7 @@ class Engram:
         if self.enrich_jobs is not None:
             handlers[ENRICH] = self.enrich_jobs.handle
         self._runner = JobRunner(self.job_store, handlers, self.clock)
-        self._workers = Workers(self._runner, workers, self.config.job_poll_s)
+        self._workers = Workers(self._runner, workers, self.config.job_poll_s, self.config.memory.jobs.claim_batch)
         self._workers.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -310,9 +310,13 @@ class Engram:
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in the calling thread until none is due (or ``max_jobs`` ran); returns how many ran."""
+        batch = self.config.memory.jobs.claim_batch
         ran = 0
-        while (max_jobs is None or ran < max_jobs) and self._runner.run_one():
-            ran += 1
+        while max_jobs is None or ran < max_jobs:
+            done = self._runner.run_batch(batch if max_jobs is None else min(batch, max_jobs - ran))
+            if done == 0:
+                break
+            ran += done
         return ran
 
     def wait_for_jobs(self, timeout: float = 60.0) -> bool:

@@ -31,6 +31,7 @@ class JobConfig:
     backoff_s: float = 2.0
     max_backoff_s: float = 600.0
     lease_s: float = 300.0
+    claim_batch: int = 8  # jobs a worker claims per (durable) claim transaction; each keeps its own lease
 
 
 @dataclass(frozen=True)
