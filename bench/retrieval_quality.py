@@ -145,7 +145,7 @@ def main() -> None:
     config = EngramConfig(durable=False, persist_index=False)
     for i, q in enumerate(questions, start=1):
         with tempfile.TemporaryDirectory() as tmp:
-            mem = Engram(Path(tmp) / "q.db", embedder=embedder, config=config)
+            mem = Engram(Path(tmp) / "q.db", embedder=embedder, config=config, workers=0)  # notes only
             records = haystack_records(q)
             mem.add_many(records, batch_size=512)
             n_answer = sum(1 for r in records if r["metadata"]["has_answer"])
