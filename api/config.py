@@ -25,4 +25,5 @@ class EngramConfig:
     embed_batch: int = 64
     durable: bool = True
     persist_index: bool = True
+    graph_llm: bool = True  # with an engine, extract graph facts with it (else the rule extractor)
     job_poll_s: float = 0.5  # how often an idle worker looks for due jobs (it is woken on enqueue anyway)

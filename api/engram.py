@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from api.config import EngramConfig
+from api.enrich_jobs import ENRICH, EnrichJobs, enrich_jobs_for
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
 from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
 from api.index_sync import open_index, persist
@@ -34,6 +35,7 @@ from graph.extract_rules import RuleExtractor
 from graph.protocols import Extractor
 from graph.queries import user_perspective
 from graph.temporal_graph import TemporalGraph
+from inference.engine import Engine
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
 from memory.database import open_engine, sqlite_url
@@ -66,11 +68,13 @@ class Engram:
         clock: Clock | None = None,
         index_dir: str | Path | None = None,
         enricher: Enricher | None = None,
-        llm: Any | None = None,
+        llm: Engine | None = None,
         workers: int = 1,
     ) -> None:
-        """``llm``: an ``inference`` engine (``complete_json``); with it, graph extraction uses the
-        LLM extractor. ``workers``: job threads; 0 runs jobs only through ``run_jobs``/``wait_for_jobs``."""
+        """``llm``: an ``inference`` engine; with it, graph extraction uses the LLM extractor and
+        every note gets an ``enrich`` job (LLM keywords, tags, context, neighbour evolution); without
+        it, the deterministic path is all there is. ``workers``: job threads; 0 runs jobs only
+        through ``run_jobs``/``wait_for_jobs``."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidInput("workers must be an integer >= 0")
         self.config = config or EngramConfig()
@@ -86,9 +90,15 @@ class Engram:
         self.job_store = JobStore(engine, self.config.memory.jobs)
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
-        self.graph = TemporalGraph(engine, self._shared, self._extractor(llm), self.clock, resolver_llm=llm)
-        self._runner = JobRunner(self.job_store, GraphJobs(self.store, self.graph, self.clock).handlers(), self.clock)
-        self._workers = Workers(self._runner, workers, self.config.job_poll_s)
+        graph_llm = llm if self.config.graph_llm else None
+        self.graph = TemporalGraph(engine, self._shared, self._extractor(graph_llm), self.clock, resolver_llm=graph_llm)
+        handlers = GraphJobs(self.store, self.graph, self.clock).handlers()
+        self.enrich_jobs = None if llm is None else EnrichJobs(
+            self.store, llm, self._neighbours_of, self.config.memory.enrich, self.clock)
+        if self.enrich_jobs is not None:
+            handlers[ENRICH] = self.enrich_jobs.handle
+        self._runner = JobRunner(self.job_store, handlers, self.clock)
+        self._workers = Workers(self._runner, workers, self.config.job_poll_s, self.config.memory.jobs.claim_batch)
         self._workers.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -187,7 +197,7 @@ class Engram:
                 changes.update(self._redraft(current, content, changes), embedding=vector[0].tobytes())
             # New words or a new reference time change what the note says to the graph.
             regraph = content is not None or "event_time" in changes
-            jobs = graph_jobs_for(replace(current, metadata=changes.get("meta", current.metadata))) if regraph else []
+            jobs = self._jobs_for(replace(current, metadata=changes.get("meta", current.metadata))) if regraph else []
             note = self.store.update(note_id, changes, self.clock(), actor, jobs=jobs)
             if content is not None:
                 self.index.add([_indexed(note)], vector)
@@ -315,9 +325,13 @@ class Engram:
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in the calling thread until none is due (or ``max_jobs`` ran); returns how many ran."""
+        batch = self.config.memory.jobs.claim_batch
         ran = 0
-        while (max_jobs is None or ran < max_jobs) and self._runner.run_one():
-            ran += 1
+        while max_jobs is None or ran < max_jobs:
+            done = self._runner.run_batch(batch if max_jobs is None else min(batch, max_jobs - ran))
+            if done == 0:
+                break
+            ran += done
         return ran
 
     def wait_for_jobs(self, timeout: float = 60.0) -> bool:
@@ -382,7 +396,16 @@ class Engram:
         return notes
 
     def _jobs_for(self, note: Note) -> list[JobSpec]:
-        return graph_jobs_for(note)
+        return graph_jobs_for(note) + (enrich_jobs_for(note) if self.llm is not None else [])
+
+    def _neighbours_of(self, note: Note, k: int) -> list[tuple[Note, float]]:
+        """The ``k`` notes nearest to ``note`` in its linking scope (itself excluded), by cosine."""
+        vec = self._shared.embed([note.content])[0]
+        with self._lock:
+            allowed = np.flatnonzero(self.index.mask(_link_scope(note.scope), include_archived=False))
+            found = [(nid, sim) for nid, sim in self.index.dense_among(vec, k + 1, allowed) if nid != note.id][:k]
+        notes = self.store.get_many([nid for nid, _ in found])
+        return [(notes[nid], sim) for nid, sim in found if nid in notes]
 
     @staticmethod
     def _extractor(llm: Any | None) -> Extractor:
