@@ -137,3 +137,18 @@ def test_config_errors() -> None:
         BlendConfig(measure="q")
     with pytest.raises(InvalidParams):
         BlendConfig(check_layer=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_offset_causal_attention_equals_the_masked_reference(dtype: torch.dtype) -> None:
+    from inference.model import causal_mask, offset_causal_attention
+
+    g = torch.Generator().manual_seed(0)
+    start, t = 37, 50
+    q = torch.randn(1, 6, t, 16, generator=g).to(dtype)
+    k, v = (torch.randn(1, 2, start + t, 16, generator=g).to(dtype) for _ in range(2))
+    want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=causal_mask(start, t),
+                                          enable_gqa=True)
+    got = offset_causal_attention(q, k, v, start)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.float(), want, atol=1e-5 if dtype == torch.float32 else 2e-2, rtol=0)
