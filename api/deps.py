@@ -1,0 +1,64 @@
+"""FastAPI dependencies as named ``Annotated`` aliases: the service, the caller's tenant, the admin."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.auth import KeyVerifier, key_from_request
+from api.engram import Engram
+from api.errors import NotReady, PayloadTooLarge, ValidationFailed
+from api.metrics import Metrics
+from api.settings import Settings
+from api.tenants import TenantRegistry
+from memory.accounts import AccountStore
+
+
+@dataclass
+class Service:
+    """Everything a route may need, built once by ``create_app`` and kept on ``app.state.service``."""
+
+    settings: Settings
+    accounts: AccountStore
+    keys: KeyVerifier
+    tenants: TenantRegistry
+    metrics: Metrics
+    ready: bool = False
+
+    def check_top_k(self, value: int, name: str = "top_k") -> int:
+        if not 1 <= value <= self.settings.max_top_k:
+            raise ValidationFailed(f"{name} must be in [1, {self.settings.max_top_k}]")
+        return value
+
+    def check_batch(self, size: int) -> None:
+        if size > self.settings.max_batch:
+            raise PayloadTooLarge(f"{size} notes in one request; the limit is {self.settings.max_batch}")
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    id: str
+    mem: Engram
+
+
+def _tenant(request: Request, service: ServiceDep) -> TenantContext:
+    tenant_id = service.keys.tenant_of(key_from_request(request))
+    if not service.ready:
+        raise NotReady("the service is starting; retry shortly")
+    return TenantContext(tenant_id, service.tenants.get(tenant_id))
+
+
+def _admin(request: Request, service: ServiceDep) -> None:
+    service.keys.require_admin(key_from_request(request))
+
+
+TenantDep = Annotated[TenantContext, Depends(_tenant)]
+AdminDep = Annotated[None, Depends(_admin)]
