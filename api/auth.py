@@ -58,10 +58,14 @@ class KeyVerifier:
         return tenant_id
 
     def require_admin(self, key: str) -> None:
-        if not self.is_admin(key):
-            if self._admin_key is None:
-                raise Forbidden("no admin key is configured (set ENGRAM_ADMIN_KEY)")
-            raise Forbidden("this route needs the admin key")
+        """Pass for the admin key; Forbidden for a valid tenant key, Unauthorized for anything else."""
+        if self.is_admin(key):
+            return
+        if self._accounts.verify(key) is None:
+            raise Unauthorized("unknown or revoked API key")
+        if self._admin_key is None:
+            raise Forbidden("no admin key is configured (set ENGRAM_ADMIN_KEY)")
+        raise Forbidden("this route needs the admin key")
 
     def forget(self, key_id: str) -> None:
         """Drop cached entries of a revoked key (by its public id)."""

@@ -15,6 +15,7 @@ into the exception class the embedded API would have raised.
           +-- ValidationFailed   422 the request does not have the documented shape
           +-- NotReady           503 the embedder is still loading
           +-- InternalError      500 a bug; the body never carries a stack trace
+          +-- ConnectionFailed   (SDK) the server could not be reached
 """
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ class NotReady(ServiceError):
 
 class InternalError(ServiceError):
     code, status = "internal", 500
+
+
+class ConnectionFailed(ServiceError):
+    """Raised by the SDK only: the server could not be reached or the connection broke."""
+
+    code, status = "connection_failed", 0
 
 
 _ENGINE_STATUS: dict[type[m.EngramError], int] = {

@@ -58,7 +58,7 @@ class UpdateRequest(BaseModel):
 class SearchRequest(ScopeFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"query": "where does ann live?", "user_id": "ann", "top_k": 5},
-        {"query": "pets", "user_id": "ann", "filters": {"metadata.role": {"eq": "user"}},
+        {"query": "pets", "user_id": "ann", "filters": {"role": {"eq": "user"}},
          "now": "2026-12-01T00:00:00Z", "explain": True},
     ]})
     query: str = Field(min_length=1)

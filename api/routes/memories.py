@@ -36,7 +36,7 @@ def list_memories(
     tenant: TenantDep, service: ServiceDep,
     user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
     include_archived: bool = False,
-    filters: str | None = Query(None, description='JSON filter, e.g. {"metadata.role": {"eq": "user"}}'),
+    filters: str | None = Query(None, description='JSON filter, e.g. {"role": {"eq": "user"}}'),
     limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
     service.check_top_k(limit, "limit")
