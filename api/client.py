@@ -114,7 +114,7 @@ class _Api:
         return self._send(_Call("GET", f"/v1/memories/{_id(note_id)}", params=_clean({"now": now})))
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
-                include_archived: bool = False, limit: int = 100, offset: int = 0,
+                include_archived: bool = False, limit: int = 50, offset: int = 0,
                 filters: dict[str, Any] | None = None) -> Any:
         """One page of a scope's notes, oldest event first."""
         params = {**_scope(user_id, agent_id, session_id), "include_archived": str(include_archived).lower(),
