@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
             accounts.close()
 
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
-                  responses={401: {"model": _error_model(), "description": "no or unknown API key"}})
+                  responses=_error_responses())
     app.state.service = service
     for router in (memories.router, search.router, transfer.router, admin.router, health.router):
         app.include_router(router)
@@ -94,10 +94,14 @@ class _LazyEmbedder:
         return self._inner.embed(texts)
 
 
-def _error_model() -> Any:
+def _error_responses() -> dict[int | str, dict[str, Any]]:
+    """The JSON error body on every route, so clients generated from OpenAPI know it."""
     from api.schemas import ErrorBody
 
-    return ErrorBody
+    meaning = {400: "invalid input (code names the rule)", 401: "no, unknown or revoked API key",
+               403: "admin key on a tenant route or the reverse", 404: "no such thing in this tenant",
+               413: "body or batch over the limit", 422: "request does not have the documented shape"}
+    return {status: {"model": ErrorBody, "description": text} for status, text in meaning.items()}
 
 
 def _install_error_handlers(app: FastAPI, service: Service) -> None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import KeyVerifier, key_from_request
 from api.engram import Engram
@@ -49,14 +50,20 @@ class TenantContext:
     mem: Engram
 
 
-def _tenant(request: Request, service: ServiceDep) -> TenantContext:
+# Declared for OpenAPI (so the docs and generated clients know both headers); the key itself is
+# read by ``key_from_request``, which gives our own 401 body instead of FastAPI's.
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+_XApiKey = Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))]
+
+
+def _tenant(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> TenantContext:
     tenant_id = service.keys.tenant_of(key_from_request(request))
     if not service.ready:
         raise NotReady("the service is starting; retry shortly")
     return TenantContext(tenant_id, service.tenants.get(tenant_id))
 
 
-def _admin(request: Request, service: ServiceDep) -> None:
+def _admin(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> None:
     service.keys.require_admin(key_from_request(request))
 
 
