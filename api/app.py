@@ -9,6 +9,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +25,7 @@ from api.deps import Service
 from api.errors import status_of
 from api.limits import BodyLimit
 from api.metrics import LatencyMiddleware, Metrics
-from api.routes import admin, health, memories, search, transfer
+from api.routes import admin, graph, health, jobs, memories, search, transfer
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore, open_accounts_engine
@@ -61,7 +62,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
                   responses=_error_responses())
     app.state.service = service
-    for router in (memories.router, search.router, transfer.router, admin.router, health.router):
+    for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
+                   health.router):
         app.include_router(router)
     _install_error_handlers(app, service)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -75,10 +77,11 @@ def create_app_from_env() -> FastAPI:
 
 
 class _LazyEmbedder:
-    """The one embedder every tenant shares; the model loads at startup, not at construction,
-    so creating the app stays cheap."""
+    """The one embedder every tenant shares, one call at a time; the model loads at startup, not
+    at construction, so creating the app stays cheap."""
 
     def __init__(self, given: Embedder | None, batch_size: int) -> None:
+        self._lock = threading.Lock()
         self._inner = given
         self._batch_size = batch_size
         self.model_id = (given or MiniLMEmbedder).model_id
@@ -91,7 +94,10 @@ class _LazyEmbedder:
 
     def embed(self, texts: list[str]) -> Any:
         assert self._inner is not None, "embedder used before startup"
-        return self._inner.embed(texts)
+        # One model for every tenant: its fast tokenizer refuses two threads at once ("Already
+        # borrowed"), and each tenant's own lock only covers that tenant.
+        with self._lock:
+            return self._inner.embed(texts)
 
 
 def _error_responses() -> dict[int | str, dict[str, Any]]:

@@ -155,6 +155,53 @@ class _Api:
         data = lines.encode() if isinstance(lines, str) else lines
         return self._send(_Call("POST", "/v1/import", content=data, parse=_field("imported")))
 
+    def search_with_facts(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+                          session_id: str | None = None, top_k: int = 10, as_of: datetime | str | None = None,
+                          now: datetime | str | None = None, filters: dict[str, Any] | None = None) -> Any:
+        """Notes and graph facts: ``{"results": [hit], "facts": [fact hit]}`` (facts valid ``as_of``)."""
+        body = {"query": query, **_scope(user_id, agent_id, session_id), "top_k": top_k, "as_of": as_of,
+                "now": now, "filters": filters, "include_facts": True, "explain": True}
+        return self._send(_Call("POST", "/v1/search", json=_clean(body)))
+
+    # ---- knowledge graph (mirrors ``Engram.graph``) -------------------------------------------
+
+    def entities(self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
+                 type: str | None = None) -> Any:
+        params = _clean({**_scope(user_id, agent_id, session_id), "type": type})
+        return self._send(_Call("GET", "/v1/graph/entities", params=params))
+
+    def facts(self, entity: str | None = None, *, user_id: str | None = None, agent_id: str | None = None,
+              session_id: str | None = None, as_of: datetime | str | None = None, predicate: str | None = None,
+              include_expired: bool = False) -> Any:
+        """Current facts of a scope (on ``entity`` when given), or those valid ``as_of``."""
+        params = _clean({**_scope(user_id, agent_id, session_id), "entity": entity, "as_of": as_of,
+                         "predicate": predicate, "include_expired": str(include_expired).lower()})
+        return self._send(_Call("GET", "/v1/graph/facts", params=params))
+
+    def timeline(self, entity: str, *, user_id: str | None = None, agent_id: str | None = None,
+                 session_id: str | None = None) -> Any:
+        """Every fact ever stated on an entity (``Engram.graph.history``)."""
+        params = _clean(_scope(user_id, agent_id, session_id))
+        return self._send(_Call("GET", f"/v1/graph/entities/{_id(entity)}/timeline", params=params))
+
+    def neighbours(self, entity: str, depth: int = 1, *, user_id: str | None = None, agent_id: str | None = None,
+                   session_id: str | None = None, as_of: datetime | str | None = None) -> Any:
+        params = _clean({**_scope(user_id, agent_id, session_id), "depth": depth, "as_of": as_of})
+        return self._send(_Call("GET", f"/v1/graph/entities/{_id(entity)}/neighbours", params=params))
+
+    def path(self, a: str, b: str, *, user_id: str | None = None, agent_id: str | None = None,
+             session_id: str | None = None, as_of: datetime | str | None = None) -> Any:
+        params = _clean({**_scope(user_id, agent_id, session_id), "a": a, "b": b, "as_of": as_of})
+        return self._send(_Call("GET", "/v1/graph/path", params=params))
+
+    # ---- jobs ------------------------------------------------------------------------------------
+
+    def jobs(self, state: str | None = None, limit: int = 50) -> Any:
+        return self._send(_Call("GET", "/v1/jobs", params=_clean({"state": state, "limit": limit})))
+
+    def retry_job(self, job_id: int) -> Any:
+        return self._send(_Call("POST", f"/v1/jobs/{int(job_id)}/retry"))
+
     # ---- service -----------------------------------------------------------------------------
 
     def health(self) -> Any:

@@ -237,14 +237,15 @@ class Engram:
         notes = list(notes)
         if not notes:
             return []
-        vectors = self.embedder.embed([n.content for n in notes])
+        vectors = self._shared.embed([n.content for n in notes])
         with self._lock:
             taken = self.store.get_many([n.id for n in notes])
             if taken:
                 raise Conflict(f"{len(taken)} note ids exist already, e.g. {sorted(taken)[0]!r}")
             self.index.add([_indexed(n) for n in notes], vectors)
             try:
-                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links)
+                jobs = [job for n in notes for job in self._jobs_for(n)]  # the graph learns them too
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, (), jobs)
             except BaseException:
                 for note in notes:
                     self.index.remove(note.id)

@@ -137,12 +137,37 @@ class HitOut(BaseModel):
     bm25: float | None = None
 
 
+class FactHitOut(BaseModel):
+    kind: Literal["fact"] = "fact"
+    id: str
+    content: str = Field(description="the fact rendered with its validity")
+    score: float
+    similarity: float
+    distance: int | None = Field(None, description="hops from an entity the query names")
+    predicate: str
+    subject: str
+    object: str
+    fact: str
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    created_at: datetime | None
+    expired_at: datetime | None
+    note_ids: list[str]
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
 class SearchResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
         {"id": "3f1c2a9e-...", "content": "I moved to Lisbon in May", "metadata": {"role": "user"},
-         "event_time": "2026-05-03T10:00:00Z", "score": 0.93, "user_id": "ann"}], "facts": []}]})
+         "event_time": "2026-05-03T10:00:00Z", "score": 0.93, "user_id": "ann"}], "facts": [
+        {"kind": "fact", "id": "f1", "content": "User lives in Lisbon (since 2026-05)", "score": 0.61,
+         "similarity": 0.51, "distance": 0, "predicate": "lives_in", "subject": "User", "object": "Lisbon",
+         "fact": "User lives in Lisbon", "valid_at": "2026-05-01T00:00:00Z", "invalid_at": None,
+         "created_at": "2026-05-03T10:00:05Z", "expired_at": None, "note_ids": ["3f1c2a9e-..."], "user_id": "ann"}]}]})
     results: list[HitOut]
-    facts: list[dict[str, Any]] = []
+    facts: list[FactHitOut] = []
 
 
 class HistoryOut(BaseModel):
@@ -189,3 +214,62 @@ class KeyOut(BaseModel):
 
 class NewKeyOut(KeyOut):
     key: str = Field(description="the clear key; shown once, store it now")
+
+
+class EntityOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    summary: str = ""
+    aliases: list[str] = []
+    attributes: dict[str, Any] = {}
+    created_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+class FactOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "f1", "fact": "User lives in Lisbon", "rendered": "User lives in Lisbon (since 2026-05, previously Berlin)",
+        "predicate": "lives_in", "subject": "User", "subject_id": "e1", "object": "Lisbon", "object_id": "e2",
+        "user_id": "ann", "valid_at": "2026-05-01T00:00:00Z", "invalid_at": None, "created_at": "2026-05-03T10:00:00Z",
+        "expired_at": None, "superseded_by": None, "previous": "Berlin", "current": True}]})
+    id: str
+    fact: str
+    rendered: str
+    predicate: str
+    subject: str
+    subject_id: str
+    object: str
+    object_id: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    created_at: datetime
+    expired_at: datetime | None
+    superseded_by: str | None
+    previous: str | None
+    current: bool
+
+
+class NeighbourOut(BaseModel):
+    entity: EntityOut
+    distance: int
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    note_id: str | None
+    state: Literal["queued", "running", "done", "failed"]
+    attempts: int
+    max_attempts: int
+    next_run_at: datetime
+    last_error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graph.types import Entity, Fact
+from memory.jobs import Job
 from memory.types import HistoryEntry, Link, Note
 from retrieval.ranking import Hit
 
@@ -35,3 +37,24 @@ def hit_json(hit: Hit, explain: bool) -> dict[str, Any]:
 def history_json(entry: HistoryEntry) -> dict[str, Any]:
     return {"id": entry.id, "note_id": entry.note_id, "action": entry.action, "old": entry.old, "new": entry.new,
             "actor": entry.actor, "at": entry.at}
+
+
+def entity_json(entity: Entity) -> dict[str, Any]:
+    return {"id": entity.id, "name": entity.name, "type": entity.type, **entity.scope.as_dict(),
+            "summary": entity.summary, "aliases": list(entity.aliases), "attributes": dict(entity.attributes),
+            "created_at": entity.created_at, "last_seen_at": entity.last_seen_at}
+
+
+def fact_json(fact: Fact) -> dict[str, Any]:
+    """A fact with its sentence, the sentence rendered with its validity, and both time intervals."""
+    return {"id": fact.id, "fact": fact.fact, "rendered": fact.render(), "predicate": fact.predicate,
+            "subject": fact.subject_name, "subject_id": fact.subject_id, "object": fact.object_name,
+            "object_id": fact.object_id, **fact.scope.as_dict(), "valid_at": fact.valid_at,
+            "invalid_at": fact.invalid_at, "created_at": fact.created_at, "expired_at": fact.expired_at,
+            "superseded_by": fact.superseded_by, "previous": fact.previous, "current": fact.is_current}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "note_id": job.note_id, "state": job.state, "attempts": job.attempts,
+            "max_attempts": job.max_attempts, "next_run_at": job.next_run_at, "last_error": job.last_error,
+            "result": job.result, "created_at": job.created_at, "updated_at": job.updated_at}

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(5.0, ge=0.0, description="how long a verified key is trusted without a lookup")
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
+    job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
 
     def control_url(self) -> str:
         """Where tenants and keys live: the shared database, else ``<data_dir>/control.db``."""

@@ -56,7 +56,8 @@ class TenantRegistry:
         """The single place that decides where a tenant's data lives."""
         folder = self._settings.tenant_dir(tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
-        common: dict[str, Any] = {"embedder": self._embedder, "config": self._config}
+        common: dict[str, Any] = {"embedder": self._embedder, "config": self._config,
+                                  "workers": self._settings.job_workers}
         if self._settings.uses_postgres():
             # One database, one schema per tenant; the derived index stays on local disk.
             return Engram(database_url=self._settings.database_url, db_schema=f"tenant_{tenant_id}",

@@ -6,8 +6,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ServiceDep, TenantDep
+from api.engram import Engram
+from api.graph_search import GraphSearchConfig, rank_graph
 from api.schemas import ConsolidateRequest, IdsResponse, RestoreRequest, SearchRequest, SearchResponse
 from api.serialize import hit_json
+from memory.timeutil import to_utc
+from memory.types import Scope
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -17,7 +21,16 @@ def search(body: SearchRequest, tenant: TenantDep, service: ServiceDep) -> dict[
     service.check_top_k(body.top_k)
     hits = tenant.mem.search(body.query, filters=body.filters, top_k=body.top_k, now=body.now,
                              include_archived=body.include_archived, **body.scope())
-    return {"results": [hit_json(h, body.explain) for h in hits], "facts": []}
+    facts = _facts(tenant.mem, body) if body.include_facts else []
+    return {"results": [hit_json(h, body.explain) for h in hits], "facts": facts}
+
+
+def _facts(mem: Engram, body: SearchRequest) -> list[dict[str, Any]]:
+    """Graph facts for the query: current ones, or those valid ``as_of`` (see api/graph_search.py)."""
+    cfg = GraphSearchConfig()
+    as_of = to_utc(body.as_of) if body.as_of is not None else None
+    ranking = rank_graph(mem.graph, body.query, None, Scope(**body.scope()), as_of, cfg.max_facts, cfg)
+    return [f.as_dict() for f in ranking.facts]
 
 
 @router.post("/consolidate", response_model=IdsResponse, tags=["forgetting"],

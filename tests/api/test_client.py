@@ -101,3 +101,27 @@ def test_importing_the_sdk_pulls_no_heavy_library():
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_graph_and_jobs_through_the_sdk(rest):
+    import time
+
+    mem = _client(rest, rest.acme)
+    mem.add("I live in Berlin.", user_id="sdk_g", timestamp="2022-03-01T10:00:00Z")
+    mem.add("We moved to Paris last June.", user_id="sdk_g", timestamp="2024-02-10T10:00:00Z")
+    deadline = time.monotonic() + 90
+    while any(j["state"] in ("queued", "running") for j in mem.jobs()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [f["object"] for f in mem.facts(user_id="sdk_g", predicate="lives_in")] == ["Paris"]
+    assert [f["object"] for f in mem.facts(user_id="sdk_g", predicate="lives_in", as_of="2023-01-01")] == ["Berlin"]
+    assert {"Berlin", "Paris"} <= {e["name"] for e in mem.entities(user_id="sdk_g")}
+    user = mem.facts(user_id="sdk_g", predicate="lives_in")[0]["subject_id"]
+    assert [f["object"] for f in mem.timeline(user, user_id="sdk_g") if f["predicate"] == "lives_in"] == ["Berlin", "Paris"]
+    assert "Paris" in {n["entity"]["name"] for n in mem.neighbours(user, user_id="sdk_g")}
+    assert mem.path(user, "Paris", user_id="sdk_g")[0]["object"] == "Paris"
+    both = mem.search_with_facts("where do I live?", user_id="sdk_g", as_of="2023-01-01")
+    assert both["results"] and [f["object"] for f in both["facts"] if f["predicate"] == "lives_in"] == ["Berlin"]
+    with pytest.raises(NotFound):
+        mem.timeline("Atlantis", user_id="sdk_g")
+    with pytest.raises(NotFound):
+        mem.retry_job(999_999)
