@@ -41,6 +41,11 @@ class KeyVerifier:
     def is_admin(self, key: str) -> bool:
         return self._admin_key is not None and hmac.compare_digest(key.encode(), self._admin_key.encode())
 
+    def cached_tenant(self, key: str) -> str | None:
+        """The tenant of a key verified less than ``key_cache_seconds`` ago, without any I/O."""
+        cached = self._cache.get(key)
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     def tenant_of(self, key: str) -> str:
         """The tenant id of a valid tenant key; Forbidden for the admin key, Unauthorized otherwise."""
         now = time.monotonic()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import KeyVerifier, key_from_request
 from api.engram import Engram
@@ -37,7 +38,7 @@ class Service:
             raise PayloadTooLarge(f"{size} notes in one request; the limit is {self.settings.max_batch}")
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     return request.app.state.service
 
 
@@ -56,15 +57,24 @@ _Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto
 _XApiKey = Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False))]
 
 
-def _tenant(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> TenantContext:
-    tenant_id = service.keys.tenant_of(key_from_request(request))
+# Dependencies are async with a fast path: FastAPI runs a ``def`` dependency in the threadpool,
+# and every thread hop is a wake-up that costs milliseconds on a loaded machine. Only a cache miss
+# (a key lookup, opening a tenant) goes to the threadpool.
+async def _tenant(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> TenantContext:
+    key = key_from_request(request)
+    tenant_id = service.keys.cached_tenant(key)
+    if tenant_id is None:
+        tenant_id = await run_in_threadpool(service.keys.tenant_of, key)
     if not service.ready:
         raise NotReady("the service is starting; retry shortly")
-    return TenantContext(tenant_id, service.tenants.get(tenant_id))
+    mem = service.tenants.opened(tenant_id)
+    if mem is None:
+        mem = await run_in_threadpool(service.tenants.get, tenant_id)
+    return TenantContext(tenant_id, mem)
 
 
-def _admin(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> None:
-    service.keys.require_admin(key_from_request(request))
+async def _admin(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> None:
+    await run_in_threadpool(service.keys.require_admin, key_from_request(request))
 
 
 TenantDep = Annotated[TenantContext, Depends(_tenant)]

@@ -42,6 +42,10 @@ class TenantRegistry:
                 self._open[tenant_id] = self._open_tenant(check_tenant_id(tenant_id))
             return self._open[tenant_id]
 
+    def opened(self, tenant_id: str) -> Engram | None:
+        """The tenant's Engram if it is open already (no I/O), else None."""
+        return self._open.get(tenant_id)
+
     def open_tenants(self) -> dict[str, Engram]:
         """A snapshot of the tenants open in this process (for metrics)."""
         return dict(self._open)
