@@ -39,7 +39,7 @@ from inference.engine import Engine
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
 from memory.database import open_engine, sqlite_url
-from memory.errors import InvalidInput
+from memory.errors import Conflict, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
@@ -240,6 +240,29 @@ class Engram:
             for note_id in changed:
                 self.index.set_archived(note_id, False)
         return changed
+
+    def import_notes(self, notes: Sequence[Note], links: Sequence[Link] = (), *, actor: str = "import") -> list[Note]:
+        """Store notes exactly as given (ids, times, strength, links), e.g. from an export; they are
+        re-embedded. Conflict when an id exists already, and nothing is written then."""
+        if len(notes) > self.config.max_batch:
+            raise InvalidInput(f"batch of {len(notes)} notes is over the limit of {self.config.max_batch}")
+        notes = list(notes)
+        if not notes:
+            return []
+        vectors = self._shared.embed([n.content for n in notes])
+        with self._lock:
+            taken = self.store.get_many([n.id for n in notes])
+            if taken:
+                raise Conflict(f"{len(taken)} note ids exist already, e.g. {sorted(taken)[0]!r}")
+            self.index.add([_indexed(n) for n in notes], vectors)
+            try:
+                jobs = [job for n in notes for job in self._jobs_for(n)]  # the graph learns them too
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, (), jobs)
+            except BaseException:
+                for note in notes:
+                    self.index.remove(note.id)
+                raise
+        return notes
 
     # ---- reads ----------------------------------------------------------------------------
 
