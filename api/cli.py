@@ -1,7 +1,8 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo. Machine-readable
-commands print JSON (one object per line); ``demo`` prints a human tour.
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; and for the REST
+service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables).
+Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engram", description="Engram agent memory")
     p.add_argument("--db", default=os.environ.get("ENGRAM_DB", "engram.db"), help="SQLite file (default: engram.db)")
+    p.add_argument("--database-url", default=os.environ.get("ENGRAM_DATABASE_URL") or None,
+                   help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: ENGRAM_DATABASE_URL); overrides --db")
+    p.add_argument("--db-schema", default=os.environ.get("ENGRAM_DB_SCHEMA") or None,
+                   help="PostgreSQL schema to work in, created if missing (default: ENGRAM_DB_SCHEMA)")
     sub = p.add_subparsers(dest="command", required=True)
 
     add = sub.add_parser("add", help="store one note")
@@ -88,7 +93,28 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="ingest the sample conversation and show search, retention and links")
     demo.add_argument("--out", type=Path, default=None, help="folder for the demo database (default: a new temp folder)")
     demo.set_defaults(func=_cmd_demo)
+    _service_commands(sub)
     return p
+
+
+def _service_commands(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the REST API (settings from ENGRAM_* variables)")
+    serve.add_argument("--host", default=None, help="default: ENGRAM_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: ENGRAM_PORT or 8000")
+    serve.add_argument("--workers", type=int, default=None, help="default: ENGRAM_WORKERS or 1")
+    serve.set_defaults(func=_cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys of the REST service").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key (and the tenant if new); the key is on the last line")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--label", default="")
+    create.set_defaults(func=_cmd_keys_create)
+    listing = keys.add_parser("list", help="a tenant's keys (never the secrets)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(func=_cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its id (the part after 'egm_')")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_cmd_keys_revoke)
 
 
 def _scope_args(p: argparse.ArgumentParser) -> None:
@@ -104,7 +130,9 @@ def _scope(args: argparse.Namespace) -> dict[str, str | None]:
 def _open(args: argparse.Namespace) -> Any:
     from api.engram import Engram
 
-    return Engram(args.db)
+    if args.database_url:
+        return Engram(database_url=args.database_url, db_schema=args.db_schema)
+    return Engram(args.db, db_schema=args.db_schema)
 
 
 def _print(obj: Any) -> None:
@@ -196,6 +224,61 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
     return run_demo(args.out)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.settings import Settings
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    workers = args.workers if args.workers is not None else settings.workers
+    # A factory import string, so that each worker process builds its own app from ENGRAM_*.
+    uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+    return 0
+
+
+def _accounts() -> Any:
+    from api.settings import Settings
+    from memory.accounts import AccountStore, open_accounts_engine
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return AccountStore(open_accounts_engine(settings.control_url()))
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from memory.errors import NotFound
+
+    accounts = _accounts()
+    try:
+        accounts.get_tenant(args.tenant)
+    except NotFound:
+        accounts.create_tenant(args.tenant)
+        print(f"created tenant {args.tenant}", file=sys.stderr)
+    key, clear = accounts.create_key(args.tenant, args.label)
+    _print({"id": key.id, "tenant_id": key.tenant_id, "label": key.label, "created_at": key.created_at})
+    print("the key below is shown once; store it now", file=sys.stderr)
+    print(clear)
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    accounts.get_tenant(args.tenant)
+    for key in accounts.list_keys(args.tenant):
+        _print({"id": key.id, "tenant_id": key.tenant_id, "label": key.label, "created_at": key.created_at,
+                "revoked_at": key.revoked_at})
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace) -> int:
+    key = _accounts().revoke_key(args.key_id)
+    _print({"id": key.id, "tenant_id": key.tenant_id, "revoked_at": key.revoked_at})
+    return 0
 
 
 def _note_json(note: Any) -> dict[str, Any]:

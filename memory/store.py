@@ -14,11 +14,14 @@ from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from memory.config import JobConfig
+from memory.enrichment import Enrichment
 from memory.errors import NotFound, StorageError
 from memory.forgetting import ForgettingConfig, reinforce, retention
+from memory.jobs import JobSpec, job_values
 from memory.linking import Evolution
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
-from memory.schema import AccessRow, ChangeRow, HistoryRow, LinkRow, NoteRow
+from memory.schema import AccessRow, ChangeRow, HistoryRow, JobRow, LinkRow, NoteRow
 from memory.timeutil import days_between
 from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
 
@@ -48,16 +51,23 @@ class NoteStore:
     ``origin`` tags this writer's change rows, so its own follower can skip what it already applied.
     """
 
-    def __init__(self, engine: Engine, forgetting: ForgettingConfig, *, origin: str | None = None) -> None:
+    def __init__(self, engine: Engine, forgetting: ForgettingConfig, jobs: JobConfig | None = None, *,
+                 origin: str | None = None) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._forgetting = forgetting
+        self._jobs = jobs or JobConfig()
         self._origin = origin
         self._postgres = engine.dialect.name == "postgresql"
 
     @property
     def origin(self) -> str | None:
         return self._origin
+
+    @property
+    def engine(self) -> Engine:
+        """The SQL engine (the job store and the graph share it: one database)."""
+        return self._engine
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -70,9 +80,10 @@ class NoteStore:
     # ---- writes -------------------------------------------------------------------------
 
     def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
-               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = ()) -> None:
+               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = (), jobs: Sequence[JobSpec] = ()) -> None:
         """Insert new notes with their embeddings, links and the neighbour evolutions they caused,
-        history and change rows — one transaction, all or nothing (one fsync per batch)."""
+        history and change rows, and the enrichment jobs they need — one transaction, all or
+        nothing (one fsync per batch): an acknowledged note always has its jobs."""
         if not notes:
             return
         # Core bulk inserts (executemany): several times faster than ORM objects for a batch.
@@ -85,7 +96,12 @@ class NoteStore:
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
+            self._enqueue(s, jobs, notes[0].created_at)
             self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
+
+    def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
+        if jobs:
+            s.execute(insert(JobRow), [job_values(j, now, self._jobs) for j in jobs])
 
     def _log_changes(self, s: Session, changes: Sequence[tuple[str, str]], now: datetime) -> None:
         """Append to the change feed as the transaction's last step, and wake the followers.
@@ -128,8 +144,10 @@ class NoteStore:
                                     for nid, (kw, tags) in state.items()])
         s.execute(insert(HistoryRow), history)
 
-    def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str) -> Note:
-        """Apply ``changes`` (NoteRow attribute → value) to one note and audit it."""
+    def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
+               jobs: Sequence[JobSpec] = ()) -> Note:
+        """Apply ``changes`` (NoteRow attribute → value) to one note and audit it; ``jobs`` are
+        queued in the same transaction."""
         with self._tx() as s:
             row = self._row(s, note_id)
             old = snapshot(row)
@@ -137,31 +155,79 @@ class NoteStore:
                 setattr(row, key, value)
             row.updated_at = now
             s.add(_history(note_id, "update", old, snapshot(row), actor, now))
+            self._enqueue(s, jobs, now)
             self._log_changes(s, [(note_id, "upsert")], now)
             return note_from_row(row)
 
-    def delete(self, note_id: str, now: datetime, actor: str) -> None:
-        """Delete a note and its links; its history stays (with the old content)."""
+    def delete(self, note_id: str, now: datetime, actor: str, jobs: Sequence[JobSpec] = ()) -> None:
+        """Delete a note and its links; its history stays (with the old content). ``jobs`` (e.g.
+        retracting its facts from the graph) are queued in the same transaction."""
         with self._tx() as s:
             row = self._row(s, note_id)
             s.add(_history(note_id, "delete", snapshot(row), None, actor, now))
             s.execute(LinkRow.__table__.delete().where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)))
             s.execute(AccessRow.__table__.delete().where(AccessRow.note_id == note_id))
             s.delete(row)
+            self._enqueue(s, jobs, now)
             self._log_changes(s, [(note_id, "delete")], now)
 
-    def add_links(self, links: Sequence[Link]) -> int:
-        """Insert links that do not exist yet; returns how many were new."""
+    def add_links(self, links: Sequence[Link], actor: str | None = None,
+                  cause: dict[str, Any] | None = None) -> list[Link]:
+        """Insert links that do not exist yet, between notes that still exist; returns the new
+        ones. With ``actor``, each new link is audited in its source note's history (action "link")."""
         if not links:
-            return 0
+            return []
         with self._tx() as s:
-            added = 0
+            ids = {i for lk in links for i in (lk.source_id, lk.target_id)}
+            present = set(s.scalars(select(NoteRow.id).where(NoteRow.id.in_(ids))))
+            added: list[Link] = []
             for link in links:
-                if s.scalar(_link_exists(link)) is None:
+                if {link.source_id, link.target_id} <= present and s.scalar(_link_exists(link)) is None:
                     s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
                                   weight=link.weight, created_at=link.created_at))
-                    added += 1
+                    if actor is not None:
+                        new = {"link": {"target": link.target_id, "kind": link.kind, "weight": link.weight},
+                               **(cause or {})}
+                        s.add(_history(link.source_id, "link", None, new, actor, link.created_at))
+                    added.append(link)
             return added
+
+    def apply_enrichment(self, note_id: str, enrichment: Enrichment, links: Sequence[Link], now: datetime,
+                         actor: str, cause: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply a validated LLM enrichment in one transaction: the note's keywords, tags (its
+        system tags such as "role:user" kept) and context; each neighbour's new context/tags as an
+        ``evolve`` history entry (content is never touched); new links. None if the note is gone;
+        neighbours deleted meanwhile are skipped."""
+        with self._tx() as s:
+            row = s.get(NoteRow, note_id)
+            if row is None:
+                return None
+            old = {"keywords": list(row.keywords or []), "tags": list(row.tags or []), "context": row.context}
+            system = [t for t in old["tags"] if ":" in t]
+            new = {"keywords": list(enrichment.keywords), "context": enrichment.context,
+                   "tags": system + [t for t in enrichment.tags if t not in system]}
+            row.keywords, row.tags, row.context, row.updated_at = new["keywords"], new["tags"], new["context"], now
+            s.add(_history(note_id, "enrich", old, {**new, **cause}, actor, now))
+            evolved = []
+            for change in enrichment.neighbours:
+                other = s.get(NoteRow, change.note_id)
+                if other is None or (change.context is None and change.tags is None):
+                    continue
+                before = {"context": other.context, "tags": list(other.tags or [])}
+                other.context = change.context if change.context is not None else other.context
+                other.tags = list(change.tags) if change.tags is not None else other.tags
+                other.updated_at = now
+                after = {"context": other.context, "tags": list(other.tags), "cause": note_id, **cause}
+                s.add(_history(other.id, "evolve", before, after, actor, now))
+                evolved.append(other.id)
+            present = set(s.scalars(select(NoteRow.id).where(NoteRow.id.in_({lk.target_id for lk in links}))))
+            linked = []
+            for link in links:
+                if link.target_id in present and s.scalar(_link_exists(link)) is None:
+                    s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
+                                  weight=link.weight, created_at=link.created_at))
+                    linked.append(link.target_id)
+            return {"evolved": evolved, "linked": linked}
 
     def recall(self, note_ids: Sequence[str], now: datetime, kind: str, query: str | None) -> dict[str, Recall]:
         """Reinforce recalled notes and log the accesses in the same transaction.

@@ -57,9 +57,12 @@ def backend(database_url):
 @pytest.fixture()
 def mem(tmp_path, database_url, embedder, clock):
     """An Engram on a real database (SQLite file or PostgreSQL schema) with the real embedder and a
-    frozen clock; its derived index is saved in tmp_path."""
+    frozen clock; its derived index is saved in tmp_path. No worker thread: enrichment jobs run
+    when a test calls ``wait_for_jobs``/``run_jobs``, so what a test sees does not depend on a
+    background thread's timing."""
     from api.engram import Engram
 
-    m = Engram(database_url=database_url, index_dir=tmp_path / "engram.index", embedder=embedder, clock=clock)
+    m = Engram(database_url=database_url, index_dir=tmp_path / "engram.index", embedder=embedder, clock=clock,
+               workers=0)
     yield m
     m.close()
