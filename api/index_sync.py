@@ -57,11 +57,11 @@ def apply_changes(index: HybridIndex, store: NoteStore, skip_origin: str | None,
     """
     applied: list[str] = []
     while True:
-        changes = store.changes_after(index.applied_seq, batch)
+        changes, notes = store.feed_after(index.applied_seq, skip_origin, batch)
         if not changes:
             return applied
         ids = list(dict.fromkeys(c.note_id for c in changes if skip_origin is None or c.origin != skip_origin))
-        present = {n.id: n for n in store.indexed_notes(ids)} if ids else {}
+        present = {n.id: n for n in notes}
         for note_id in ids:
             if note_id not in present:
                 index.remove(note_id)

@@ -330,10 +330,7 @@ class NoteStore:
 
     def indexed_notes(self, note_ids: Sequence[str] | None = None, batch: int = 2000) -> Iterator[IndexedNote]:
         """Everything derived indexes need, in id order; all notes or the given ids."""
-        stmt = select(NoteRow.id, NoteRow.user_id, NoteRow.agent_id, NoteRow.session_id,
-                      NoteRow.content, NoteRow.archived, NoteRow.embedding).order_by(NoteRow.id)
-        if note_ids is not None:
-            stmt = stmt.where(NoteRow.id.in_(list(note_ids)))
+        stmt = _indexed_query(note_ids)
         with self._sessions() as s:
             for nid, u, a, sess, content, archived, emb in s.execute(stmt.execution_options(yield_per=batch)):
                 yield IndexedNote(nid, Scope(u, a, sess), content, archived, emb)
@@ -349,6 +346,20 @@ class NoteStore:
         with self._tx() as s:
             rows = s.execute(stmt.where(ChangeRow.seq > seq).order_by(ChangeRow.seq).limit(limit))
             return [Change(int(q), nid, op, origin) for q, nid, op, origin in rows]
+
+    def feed_after(self, seq: int, skip_origin: str | None, limit: int = 10_000) -> tuple[list[Change], list[IndexedNote]]:
+        """Change-feed rows after ``seq`` and, in the same transaction (one connection checkout,
+        which is most of a follower's cost on a busy PostgreSQL), the indexable state of the notes
+        they name, except those whose changes all came from ``skip_origin``. Deleted notes are
+        absent from the second list."""
+        with self._tx() as s:
+            stmt = select(ChangeRow.seq, ChangeRow.note_id, ChangeRow.op, ChangeRow.origin)
+            rows = s.execute(stmt.where(ChangeRow.seq > seq).order_by(ChangeRow.seq).limit(limit))
+            changes = [Change(int(q), nid, op, origin) for q, nid, op, origin in rows]
+            ids = list(dict.fromkeys(c.note_id for c in changes if skip_origin is None or c.origin != skip_origin))
+            notes = [IndexedNote(nid, Scope(u, a, sess), content, archived, emb)
+                     for nid, u, a, sess, content, archived, emb in s.execute(_indexed_query(ids))] if ids else []
+            return changes, notes
 
     def changed_since(self, seq: int) -> list[str]:
         """Note ids changed after ``seq``, each once."""
@@ -392,6 +403,12 @@ class NoteStore:
 CHANNEL_SQL = "'engram_' || md5(current_schema())"
 
 _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.column_attrs if attr.key != "embedding"]
+
+
+def _indexed_query(note_ids: Sequence[str] | None) -> Any:
+    stmt = select(NoteRow.id, NoteRow.user_id, NoteRow.agent_id, NoteRow.session_id,
+                  NoteRow.content, NoteRow.archived, NoteRow.embedding).order_by(NoteRow.id)
+    return stmt if note_ids is None else stmt.where(NoteRow.id.in_(list(note_ids)))
 
 
 def _new_values(note: Note, embedding: bytes | None, embed_model: str) -> dict[str, Any]:
