@@ -166,3 +166,16 @@ def test_bad_job_arguments_are_typed_errors(manual, tmp_path):
         manual.retry_job(12345)
     with pytest.raises(InvalidInput):
         Engram(tmp_path / "x.db", workers=-1)
+
+
+def test_an_edit_that_no_longer_contradicts_drops_the_stale_link(manual):
+    paris, = manual.add("I moved to Paris in 2021.", user_id="u1", timestamp="2023-01-10T10:00:00Z")
+    lisbon, = manual.add("We moved to Lisbon last June.", user_id="u1", timestamp="2024-02-10T10:00:00Z")
+    manual.wait_for_jobs(timeout=60)
+    assert [lk.target_id for lk in manual.links(lisbon.id) if lk.kind == "contradicts"] == [paris.id]
+    manual.update(lisbon.id, content="We visited Lisbon last June.")
+    manual.wait_for_jobs(timeout=60)
+    assert not [lk for lk in manual.links(lisbon.id) if lk.kind == "contradicts"]
+    assert [h.action for h in manual.history(lisbon.id)][-1] == "unlink"
+    current = _facts(manual)
+    assert len(current) == 1 and "Paris" in current[0]
