@@ -147,6 +147,15 @@ def test_worker_threads_run_jobs_and_close_stops_them(tmp_path, embedder):
     assert not any(t.is_alive() for t in workers)
 
 
+def test_stopping_releases_claimed_jobs_that_did_not_start(manual, clock):
+    seen = []
+    manual.job_store.enqueue([JobSpec("slow"), JobSpec("slow"), JobSpec("slow")], clock())
+    runner = JobRunner(manual.job_store, {"slow": lambda job: seen.append(job.id) or {}}, clock)
+    assert runner.run_batch(8, stopping=lambda: len(seen) >= 1) == 1
+    states = sorted((j.state, j.attempts) for j in manual.jobs())
+    assert states == [(DONE, 1), (QUEUED, 0), (QUEUED, 0)]
+
+
 def test_queued_jobs_survive_a_restart(tmp_path, embedder, clock):
     path = tmp_path / "engram.db"
     mem = Engram(path, embedder=embedder, clock=clock, workers=0)
