@@ -133,7 +133,7 @@ def search_latency(mem: Engram, client: Client, queries: list[str], url: str) ->
     before = server_time(url, "/v1/search")
     for j, q in enumerate(queries):
         user = f"u{j % USERS}"
-        run_emb = lambda q=q, user=user: emb.append(timed(lambda: mem.search(q, user_id=user, top_k=10)))  # noqa: E731
+        run_emb = lambda q=q, user=user: emb.append(timed(lambda: mem.search(q, user_id=user, top_k=10, include_facts=False)))  # noqa: E731
         run_http = lambda q=q, user=user: http.append(timed(lambda: client._send_search(q, user)))  # noqa: E731
         for step in ((run_emb, run_http) if j % 2 == 0 else (run_http, run_emb)):
             step()
@@ -208,12 +208,12 @@ def main() -> None:
         try:
             with SearchClient(server.url, api_key=key) as client:
                 for q in queries[:10]:  # warm both paths
-                    mem.search(q, user_id="u0")
+                    mem.search(q, user_id="u0", include_facts=False)
                     client._send_search(q, "u0")
                 search_latency(mem, client, queries, url=server.url)
                 per = max(1, args.queries // args.clients)
                 emb_rps = throughput(lambda c, i: mem.search(queries[(c * per + i) % len(queries)],
-                                                             user_id=f"u{i % USERS}"), args.clients, per)
+                                                             user_id=f"u{i % USERS}", include_facts=False), args.clients, per)
                 clients = [SearchClient(server.url, api_key=key) for _ in range(args.clients)]
                 http_rps = throughput(lambda c, i: clients[c]._send_search(queries[(c * per + i) % len(queries)],
                                                                            f"u{i % USERS}"), args.clients, per)
