@@ -1,7 +1,8 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo. Machine-readable
-commands print JSON (one object per line); ``demo`` prints a human tour.
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo, mcp. Machine-readable
+commands print JSON (one object per line); ``demo`` prints a human tour; ``mcp`` serves the memory
+to MCP clients (stdio, or streamable HTTP with ``--transport http``).
 """
 from __future__ import annotations
 
@@ -88,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="ingest the sample conversation and show search, retention and links")
     demo.add_argument("--out", type=Path, default=None, help="folder for the demo database (default: a new temp folder)")
     demo.set_defaults(func=_cmd_demo)
+
+    mcp = sub.add_parser("mcp", help="serve the memory to MCP clients (stdio, or streamable HTTP)")
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP only (default: 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP only (default: 8765)")
+    mcp.add_argument("--path", default="/mcp", help="HTTP endpoint path (default: /mcp)")
+    mcp.set_defaults(func=_cmd_mcp)
     return p
 
 
@@ -196,6 +204,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
     return run_demo(args.out)
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    import logging
+
+    from api.mcp_server import serve_http, serve_stdio
+
+    # stdout is the protocol channel under stdio: diagnostics go to stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    with _open(args) as mem:
+        if args.transport == "stdio":
+            serve_stdio(mem)
+        else:
+            print(f"engram MCP server on http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
+            serve_http(mem, host=args.host, port=args.port, path=args.path)
+    return 0
 
 
 def _note_json(note: Any) -> dict[str, Any]:
