@@ -23,3 +23,4 @@ class EngramConfig:
     embed_batch: int = 64
     durable: bool = True
     persist_index: bool = True
+    job_poll_s: float = 0.5  # how often an idle worker looks for due jobs (it is woken on enqueue anyway)

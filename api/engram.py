@@ -6,10 +6,13 @@ Usage::
     mem = Engram(path="engram.db")
     mem.add("I moved to Lisbon in May", user_id="ann")
     hits = mem.search("where does ann live?", user_id="ann")
+    mem.wait_for_jobs()                           # graph extraction runs from the durable job queue
+    mem.graph.facts(entity="ann", user_id="ann")  # current facts, e.g. "ann lives in Lisbon (since ...)"
 """
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -20,14 +23,22 @@ from typing import Any
 import numpy as np
 
 from api.config import EngramConfig
+from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
 from api.index_sync import open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
+from api.shared_embedder import LockedEmbedder
+from api.worker import JobRunner, Workers
+from graph.extract_llm import LLMExtractor
+from graph.extract_rules import RuleExtractor
+from graph.protocols import Extractor
+from graph.temporal_graph import TemporalGraph
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
 from memory.database import open_engine, sqlite_url
 from memory.errors import InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
+from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
 from memory.linking import Evolution, evolve, links_for
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
@@ -53,21 +64,37 @@ class Engram:
         clock: Clock | None = None,
         index_dir: str | Path | None = None,
         enricher: Enricher | None = None,
+        llm: Any | None = None,
+        workers: int = 1,
     ) -> None:
+        """``llm``: an ``inference`` engine (``complete_json``); with it, graph extraction uses the
+        LLM extractor. ``workers``: job threads; 0 runs jobs only through ``run_jobs``/``wait_for_jobs``."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise InvalidInput("workers must be an integer >= 0")
         self.config = config or EngramConfig()
         self.clock = clock or system_clock
+        self.llm = llm
         self._enricher = enricher
         self._embedder = embedder
+        self._shared = LockedEmbedder(lambda: self.embedder)
         self._lock = threading.RLock()
         url = database_url or sqlite_url(path)
-        self.store = NoteStore(open_engine(url, durable=self.config.durable), self.config.memory.forgetting)
+        engine = open_engine(url, durable=self.config.durable)
+        self.store = NoteStore(engine, self.config.memory.forgetting, self.config.memory.jobs)
+        self.job_store = JobStore(engine, self.config.memory.jobs)
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
+        self.graph = TemporalGraph(engine, self._shared, self._extractor(llm), self.clock, resolver_llm=llm)
+        self._runner = JobRunner(self.job_store, GraphJobs(self.store, self.graph, self.clock).handlers(), self.clock)
+        self._workers = Workers(self._runner, workers, self.config.job_poll_s)
+        self._workers.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Save the derived index next to the database and release the connection pool."""
+        """Stop the job workers (the jobs in hand finish; queued ones stay queued in SQL), save the
+        derived index next to the database and release the connection pool."""
+        self._workers.stop()
         with self._lock:
             self.save_index()
             self.store.close()
@@ -149,24 +176,31 @@ class Engram:
         vector = None
         if content is not None:
             content = clean_content(content, self.config.memory)
-            vector = self.embedder.embed([content])
+            vector = self._shared.embed([content])
         if not changes and content is None:
             raise InvalidInput("nothing to update: give content, metadata, importance or timestamp")
         with self._lock:
             current = self.store.get(note_id)
             if content is not None:
                 changes.update(self._redraft(current, content, changes), embedding=vector[0].tobytes())
-            note = self.store.update(note_id, changes, self.clock(), actor)
+            # New words or a new reference time change what the note says to the graph.
+            regraph = content is not None or "event_time" in changes
+            jobs = graph_jobs_for(replace(current, metadata=changes.get("meta", current.metadata))) if regraph else []
+            note = self.store.update(note_id, changes, self.clock(), actor, jobs=jobs)
             if content is not None:
                 self.index.add([_indexed(note)], vector)
+        self._workers.wake()
         return note
 
     def delete(self, note_id: str, *, actor: str = "user") -> None:
-        """Delete a note and its links; its history keeps the old content."""
+        """Delete a note and its links; its history keeps the old content. Its facts are withdrawn
+        from the graph by a ``retract`` job queued in the same transaction."""
         note_id = clean_note_id(note_id)
         with self._lock:
-            self.store.delete(note_id, self.clock(), actor)
+            current = self.store.get(note_id)
+            self.store.delete(note_id, self.clock(), actor, jobs=[retract_job_for(current)])
             self.index.remove(note_id)
+        self._workers.wake()
 
     def consolidate(
         self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
@@ -214,7 +248,7 @@ class Engram:
         query = self._clean_query(query, top_k)
         when = to_utc(now) if now is not None else self.clock()
         predicate = compile_filter(filters) if filters is not None else None
-        qvec = self.embedder.embed([query])[0]
+        qvec = self._shared.embed([query])[0]
         with self._lock:
             hits = self._rank(query, qvec, scope, predicate, top_k, when, include_archived)
             self._reinforce(hits, when, query)
@@ -252,7 +286,45 @@ class Engram:
 
     def stats(self) -> dict[str, Any]:
         return {**self.store.stats(), "indexed": len(self.index), "index_rows": self.index.catalog.num_rows,
-                "hnsw": self.index.vectors.is_hnsw, "index_status": self.index_status}
+                "hnsw": self.index.vectors.is_hnsw, "index_status": self.index_status, "jobs": self.job_store.counts(),
+                "graph": dict(self.graph.counters)}
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def jobs(self, state: str | None = None, limit: int = 100) -> list[Job]:
+        """Enrichment jobs, newest first (``state``: queued, running, done or failed); a failed
+        job keeps its ``last_error``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.config.max_top_k:
+            raise InvalidInput(f"limit must be an integer in [1, {self.config.max_top_k}]")
+        return self.job_store.list(state, limit)
+
+    def run_jobs(self, max_jobs: int | None = None) -> int:
+        """Run due jobs in the calling thread until none is due (or ``max_jobs`` ran); returns how many ran."""
+        ran = 0
+        while (max_jobs is None or ran < max_jobs) and self._runner.run_one():
+            ran += 1
+        return ran
+
+    def wait_for_jobs(self, timeout: float = 60.0) -> bool:
+        """Block until no job is queued or running; False if some still are after ``timeout``
+        seconds (e.g. one waiting out its backoff). With ``workers=0`` the jobs run in this thread."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._workers.alive == 0:
+                self.run_jobs()
+            counts = self.job_store.counts()
+            if counts[QUEUED] + counts[RUNNING] == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._workers.wake()
+            time.sleep(min(0.02, max(deadline - time.monotonic(), 0.0)))
+
+    def retry_job(self, job_id: int) -> Job:
+        """Queue a failed job again with fresh attempts."""
+        job = self.job_store.retry(job_id, self.clock())
+        self._workers.wake()
+        return job
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -277,7 +349,7 @@ class Engram:
             raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
         now = self.clock()
         notes = [self._new_note(spec, now) for spec in specs]
-        vectors = self.embedder.embed([n.content for n in notes])
+        vectors = self._shared.embed([n.content for n in notes])
         with self._lock:
             # The index goes first so that notes of one batch can link to each other; if the
             # SQL transaction fails, the derived rows are dropped again.
@@ -285,12 +357,21 @@ class Engram:
             try:
                 evolutions = self._plan_links(notes, vectors, rows, now)
                 links = [link for n in notes for link in n.links]
-                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions)
+                jobs = [job for n in notes for job in self._jobs_for(n)]
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs)
             except BaseException:
                 for note in notes:
                     self.index.remove(note.id)
                 raise
+        self._workers.wake()
         return notes
+
+    def _jobs_for(self, note: Note) -> list[JobSpec]:
+        return graph_jobs_for(note)
+
+    @staticmethod
+    def _extractor(llm: Any | None) -> Extractor:
+        return LLMExtractor(llm) if llm is not None else RuleExtractor()
 
     def _new_note(self, spec: NoteSpec, now: datetime) -> Note:
         draft = build_draft(spec.content, event_time=spec.event_time, metadata=spec.metadata)

@@ -129,6 +129,8 @@ def variants(grid: bool) -> dict[str, RankingConfig]:
         out[f"rrf_k{k}"] = replace(base, rrf_k=float(k))
     out["linear_bm25w0.3"] = replace(base, fusion="linear", w_bm25=0.3)
     out["recency0.2"] = replace(base, w_recency=0.2, w_retention=0.0)
+    for ws in (0.15, 0.3, 0.5):
+        out[f"session{ws}"] = replace(base, w_session=ws)
     return out
 
 

@@ -109,6 +109,41 @@ class GraphStore:
                 s.add(MentionRow(episode_id=ep.id, entity_id=entity_id))
             return closed
 
+    def retract(self, episode_ids: Sequence[str], scope: Scope, now: datetime) -> list[Fact]:
+        """Withdraw what some episodes said (their note was deleted or rewritten); returns the facts
+        changed. A fact only they supported gets an empty world interval (it never held, as a
+        correction) and is expired; a fact others restated just loses them as a source. A fact a
+        withdrawn one had closed takes over the withdrawn one's end (reopened if it was current), so
+        Paris -> Lisbon -> Rome with Lisbon withdrawn reads Paris until Rome. Nothing is deleted."""
+        gone = set(episode_ids)
+        with self._tx() as s:
+            rows = s.scalars(select(FactRow).where(*_scope_clauses(FactRow, scope)).order_by(FactRow.created_at)).all()
+            by_id = {r.id: r for r in rows}
+            changed: dict[str, FactRow] = {}
+            withdrawn: set[str] = set()
+            for row in rows:
+                if not gone & set(row.episode_ids):
+                    continue
+                row.episode_ids = [e for e in row.episode_ids if e not in gone]
+                changed[row.id] = row
+                if row.episode_ids:
+                    continue
+                withdrawn.add(row.id)
+                end, closer = row.invalid_at, row.superseded_by
+                row.invalid_at, row.expired_at, row.superseded_by = row.valid_at or row.created_at, now, None
+                for prior in (r for r in rows if r.superseded_by == row.id and r.id not in withdrawn):
+                    prior.invalid_at, prior.superseded_by = end, closer if closer in by_id else None
+                    prior.expired_at = now if end is not None else None
+                    changed[prior.id] = prior
+            s.flush()
+            return [fact_from_row(r) for r in changed.values()]
+
+    def episodes_of_note(self, note_id: str) -> list[str]:
+        """Ids of the episodes ingested from a note, oldest first."""
+        with self._tx() as s:
+            stmt = select(EpisodeRow.id).where(EpisodeRow.note_id == note_id).order_by(EpisodeRow.created_at)
+            return list(s.scalars(stmt))
+
     def merge(self, kept_id: str, merged_id: str, reason: str, now: datetime) -> Merge:
         """Fold ``merged_id`` into ``kept_id``, recording every moved row so it can be undone."""
         if kept_id == merged_id:
@@ -216,6 +251,12 @@ class GraphStore:
             stmt = stmt.where(_open(open_at))
         with self._tx() as s:
             return [(fact_from_row(r), from_bytes(r.embedding)) for r in s.scalars(stmt.order_by(FactRow.id))]
+
+    def fact_embeddings(self, fact_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Sentence embeddings of the given facts (those that have one)."""
+        stmt = select(FactRow.id, FactRow.embedding).where(FactRow.id.in_(list(set(fact_ids))))
+        with self._tx() as s:
+            return {i: v for i, raw in s.execute(stmt) if (v := from_bytes(raw)) is not None}
 
     def names(self, entity_ids: Sequence[str]) -> dict[str, str]:
         """Entity names by id."""

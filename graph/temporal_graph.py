@@ -76,6 +76,21 @@ class TemporalGraph(GraphQueries):
             result.superseded = self._supersessions(result)
             return result
 
+    def retract_note(self, note_id: str, scope: Scope) -> list[Fact]:
+        """Withdraw everything a note's episodes said (see ``GraphStore.retract``): the note was
+        deleted or its content replaced. Returns the facts that changed. Usage:
+        ``graph.retract_note(note.id, note.scope)``."""
+        if not isinstance(scope, Scope):
+            raise InvalidInput("scope must be a memory.types.Scope")
+        with self._lock:
+            episodes = self.store.episodes_of_note(note_id)
+            if not episodes:
+                return []
+            changed = self.store.retract(episodes, owner_scope(scope), self.clock())
+            for fact in changed:
+                self.view.upsert_fact(fact)
+            return changed
+
     def merge(self, a: str, b: str, *, user_id: str | None = None, agent_id: str | None = None,
               session_id: str | None = None, reason: str = "manual") -> Merge:
         """Fold entity ``b`` into ``a`` (names or ids); reversible with ``unmerge(merge.id)``."""

@@ -22,11 +22,24 @@ class LinkingConfig:
 
 
 @dataclass(frozen=True)
+class JobConfig:
+    """The durable job queue: attempts before ``failed``, exponential backoff between them
+    (``backoff_s * 2**(attempt-1)``, capped), and how long a claim holds before another worker may
+    take the job over (a crashed worker's lease simply runs out)."""
+
+    max_attempts: int = 5
+    backoff_s: float = 2.0
+    max_backoff_s: float = 600.0
+    lease_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything memory/ can be tuned by. Usage: ``MemoryConfig(max_content_chars=10_000)``."""
 
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     linking: LinkingConfig = field(default_factory=LinkingConfig)
+    jobs: JobConfig = field(default_factory=JobConfig)
     max_content_chars: int = 100_000
     max_metadata_bytes: int = 64_000
     default_importance: float = 0.5

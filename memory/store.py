@@ -14,11 +14,13 @@ from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from memory.config import JobConfig
 from memory.errors import NotFound, StorageError
 from memory.forgetting import ForgettingConfig, reinforce, retention
+from memory.jobs import JobSpec, job_values
 from memory.linking import Evolution
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
-from memory.schema import AccessRow, ChangeRow, HistoryRow, LinkRow, NoteRow
+from memory.schema import AccessRow, ChangeRow, HistoryRow, JobRow, LinkRow, NoteRow
 from memory.timeutil import days_between
 from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
 
@@ -37,10 +39,16 @@ class NoteStore:
     Usage: ``store = NoteStore(open_engine(sqlite_url("engram.db")), ForgettingConfig())``.
     """
 
-    def __init__(self, engine: Engine, forgetting: ForgettingConfig) -> None:
+    def __init__(self, engine: Engine, forgetting: ForgettingConfig, jobs: JobConfig | None = None) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._forgetting = forgetting
+        self._jobs = jobs or JobConfig()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQL engine (the job store and the graph share it: one database)."""
+        return self._engine
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -53,9 +61,10 @@ class NoteStore:
     # ---- writes -------------------------------------------------------------------------
 
     def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
-               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = ()) -> None:
+               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = (), jobs: Sequence[JobSpec] = ()) -> None:
         """Insert new notes with their embeddings, links and the neighbour evolutions they caused,
-        history and change rows — one transaction, all or nothing (one fsync per batch)."""
+        history and change rows, and the enrichment jobs they need — one transaction, all or
+        nothing (one fsync per batch): an acknowledged note always has its jobs."""
         if not notes:
             return
         # Core bulk inserts (executemany): several times faster than ORM objects for a batch.
@@ -69,6 +78,11 @@ class NoteStore:
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
+            self._enqueue(s, jobs, notes[0].created_at)
+
+    def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
+        if jobs:
+            s.execute(insert(JobRow), [job_values(j, now, self._jobs) for j in jobs])
 
     @staticmethod
     def _apply_evolutions(s: Session, evolutions: Sequence[Evolution], now: datetime) -> None:
@@ -88,8 +102,10 @@ class NoteStore:
                                     for nid, (kw, tags) in state.items()])
         s.execute(insert(HistoryRow), history)
 
-    def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str) -> Note:
-        """Apply ``changes`` (NoteRow attribute → value) to one note and audit it."""
+    def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
+               jobs: Sequence[JobSpec] = ()) -> Note:
+        """Apply ``changes`` (NoteRow attribute → value) to one note and audit it; ``jobs`` are
+        queued in the same transaction."""
         with self._tx() as s:
             row = self._row(s, note_id)
             old = snapshot(row)
@@ -98,11 +114,13 @@ class NoteStore:
             row.updated_at = now
             s.add(_history(note_id, "update", old, snapshot(row), actor, now))
             s.add(ChangeRow(note_id=note_id, op="upsert", at=now))
+            self._enqueue(s, jobs, now)
             s.flush()
             return note_from_row(row)
 
-    def delete(self, note_id: str, now: datetime, actor: str) -> None:
-        """Delete a note and its links; its history stays (with the old content)."""
+    def delete(self, note_id: str, now: datetime, actor: str, jobs: Sequence[JobSpec] = ()) -> None:
+        """Delete a note and its links; its history stays (with the old content). ``jobs`` (e.g.
+        retracting its facts from the graph) are queued in the same transaction."""
         with self._tx() as s:
             row = self._row(s, note_id)
             s.add(_history(note_id, "delete", snapshot(row), None, actor, now))
@@ -110,18 +128,27 @@ class NoteStore:
             s.execute(LinkRow.__table__.delete().where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)))
             s.execute(AccessRow.__table__.delete().where(AccessRow.note_id == note_id))
             s.delete(row)
+            self._enqueue(s, jobs, now)
 
-    def add_links(self, links: Sequence[Link]) -> int:
-        """Insert links that do not exist yet; returns how many were new."""
+    def add_links(self, links: Sequence[Link], actor: str | None = None,
+                  cause: dict[str, Any] | None = None) -> list[Link]:
+        """Insert links that do not exist yet, between notes that still exist; returns the new
+        ones. With ``actor``, each new link is audited in its source note's history (action "link")."""
         if not links:
-            return 0
+            return []
         with self._tx() as s:
-            added = 0
+            ids = {i for lk in links for i in (lk.source_id, lk.target_id)}
+            present = set(s.scalars(select(NoteRow.id).where(NoteRow.id.in_(ids))))
+            added: list[Link] = []
             for link in links:
-                if s.scalar(_link_exists(link)) is None:
+                if {link.source_id, link.target_id} <= present and s.scalar(_link_exists(link)) is None:
                     s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
                                   weight=link.weight, created_at=link.created_at))
-                    added += 1
+                    if actor is not None:
+                        new = {"link": {"target": link.target_id, "kind": link.kind, "weight": link.weight},
+                               **(cause or {})}
+                        s.add(_history(link.source_id, "link", None, new, actor, link.created_at))
+                    added.append(link)
             return added
 
     def recall(self, note_ids: Sequence[str], now: datetime, kind: str, query: str | None) -> dict[str, Recall]:

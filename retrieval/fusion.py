@@ -36,6 +36,22 @@ def blend(relevance: float, retention: float, recent: float, w_retention: float,
     return relevance * (1.0 + w_retention * retention + w_recency * recent) / (1.0 + w_retention + w_recency)
 
 
+def group_context(scores: np.ndarray, groups: Sequence[str | None], weight: float) -> np.ndarray:
+    """Lift each item toward the best score of its group (a conversation session):
+    (1 - w)·s_i + w·max_{j in group(i)} s_j. A turn that says little by itself but sits in a
+    session that clearly matches the query ("yes, that one" after the user named the thing) rises;
+    items without a group keep their score.
+    """
+    if weight <= 0.0 or len(scores) == 0:
+        return scores
+    best: dict[str, float] = {}
+    for s, g in zip(scores, groups, strict=True):
+        if g is not None:
+            best[g] = max(best.get(g, -np.inf), float(s))
+    lifted = np.array([best[g] if g is not None else s for s, g in zip(scores, groups, strict=True)])
+    return (1.0 - weight) * scores + weight * lifted
+
+
 def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
     """Maximal marginal relevance: indices of ``k`` items trading score against redundancy.
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class Candidate:
     dense_rank: int | None
     bm25: float | None
     bm25_rank: int | None
+    graph_rank: int | None = None
 
 
 class HybridIndex:
@@ -114,6 +115,19 @@ class HybridIndex:
                       f.get("bm25"), f.get("bm25_rank"))  # type: ignore[arg-type]
             for row, f in found.items()
         ]
+
+    def with_graph(self, cands: list[Candidate], ranked_note_ids: list[str], mask: np.ndarray) -> list[Candidate]:
+        """``cands`` plus the graph's ranking of notes (e.g. the source notes of the facts that
+        match a query, best first): each gets its ``graph_rank``; a note the text retrievers missed
+        joins the pool when ``mask`` allows it (the graph never widens a scope)."""
+        ranks: dict[int, int] = {}
+        for note_id in ranked_note_ids:
+            row = self.catalog.row_of.get(note_id)
+            if row is not None and row < len(mask) and mask[row] and row not in ranks:
+                ranks[row] = len(ranks) + 1
+        out = [replace(c, graph_rank=ranks.pop(c.row, None)) for c in cands]
+        out += [Candidate(self.catalog.note_ids[row], row, None, None, None, None, rank) for row, rank in ranks.items()]
+        return out
 
     def _add_batch(self, batch: list[IndexedNote]) -> int:
         usable = [n for n in batch if n.embedding is not None]

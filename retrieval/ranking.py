@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memory.types import Note
-from retrieval.fusion import blend, mmr, recency, rrf
+from retrieval.fusion import blend, group_context, mmr, recency, rrf
 from retrieval.hybrid import Candidate
 
 
@@ -20,10 +20,14 @@ class RankingConfig:
     rrf_k: float = 60.0
     w_dense: float = 1.0
     w_bm25: float = 1.0
+    # Weight of the knowledge graph's note ranking (source notes of matching facts) in the fusion.
+    w_graph: float = 1.0
     w_retention: float = 0.1
     w_recency: float = 0.05
     recency_half_life_days: float = 30.0
     mmr_lambda: float = 0.8
+    # Share of a hit's relevance taken from the best hit of its session (0 = turns stand alone).
+    w_session: float = 0.0
     pool_factor: int = 5
     min_pool: int = 50
 
@@ -70,8 +74,9 @@ def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     if cfg.fusion == "rrf":
         dense = sorted((c for c in cands if c.dense_rank), key=lambda c: c.dense_rank or 0)
         bm25 = sorted((c for c in cands if c.bm25_rank), key=lambda c: c.bm25_rank or 0)
-        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25]},
-                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25}, cfg.rrf_k)
+        graph = sorted((c for c in cands if c.graph_rank), key=lambda c: c.graph_rank or 0)
+        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25], "graph": [c.row for c in graph]},
+                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25, "graph": cfg.w_graph}, cfg.rrf_k)
         raw = np.array([fused.get(c.row, 0.0) for c in cands])
     else:
         raw = _linear(cands, cfg)
@@ -83,7 +88,8 @@ def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     dense = np.array([max(c.dense or 0.0, 0.0) for c in cands])
     bm25 = np.array([c.bm25 or 0.0 for c in cands])
     bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
-    return cfg.w_dense * dense + cfg.w_bm25 * bm25
+    graph = np.array([1.0 / c.graph_rank if c.graph_rank else 0.0 for c in cands])
+    return cfg.w_dense * dense + cfg.w_bm25 * bm25 + cfg.w_graph * graph
 
 
 def rank(
@@ -99,6 +105,7 @@ def rank(
     keep = [i for i, c in enumerate(cands) if c.note_id in notes]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel = relevance_scores(cands, cfg)
+    rel = group_context(rel, [notes[c.note_id].scope.session_id for c in cands], cfg.w_session)
     hits = [_hit(c, notes[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([h.score for h in hits]), vectors, top_k, cfg.mmr_lambda)
     return [hits[i] for i in order]

@@ -34,9 +34,11 @@ def clock():
 
 @pytest.fixture()
 def mem(tmp_path, embedder, clock):
-    """An Engram on a real SQLite file in tmp_path, with the real embedder and a frozen clock."""
+    """An Engram on a real SQLite file in tmp_path, with the real embedder and a frozen clock.
+    No worker thread: enrichment jobs run when a test calls ``wait_for_jobs``/``run_jobs``, so
+    what a test sees does not depend on a background thread's timing."""
     from api.engram import Engram
 
-    m = Engram(tmp_path / "engram.db", embedder=embedder, clock=clock)
+    m = Engram(tmp_path / "engram.db", embedder=embedder, clock=clock, workers=0)
     yield m
     m.close()

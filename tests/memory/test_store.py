@@ -65,8 +65,8 @@ def test_delete_keeps_history_and_removes_links(store):
 def test_links_are_deduplicated_and_bidirectional_on_read(store):
     store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
     link = Link("n1", "n2", "related", 0.8, T0)
-    assert store.add_links([link, link]) == 1
-    assert store.add_links([link]) == 0
+    assert len(store.add_links([link, link])) == 1
+    assert store.add_links([link]) == []
     assert store.links("n2")[0].source_id == "n1"
 
 

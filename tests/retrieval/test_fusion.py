@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from retrieval.fusion import blend, mmr, recency, rrf
+from retrieval.fusion import blend, group_context, mmr, recency, rrf
 
 
 def test_rrf_sums_weighted_reciprocal_ranks():
@@ -32,3 +32,12 @@ def test_mmr_skips_near_duplicates():
     assert mmr(scores, v, 2, lam=0.5) == [0, 2]
     assert mmr(scores, v, 0, lam=0.5) == []
 
+
+
+def test_group_context_lifts_a_turn_toward_its_sessions_best():
+    scores = np.array([1.0, 0.2, 0.4, 0.3])
+    groups = ["s1", "s1", "s2", None]
+    lifted = group_context(scores, groups, 0.5)
+    assert lifted.tolist() == pytest.approx([1.0, 0.6, 0.4, 0.3])  # best and ungrouped unchanged
+    assert lifted[1] > lifted[2]  # the weak turn of the matching session now outranks s2
+    assert group_context(scores, groups, 0.0) is scores
