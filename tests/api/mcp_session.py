@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+import anyio
 from mcp import Client
 
 from tests.helpers import ROOT
@@ -109,9 +110,26 @@ async def check_bad_input(client: Client) -> None:
     await ok(client, "search_memory", query="still serving", user_id="u")
 
 
-async def check_graph_tools_without_graph(client: Client) -> None:
-    """Until Engram has a knowledge graph, the fact tools answer with a clear error."""
-    for tool, args in (("search_facts", {"query": "where does Emma work"}), ("entity_timeline", {"entity": "Emma"})):
-        payload = await error(client, tool, user_id="u", **args)
-        assert payload["code"] == "graph_unavailable" and "graph" in payload["message"]
+async def check_graph_tools(client: Client, user: str) -> None:
+    """Notes become knowledge-graph facts in the server's background jobs; the fact tools find them."""
+    for text, when in (("I live in Berlin.", "2022-03-01T10:00:00Z"), ("I moved to Madrid.", "2024-03-01T10:00:00Z")):
+        await ok(client, "add_memory", content=text, user_id=user, timestamp=when)
+    facts = await _poll_facts(client, user, "Madrid")
+    assert facts[0]["object"] == "Madrid" and facts[0]["current"] is True
+    timeline = (await ok(client, "entity_timeline", entity=user, user_id=user))["facts"]
+    assert [(f["object"], f["current"]) for f in timeline if f["predicate"] == "lives_in"] == \
+        [("Berlin", False), ("Madrid", True)]
+    assert (await error(client, "entity_timeline", entity="Nobody", user_id=user))["code"] == "not_found"
     assert (await error(client, "search_facts", query="x"))["code"] == "scope_required"
+
+
+async def _poll_facts(client: Client, user: str, expect: str, timeout: float = 120.0) -> list[dict[str, Any]]:
+    """search_facts until ``expect`` is a current fact's object (the graph job runs after the add)."""
+    with anyio.move_on_after(timeout):
+        while True:
+            facts = (await ok(client, "search_facts", query="which city does the user live in?", user_id=user,
+                              top_k=3))["facts"]
+            if facts and facts[0]["object"] == expect:
+                return facts
+            await anyio.sleep(0.2)
+    raise AssertionError(f"no current fact about {expect} after {timeout}s")

@@ -50,5 +50,18 @@ def test_unknown_tool_is_a_protocol_error(mem):
     _session(mem, check)
 
 
+class NoGraph:
+    """A memory with only the note methods (as a remote client without graph queries would be)."""
+
+    def __init__(self, mem):
+        self.add, self.search, self.get, self.delete = mem.add, mem.search, mem.get, mem.delete
+
+
 def test_graph_tools_on_a_memory_without_graph(mem):
-    _session(mem, s.check_graph_tools_without_graph)
+    async def check(client):
+        for tool, args in (("search_facts", {"query": "where does Emma work"}), ("entity_timeline", {"entity": "Emma"})):
+            payload = await s.error(client, tool, user_id="u", **args)
+            assert payload["code"] == "graph_unavailable" and "graph" in payload["message"]
+        await s.ok(client, "add_memory", content="Notes still work without a graph.", user_id="u")
+
+    _session(NoGraph(mem), check)

@@ -1,38 +1,26 @@
-"""The graph tools (search_facts, entity_timeline) through a real MCP client session, in-process,
-on a real TemporalGraph (SQLite, the rule extractor, the real MiniLM) beside a real Engram."""
+"""The graph tools through a real MCP client session, in-process on a real Engram (SQLite, MiniLM,
+the rule extractor): notes added with add_memory become facts through the job queue, and
+search_facts / entity_timeline read them back."""
 import anyio
 import pytest
 from mcp import Client
 
 from api.mcp_server import build_server
-from graph.extract_rules import RuleExtractor
-from graph.temporal_graph import TemporalGraph
-from memory.database import open_engine, sqlite_url
-from memory.types import Scope
 from tests.api import mcp_session as s
 
 
-class MemoryWithGraph:
-    """An Engram plus a knowledge graph: the shape of a backend whose ``graph`` attribute is set."""
-
-    def __init__(self, mem, graph):
-        self.graph = graph
-        self._mem = mem
-
-    def __getattr__(self, name):
-        return getattr(self._mem, name)
-
-
 @pytest.fixture()
-def backend(mem, tmp_path, embedder, clock):
-    engine = open_engine(sqlite_url(tmp_path / "graph.db"), durable=False)
-    graph = TemporalGraph(engine, embedder, RuleExtractor(), clock)
-    for text, when in (("I live in Berlin.", "2022-03-01T10:00:00Z"),
-                       ("I moved to Madrid.", "2024-03-01T10:00:00Z"),
-                       ("My sister Emma works at Equinor.", "2024-04-01T10:00:00Z")):
-        graph.ingest(text, None, Scope(user_id="u1"), when)
-    yield MemoryWithGraph(mem, graph)
-    engine.dispose()
+def told(mem):
+    """A memory told three things over two years, its graph jobs run."""
+    async def tell(client):
+        for text, when in (("I live in Berlin.", "2022-03-01T10:00:00Z"),
+                           ("I moved to Madrid.", "2024-03-01T10:00:00Z"),
+                           ("My sister Emma works at Equinor.", "2024-04-01T10:00:00Z")):
+            await s.ok(client, "add_memory", content=text, user_id="u1", timestamp=when)
+
+    _session(mem, tell)
+    assert mem.wait_for_jobs(timeout=120)
+    return mem
 
 
 def _session(backend, check):
@@ -43,7 +31,7 @@ def _session(backend, check):
     anyio.run(run)
 
 
-def test_search_facts_current_and_as_of(backend):
+def test_search_facts_current_and_as_of(told):
     async def check(client):
         now = (await s.ok(client, "search_facts", query="which city does the user live in?", user_id="u1",
                           top_k=3))["facts"]
@@ -52,24 +40,37 @@ def test_search_facts_current_and_as_of(backend):
         then = (await s.ok(client, "search_facts", query="which city does the user live in?", user_id="u1",
                            top_k=1, as_of="2023-01-01"))["facts"]
         assert then[0]["object"] == "Berlin" and then[0]["invalid_at"].startswith("2024-03-01")
-        other = (await s.ok(client, "search_facts", query="city", user_id="someone-else"))["facts"]
-        assert other == []
+        assert (await s.ok(client, "search_facts", query="city", user_id="someone-else"))["facts"] == []
 
-    _session(backend, check)
+    _session(told, check)
 
 
-def test_entity_timeline_in_world_time_order(backend):
+def test_entity_timeline_in_world_time_order(told):
     async def check(client):
         timeline = await s.ok(client, "entity_timeline", entity="u1", user_id="u1")
         cities = [(f["object"], f["current"]) for f in timeline["facts"] if f["predicate"] == "lives_in"]
         assert cities == [("Berlin", False), ("Madrid", True)]
-        assert all({"subject", "predicate", "object", "text", "valid_at", "created_at"} <= set(f)
+        assert all({"subject", "predicate", "object", "text", "valid_at", "created_at", "episode_ids"} <= set(f)
                    for f in timeline["facts"])
         emma = await s.ok(client, "entity_timeline", entity="Emma", user_id="u1")
         assert "Equinor" in [f["object"] for f in emma["facts"]]
-        missing = await s.error(client, "entity_timeline", entity="Nobody", user_id="u1")
-        assert missing["code"] == "not_found"
+        assert (await s.error(client, "entity_timeline", entity="Nobody", user_id="u1"))["code"] == "not_found"
         bad = await s.error(client, "search_facts", query="x", user_id="u1", as_of="yesterday-ish")
         assert bad["code"] == "invalid_timestamp"
 
-    _session(backend, check)
+    _session(told, check)
+
+
+def test_deleting_a_note_withdraws_its_facts(told):
+    async def check(client):
+        hits = (await s.ok(client, "search_memory", query="I moved to Madrid", user_id="u1", top_k=1))["results"]
+        await s.ok(client, "delete_memory", id=hits[0]["id"])
+
+    _session(told, check)
+    assert told.wait_for_jobs(timeout=120)
+
+    async def after(client):
+        now = (await s.ok(client, "search_facts", query="which city does the user live in?", user_id="u1"))["facts"]
+        assert "Madrid" not in [f["object"] for f in now if f["current"]]
+
+    _session(told, after)

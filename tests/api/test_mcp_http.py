@@ -69,8 +69,8 @@ def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(url):
     _session(url, s.check_bad_input)
 
 
-def test_graph_tools_without_graph(url):
-    _session(url, s.check_graph_tools_without_graph)
+def test_graph_tools(url):
+    _session(url, lambda c: s.check_graph_tools(c, "gus"))
 
 
 def test_a_note_added_in_one_session_is_found_in_the_next(url):

@@ -16,6 +16,6 @@ def test_stdio_session(tmp_path):
             await s.check_lists_tools(client)
             await s.check_add_search_get_delete(client, "ann")
             await s.check_bad_input(client)
-            await s.check_graph_tools_without_graph(client)
+            await s.check_graph_tools(client, "gus")
 
     anyio.run(session)
