@@ -35,8 +35,10 @@ def hit_json(hit: Any) -> dict[str, Any]:
     the note's creation time and links, so an agent can follow them."""
     if isinstance(hit, Mapping):
         return dict(hit)
-    return {**hit.as_dict(), "created_at": _iso(hit.note.created_at),
-            "links": [link_json(link) for link in hit.note.links]}
+    note = getattr(hit, "note", None)
+    if note is None:  # a hit that is not a note (a graph fact) describes itself
+        return hit.as_dict()
+    return {**hit.as_dict(), "created_at": _iso(note.created_at), "links": [link_json(link) for link in note.links]}
 
 
 def link_json(link: Any) -> dict[str, Any]:
