@@ -4,6 +4,9 @@ The tools live in ``api.mcp_tools``; this module is the protocol face: it lists 
 in a worker thread (the backend blocks on SQL and the embedder, and the event loop must keep
 serving other sessions) and turns failures into MCP tool errors whose text and structured content
 are ``{"code", "message"}`` with the ``EngramError`` code, so bad input never stops the server.
+It uses the SDK's low-level ``Server`` rather than ``MCPServer``: ``MCPServer`` validates arguments
+before a tool runs and reports a mismatch as bare text, while here one boundary gives every failure
+(schema mismatch included, as ``invalid_input``) a code.
 
 Usage::
 
