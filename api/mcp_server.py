@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -107,5 +108,7 @@ def _result(payload: dict[str, Any], *, is_error: bool) -> types.CallToolResult:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
     item = getattr(value, "item", None)  # numpy scalar
     return item() if callable(item) else str(value)
