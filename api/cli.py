@@ -1,8 +1,9 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo, mcp. Machine-readable
-commands print JSON (one object per line); ``demo`` prints a human tour; ``mcp`` serves the memory
-to MCP clients (stdio, or streamable HTTP with ``--transport http``).
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; for the REST
+service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables);
+``mcp`` serves the memory to MCP clients (stdio, or streamable HTTP with ``--transport http``).
+Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
 """
 from __future__ import annotations
 
@@ -89,14 +90,37 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="ingest the sample conversation and show search, retention and links")
     demo.add_argument("--out", type=Path, default=None, help="folder for the demo database (default: a new temp folder)")
     demo.set_defaults(func=_cmd_demo)
+    _service_commands(sub)
 
     mcp = sub.add_parser("mcp", help="serve the memory to MCP clients (stdio, or streamable HTTP)")
     mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     mcp.add_argument("--host", default="127.0.0.1", help="HTTP only (default: 127.0.0.1)")
     mcp.add_argument("--port", type=int, default=8765, help="HTTP only (default: 8765)")
     mcp.add_argument("--path", default="/mcp", help="HTTP endpoint path (default: /mcp)")
+    mcp.add_argument("--url", default=None, help="serve a running Engram service (REST) instead of --db")
+    mcp.add_argument("--api-key", default=os.environ.get("ENGRAM_KEY"), help="tenant key for --url (default: $ENGRAM_KEY)")
     mcp.set_defaults(func=_cmd_mcp)
     return p
+
+
+def _service_commands(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the REST API (settings from ENGRAM_* variables)")
+    serve.add_argument("--host", default=None, help="default: ENGRAM_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: ENGRAM_PORT or 8000")
+    serve.add_argument("--workers", type=int, default=None, help="default: ENGRAM_WORKERS or 1")
+    serve.set_defaults(func=_cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys of the REST service").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key (and the tenant if new); the key is on the last line")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--label", default="")
+    create.set_defaults(func=_cmd_keys_create)
+    listing = keys.add_parser("list", help="a tenant's keys (never the secrets)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(func=_cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its id (the part after 'egm_')")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_cmd_keys_revoke)
 
 
 def _scope_args(p: argparse.ArgumentParser) -> None:
@@ -209,16 +233,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_mcp(args: argparse.Namespace) -> int:
     import logging
 
+    from api.mcp_backends import EmbeddedMemory, RemoteMemory
     from api.mcp_server import serve_http, serve_stdio
 
     # stdout is the protocol channel under stdio: diagnostics go to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    with _open(args) as mem:
+    if args.url is not None:
+        from api.client import Client
+
+        memory: Any = Client(args.url, api_key=args.api_key)
+        backend: Any = RemoteMemory(memory)
+    else:
+        memory = _open(args)
+        backend = EmbeddedMemory(memory)
+    with memory:
         if args.transport == "stdio":
-            serve_stdio(mem)
+            serve_stdio(backend)
         else:
             print(f"engram MCP server on http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
-            serve_http(mem, host=args.host, port=args.port, path=args.path)
+            serve_http(backend, host=args.host, port=args.port, path=args.path)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.settings import Settings
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    workers = args.workers if args.workers is not None else settings.workers
+    # A factory import string, so that each worker process builds its own app from ENGRAM_*.
+    uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+    return 0
+
+
+def _accounts() -> Any:
+    from api.settings import Settings
+    from memory.accounts import AccountStore, open_accounts_engine
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return AccountStore(open_accounts_engine(settings.control_url()))
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from memory.errors import NotFound
+
+    accounts = _accounts()
+    try:
+        accounts.get_tenant(args.tenant)
+    except NotFound:
+        accounts.create_tenant(args.tenant)
+        print(f"created tenant {args.tenant}", file=sys.stderr)
+    key, clear = accounts.create_key(args.tenant, args.label)
+    _print({"id": key.id, "tenant_id": key.tenant_id, "label": key.label, "created_at": key.created_at})
+    print("the key below is shown once; store it now", file=sys.stderr)
+    print(clear)
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    accounts.get_tenant(args.tenant)
+    for key in accounts.list_keys(args.tenant):
+        _print({"id": key.id, "tenant_id": key.tenant_id, "label": key.label, "created_at": key.created_at,
+                "revoked_at": key.revoked_at})
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace) -> int:
+    key = _accounts().revoke_key(args.key_id)
+    _print({"id": key.id, "tenant_id": key.tenant_id, "revoked_at": key.revoked_at})
     return 0
 
 

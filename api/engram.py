@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from api.config import EngramConfig
+from api.enrich_jobs import ENRICH, EnrichJobs, enrich_jobs_for
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
+from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
 from api.index_sync import open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from api.shared_embedder import LockedEmbedder
@@ -31,11 +33,13 @@ from api.worker import JobRunner, Workers
 from graph.extract_llm import LLMExtractor
 from graph.extract_rules import RuleExtractor
 from graph.protocols import Extractor
+from graph.queries import user_perspective
 from graph.temporal_graph import TemporalGraph
+from inference.engine import Engine
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
 from memory.database import open_engine, sqlite_url
-from memory.errors import InvalidInput
+from memory.errors import Conflict, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
@@ -48,7 +52,7 @@ from memory.validation import clean_content, clean_importance, clean_metadata, c
 from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
 from retrieval.terms import Tokenizer
-from retrieval.ranking import Hit, rank
+from retrieval.ranking import Hit, fused_scores, rank
 
 
 class Engram:
@@ -64,11 +68,13 @@ class Engram:
         clock: Clock | None = None,
         index_dir: str | Path | None = None,
         enricher: Enricher | None = None,
-        llm: Any | None = None,
+        llm: Engine | None = None,
         workers: int = 1,
     ) -> None:
-        """``llm``: an ``inference`` engine (``complete_json``); with it, graph extraction uses the
-        LLM extractor. ``workers``: job threads; 0 runs jobs only through ``run_jobs``/``wait_for_jobs``."""
+        """``llm``: an ``inference`` engine; with it, graph extraction uses the LLM extractor and
+        every note gets an ``enrich`` job (LLM keywords, tags, context, neighbour evolution); without
+        it, the deterministic path is all there is. ``workers``: job threads; 0 runs jobs only
+        through ``run_jobs``/``wait_for_jobs``."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidInput("workers must be an integer >= 0")
         self.config = config or EngramConfig()
@@ -84,9 +90,15 @@ class Engram:
         self.job_store = JobStore(engine, self.config.memory.jobs)
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
-        self.graph = TemporalGraph(engine, self._shared, self._extractor(llm), self.clock, resolver_llm=llm)
-        self._runner = JobRunner(self.job_store, GraphJobs(self.store, self.graph, self.clock).handlers(), self.clock)
-        self._workers = Workers(self._runner, workers, self.config.job_poll_s)
+        graph_llm = llm if self.config.graph_llm else None
+        self.graph = TemporalGraph(engine, self._shared, self._extractor(graph_llm), self.clock, resolver_llm=graph_llm)
+        handlers = GraphJobs(self.store, self.graph, self.clock).handlers()
+        self.enrich_jobs = None if llm is None else EnrichJobs(
+            self.store, llm, self._neighbours_of, self.config.memory.enrich, self.clock)
+        if self.enrich_jobs is not None:
+            handlers[ENRICH] = self.enrich_jobs.handle
+        self._runner = JobRunner(self.job_store, handlers, self.clock)
+        self._workers = Workers(self._runner, workers, self.config.job_poll_s, self.config.memory.jobs.claim_batch)
         self._workers.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -185,7 +197,7 @@ class Engram:
                 changes.update(self._redraft(current, content, changes), embedding=vector[0].tobytes())
             # New words or a new reference time change what the note says to the graph.
             regraph = content is not None or "event_time" in changes
-            jobs = graph_jobs_for(replace(current, metadata=changes.get("meta", current.metadata))) if regraph else []
+            jobs = self._jobs_for(replace(current, metadata=changes.get("meta", current.metadata))) if regraph else []
             note = self.store.update(note_id, changes, self.clock(), actor, jobs=jobs)
             if content is not None:
                 self.index.add([_indexed(note)], vector)
@@ -229,6 +241,29 @@ class Engram:
                 self.index.set_archived(note_id, False)
         return changed
 
+    def import_notes(self, notes: Sequence[Note], links: Sequence[Link] = (), *, actor: str = "import") -> list[Note]:
+        """Store notes exactly as given (ids, times, strength, links), e.g. from an export; they are
+        re-embedded. Conflict when an id exists already, and nothing is written then."""
+        if len(notes) > self.config.max_batch:
+            raise InvalidInput(f"batch of {len(notes)} notes is over the limit of {self.config.max_batch}")
+        notes = list(notes)
+        if not notes:
+            return []
+        vectors = self._shared.embed([n.content for n in notes])
+        with self._lock:
+            taken = self.store.get_many([n.id for n in notes])
+            if taken:
+                raise Conflict(f"{len(taken)} note ids exist already, e.g. {sorted(taken)[0]!r}")
+            self.index.add([_indexed(n) for n in notes], vectors)
+            try:
+                jobs = [job for n in notes for job in self._jobs_for(n)]  # the graph learns them too
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, (), jobs)
+            except BaseException:
+                for note in notes:
+                    self.index.remove(note.id)
+                raise
+        return notes
+
     # ---- reads ----------------------------------------------------------------------------
 
     def search(
@@ -241,18 +276,31 @@ class Engram:
         filters: dict[str, Any] | None = None,
         top_k: int = 10,
         now: TimeLike | None = None,
+        as_of: TimeLike | None = None,
         include_archived: bool = False,
-    ) -> list[Hit]:
-        """Hybrid search in a scope; every hit is reinforced (a recall) in the same transaction as its access log."""
+        include_facts: bool = True,
+    ) -> list[Hit | FactHit]:
+        """Hybrid search in a scope: notes found by dense + BM25 + the knowledge graph (the notes
+        behind matching facts) and, with ``include_facts``, the facts themselves, in one ranked list
+        (``kind`` is "note" or "fact"). Facts are current ones, or those valid at ``as_of`` (world
+        time), when notes count only if what they tell happened by then. Every note returned is
+        reinforced (a recall) in the same transaction as its access log."""
         scope = Scope(user_id, agent_id, session_id)
         query = self._clean_query(query, top_k)
         when = to_utc(now) if now is not None else self.clock()
-        predicate = compile_filter(filters) if filters is not None else None
-        qvec = self._shared.embed([query])[0]
+        world = to_utc(as_of) if as_of is not None else None
+        predicate = compile_filter(_until(filters, world)) if filters is not None or world is not None else None
+        perspective = user_perspective(query)
+        vectors = self._shared.embed([query] if perspective == query else [query, perspective])
+        graph = self._graph_ranking(query, vectors[-1], scope, world, top_k)
         with self._lock:
-            hits = self._rank(query, qvec, scope, predicate, top_k, when, include_archived)
-            self._reinforce(hits, when, query)
-        return hits
+            hits, top_raw = self._ranked(query, vectors[0], scope, predicate, top_k, when, include_archived,
+                                         graph.note_ids if graph else [])
+            found: list[Hit | FactHit] = list(hits)
+            if include_facts and graph is not None:
+                found = place_facts(hits, graph.facts, top_raw, top_k, self.config.ranking, self.config.graph_search)
+            self._reinforce([h for h in found if isinstance(h, Hit)], when, query)
+        return found
 
     def get(self, note_id: str, *, now: TimeLike | None = None) -> Note:
         """One note with its links; counts as a recall."""
@@ -300,9 +348,13 @@ class Engram:
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in the calling thread until none is due (or ``max_jobs`` ran); returns how many ran."""
+        batch = self.config.memory.jobs.claim_batch
         ran = 0
-        while (max_jobs is None or ran < max_jobs) and self._runner.run_one():
-            ran += 1
+        while max_jobs is None or ran < max_jobs:
+            done = self._runner.run_batch(batch if max_jobs is None else min(batch, max_jobs - ran))
+            if done == 0:
+                break
+            ran += done
         return ran
 
     def wait_for_jobs(self, timeout: float = 60.0) -> bool:
@@ -367,7 +419,16 @@ class Engram:
         return notes
 
     def _jobs_for(self, note: Note) -> list[JobSpec]:
-        return graph_jobs_for(note)
+        return graph_jobs_for(note) + (enrich_jobs_for(note) if self.llm is not None else [])
+
+    def _neighbours_of(self, note: Note, k: int) -> list[tuple[Note, float]]:
+        """The ``k`` notes nearest to ``note`` in its linking scope (itself excluded), by cosine."""
+        vec = self._shared.embed([note.content])[0]
+        with self._lock:
+            allowed = np.flatnonzero(self.index.mask(_link_scope(note.scope), include_archived=False))
+            found = [(nid, sim) for nid, sim in self.index.dense_among(vec, k + 1, allowed) if nid != note.id][:k]
+        notes = self.store.get_many([nid for nid, _ in found])
+        return [(notes[nid], sim) for nid, sim in found if nid in notes]
 
     @staticmethod
     def _extractor(llm: Any | None) -> Extractor:
@@ -417,15 +478,31 @@ class Engram:
         return evolutions
 
     def _rank(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
-              include_archived: bool) -> list[Hit]:
+              include_archived: bool, graph_notes: Sequence[str] = ()) -> list[Hit]:
+        """The note ranking of ``search`` without its recall side effect (benchmarks score it)."""
+        return self._ranked(query, qvec, scope, predicate, top_k, when, include_archived, graph_notes)[0]
+
+    def _ranked(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
+                include_archived: bool, graph_notes: Sequence[str]) -> tuple[list[Hit], float]:
         mask = self.index.mask(scope, include_archived)
         if predicate is not None:
             mask = self.index.restrict(mask, self.store.matching_ids(scope, include_archived, predicate))
         cands = self.index.candidates(qvec, query, mask, self.config.ranking.pool(top_k))
+        if graph_notes:
+            cands = self.index.with_graph(cands, list(graph_notes), mask)
         notes = self.store.get_many([c.note_id for c in cands])
         rets = {nid: retention(days_between(n.last_touched, when), n.strength) for nid, n in notes.items()}
         vectors = self.index.vectors_of([c.row for c in cands])
-        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking)
+        raw = fused_scores([c for c in cands if c.note_id in notes], self.config.ranking)
+        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking), float(raw.max(initial=0.0))
+
+    def _graph_ranking(self, query: str, qvec: np.ndarray, scope: Scope, as_of: datetime | None,
+                       top_k: int) -> GraphRanking | None:
+        """Facts for the query and the notes behind them; None when graph search is off."""
+        cfg = self.config.graph_search
+        if not cfg.enabled:
+            return None
+        return rank_graph(self.graph, query, qvec, scope, as_of, max(top_k, cfg.max_facts), cfg)
 
     def _reinforce(self, hits: list[Hit], when: datetime, query: str) -> None:
         recalls = self.store.recall([h.id for h in hits], when, "search", query)
@@ -434,6 +511,14 @@ class Engram:
                 hit.note.strength = recalls[hit.id].strength_after
                 hit.note.recall_count += 1
                 hit.note.last_recalled_at = when
+
+
+def _until(filters: dict[str, Any] | None, world: datetime | None) -> dict[str, Any] | None:
+    """``filters`` narrowed to notes whose event happened by ``world`` (an ``as_of`` search)."""
+    if world is None:
+        return filters
+    until = {"event_time": {"lte": world.isoformat()}}
+    return until if filters is None else {"AND": [filters, until]}
 
 
 def _link_scope(scope: Scope) -> Scope:

@@ -21,6 +21,7 @@ from graph.queries import GraphQueries
 from graph.store import GraphStore
 from graph.types import Fact
 from memory.types import Scope
+from retrieval.ranking import Hit, RankingConfig
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,15 @@ class GraphSearchConfig:
     """``depth``: hops of the walk around named entities; ``w_near``: score bonus of a fact on a
     named entity (divided by 1 + its distance); ``w_fact``: weight of a fact's rank when facts and
     notes are placed in one list (2.0 puts the best fact level with a note ranked first by both
-    text retrievers); ``max_facts``: facts in a result list at most."""
+    text retrievers); ``max_facts``: facts in a result list at most, each scoring (similarity +
+    bonus) at least ``min_fact_score``."""
 
     enabled: bool = True
     depth: int = 1
     w_near: float = 0.1
     w_fact: float = 2.0
     max_facts: int = 5
+    min_fact_score: float = 0.3
 
 
 @dataclass
@@ -93,6 +96,28 @@ def rank_graph(graph: _Graph, query: str, query_vec: np.ndarray | None, scope: S
         hits.append(FactHit(fact.id, fact.render(), sim + _bonus(dist, cfg), sim, dist, fact, notes))
         note_ids.extend(n for n in notes if n not in note_ids)
     return GraphRanking(hits, note_ids)
+
+
+def place_facts(hits: list[Hit], facts: list[FactHit], top_raw: float, top_k: int, ranking: RankingConfig,
+                cfg: GraphSearchConfig) -> list[Hit | FactHit]:
+    """Notes (in their MMR order) and facts in one list of at most ``top_k``. A fact's score is put
+    on the notes' scale: the fact at rank r weighs ``w_fact / (rrf_k + r)`` in the same fused units
+    as a note's RRF sum, divided by the best note's sum (so 1.0 = level with the best note); it goes
+    in front of the first note that scores lower."""
+    chosen = [f for f in facts if f.score >= cfg.min_fact_score][: cfg.max_facts]
+    for rank, fact in enumerate(chosen, start=1):
+        if ranking.fusion == "rrf":
+            raw = cfg.w_fact / (ranking.rrf_k + rank)
+        else:
+            raw = ranking.w_dense * fact.similarity
+        fact.score = min(1.0, raw / top_raw) if top_raw > 0 else 1.0
+    out: list[Hit | FactHit] = []
+    pending = list(chosen)
+    for hit in hits:
+        while pending and pending[0].score > hit.score:
+            out.append(pending.pop(0))
+        out.append(hit)
+    return (out + pending)[:top_k]
 
 
 def _near_named_entities(graph: _Graph, query: str, scope: Scope, as_of: datetime | None,

@@ -10,8 +10,8 @@ before a tool runs and reports a mismatch as bare text, while here one boundary 
 
 Usage::
 
-    serve_stdio(Engram("engram.db"))                       # what ``engram mcp --db engram.db`` runs
-    serve_http(Engram("engram.db"), host="127.0.0.1", port=8765)   # endpoint http://127.0.0.1:8765/mcp
+    serve_stdio(EmbeddedMemory(Engram("engram.db")))         # what ``engram --db engram.db mcp`` runs
+    serve_http(RemoteMemory(Client(url, api_key=key)), port=8765)   # http://127.0.0.1:8765/mcp over a service
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 
-from api.mcp_tools import TOOLS, MemoryBackend, ToolSpec
+from api.mcp_backends import MemoryBackend
+from api.mcp_tools import TOOLS, ToolSpec
 from memory.errors import EngramError
 
 log = logging.getLogger("engram.mcp")

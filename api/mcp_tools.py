@@ -1,45 +1,19 @@
 """The MCP tools of Engram: their arguments (pydantic models, which also give the JSON schemas that
-clients see) and what each does against a memory backend.
-
-A backend is anything with the embedded ``Engram``'s method names (``add``, ``search``, ``get``,
-``delete``) and, for the graph tools, a ``graph`` attribute with ``search_facts`` and ``history``:
-the embedded ``Engram`` and the SDK ``Client`` both qualify. Tools are plain synchronous functions
+clients see) and what each does against a memory backend (``api.mcp_backends``: an embedded
+``Engram`` or a remote service through the SDK). Tools are plain synchronous functions
 ``(backend, args) -> dict``; ``api.mcp_server`` runs them off the event loop and turns errors into
-MCP tool errors. Usage: ``TOOLS["search_memory"].run(mem, {"query": "lisbon", "user_id": "ann"})``.
+MCP tool errors. Usage: ``TOOLS["search_memory"].run(backend, {"query": "lisbon", "user_id": "ann"})``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from api.mcp_results import fact_json, hit_json, note_json
-from memory.errors import EngramError, InvalidInput
-from memory.types import Scope
-
-
-class MemoryBackend(Protocol):
-    """What the MCP server needs of a memory (``Engram`` or the SDK ``Client``)."""
-
-    def add(self, data: Any, *, user_id: str | None = None, agent_id: str | None = None,
-            session_id: str | None = None, metadata: dict[str, Any] | None = None,
-            timestamp: Any = None, importance: float | None = None) -> list[Any]: ...
-
-    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
-               session_id: str | None = None, filters: dict[str, Any] | None = None,
-               top_k: int = 10) -> list[Any]: ...
-
-    def get(self, note_id: str) -> Any: ...
-
-    def delete(self, note_id: str) -> None: ...
-
-
-class GraphUnavailable(EngramError):
-    """The backend has no knowledge graph (so fact tools cannot answer)."""
-
-    code = "graph_unavailable"
+from api.mcp_backends import MemoryBackend
+from memory.errors import InvalidInput
 
 
 # ---- arguments ---------------------------------------------------------------------------------
@@ -93,42 +67,28 @@ class EntityTimelineArgs(_Scoped):
 
 
 def add_memory(backend: MemoryBackend, args: AddMemoryArgs) -> dict[str, Any]:
-    notes = backend.add(args.content, metadata=args.metadata, timestamp=args.timestamp,
-                        importance=args.importance, **args.scope())
-    return note_json(notes[0])
+    return backend.add_note(args.content, args.scope(), args.metadata, args.timestamp, args.importance)
 
 
 def search_memory(backend: MemoryBackend, args: SearchMemoryArgs) -> dict[str, Any]:
-    hits = backend.search(args.query, top_k=args.top_k, filters=args.filters, **args.scope())
-    return {"results": [hit_json(h) for h in hits]}
+    return {"results": backend.search_notes(args.query, args.scope(), args.top_k, args.filters)}
 
 
 def get_memory(backend: MemoryBackend, args: NoteIdArgs) -> dict[str, Any]:
-    return note_json(backend.get(args.id))
+    return backend.get_note(args.id)
 
 
 def delete_memory(backend: MemoryBackend, args: NoteIdArgs) -> dict[str, Any]:
-    backend.delete(args.id)
+    backend.delete_note(args.id)
     return {"deleted": args.id}
 
 
 def search_facts(backend: MemoryBackend, args: SearchFactsArgs) -> dict[str, Any]:
-    scope = Scope(**args.scope())  # ScopeRequired before anything runs
-    found = _graph(backend).search_facts(query_text=args.query, scope=scope, k=args.top_k, as_of=args.as_of)
-    return {"facts": [fact_json(fact, score) for fact, score in found]}
+    return {"facts": backend.search_facts(args.query, args.scope(), args.top_k, args.as_of)}
 
 
 def entity_timeline(backend: MemoryBackend, args: EntityTimelineArgs) -> dict[str, Any]:
-    Scope(**args.scope())
-    facts = _graph(backend).history(args.entity, **args.scope())
-    return {"entity": args.entity, "facts": [fact_json(f) for f in facts]}
-
-
-def _graph(backend: MemoryBackend) -> Any:
-    graph = getattr(backend, "graph", None)
-    if graph is None:
-        raise GraphUnavailable("this memory has no knowledge graph; fact tools are unavailable")
-    return graph
+    return {"entity": args.entity, "facts": backend.timeline(args.entity, args.scope())}
 
 
 # ---- the table ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The MiniLM tokenizer (a Rust "fast" tokenizer) refuses concurrent use from two threads ("Already
 borrowed"), and the worker thread embeds entity names and facts while a caller embeds new notes,
-so calls are serialised here. Usage: ``LockedEmbedder(lambda: MiniLMEmbedder()).embed(["hi"])``.
+so calls are serialised here. Loading is serialised too: two threads loading MiniLM at once race
+on transformers' process-wide default dtype while it builds the bf16 model (seen as "mat1 and
+mat2 must have the same dtype" in the worker's first graph job). Usage: ``LockedEmbedder(lambda: MiniLMEmbedder()).embed(["hi"])``.
 """
 from __future__ import annotations
 
@@ -23,13 +25,14 @@ class LockedEmbedder:
 
     @property
     def model_id(self) -> str:
-        return self._load().model_id
+        with self._lock:
+            return self._load().model_id
 
     @property
     def dim(self) -> int:
-        return self._load().dim
+        with self._lock:
+            return self._load().dim
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        model = self._load()
         with self._lock:
-            return model.embed(texts)
+            return self._load().embed(texts)

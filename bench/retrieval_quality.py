@@ -8,6 +8,9 @@ top hits. Prints one JSON line per (method, question_type) plus an "all" row per
     python bench/retrieval_quality.py                      # all 120 questions (long: see docs)
     python bench/retrieval_quality.py --limit 30 --grid    # also score ranking variants (tuning)
 
+    python bench/retrieval_quality.py --graph              # also "engram+graph" on knowledge-update and
+                                                           # temporal-reasoning questions (rule extractor)
+
 session_recall@k = |gold sessions ∩ sessions of the top-k turns| / |gold sessions|;
 turn_recall@10 = |has_answer turns in the top 10| / |has_answer turns| (questions that have any).
 """
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from api.config import EngramConfig  # noqa: E402
 from api.engram import Engram  # noqa: E402
 from bench.embed_cache import CachedEmbedder  # noqa: E402
+from graph.queries import user_perspective  # noqa: E402
 from memory.types import Scope  # noqa: E402
 from retrieval.embedder import MiniLMEmbedder  # noqa: E402
 from retrieval.ranking import RankingConfig  # noqa: E402
@@ -114,6 +118,23 @@ def rank_engram(mem: Engram, q: dict[str, Any], qvec: Any, ranking: RankingConfi
     return [h.id for h in hits]
 
 
+GRAPH_TYPES = ("knowledge-update", "temporal-reasoning")
+
+
+def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any) -> tuple[list[str], float]:
+    """Engram's ranking with the knowledge graph built from the haystack's user turns; returns the
+    ids and the graph-building time per message (ms)."""
+    start = time.perf_counter()
+    ran = mem.run_jobs()
+    per_message = 1000 * (time.perf_counter() - start) / max(ran, 1)
+    when = parse_date(q["question_date"])
+    scope = Scope(q["question_id"])
+    fvec = mem.embedder.embed([user_perspective(q["question"])])[0]
+    graph = mem._graph_ranking(q["question"], fvec, scope, None, 10)  # noqa: SLF001
+    hits = mem._rank(q["question"], qvec, scope, None, 10, when, False, graph.note_ids if graph else [])  # noqa: SLF001
+    return [h.id for h in hits], per_message
+
+
 def variants(grid: bool) -> dict[str, RankingConfig]:
     base = RankingConfig()
     out = {"engram": base}
@@ -138,16 +159,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="stratified subset of N questions")
     ap.add_argument("--grid", action="store_true", help="also score ranking variants")
+    ap.add_argument("--graph", action="store_true", help="also score engram+graph on knowledge-update/temporal questions")
     args = ap.parse_args()
     questions = load_questions(args.limit)
     embedder = CachedEmbedder(MiniLMEmbedder(), CACHE)
-    methods = ["bm25", "dense", *variants(args.grid)]
+    methods = ["bm25", "dense", *variants(args.grid), *(["engram+graph"] if args.graph else [])]
+    graph_ms: list[float] = []
     per: dict[str, dict[str, list[dict[str, float | None]]]] = {m: defaultdict(list) for m in methods}
     start = time.perf_counter()
     config = EngramConfig(durable=False, persist_index=False)
     for i, q in enumerate(questions, start=1):
         with tempfile.TemporaryDirectory() as tmp:
-            mem = Engram(Path(tmp) / "q.db", embedder=embedder, config=config)
+            # workers=0: graph jobs stay queued unless this question's graph column runs them.
+            mem = Engram(Path(tmp) / "q.db", embedder=embedder, config=config, workers=0)
             records = haystack_records(q)
             mem.add_many(records, batch_size=512)
             n_answer = sum(1 for r in records if r["metadata"]["has_answer"])
@@ -155,6 +179,10 @@ def main() -> None:
             ranked = {"bm25": rank_bm25(mem, q), "dense": rank_dense(mem, q, qvec)}
             for name, cfg in variants(args.grid).items():
                 ranked[name] = rank_engram(mem, q, qvec, cfg)
+            if args.graph and q["question_type"] in GRAPH_TYPES:
+                mem.config = config
+                ranked["engram+graph"], ms = rank_with_graph(mem, q, qvec)
+                graph_ms.append(ms)
             notes = mem.store.get_many(list({nid for ids in ranked.values() for nid in ids}))
             for method, ids in ranked.items():
                 per[method][q["question_type"]].append(scores([notes[n].metadata for n in ids], q, n_answer))
@@ -163,6 +191,9 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f}s, cache hits {embedder.hits} misses {embedder.misses}",
               file=sys.stderr)
     subset = f"stratified-{len(questions)}" if args.limit else "all-120"
+    if graph_ms:
+        print(json.dumps({"graph_build_ms_per_message": round(sum(graph_ms) / len(graph_ms), 2),
+                          "questions": len(graph_ms), "extractor": "rules"}))
     for method in methods:
         for qtype, rows in sorted(per[method].items()):
             print(json.dumps(_row(method, qtype, rows, subset)))

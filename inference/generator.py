@@ -11,10 +11,16 @@ Usage::
 A ``LogitsConstraint`` (e.g. a JSON-schema grammar) may restrict every step: ``apply`` masks the
 logits before sampling, ``accept`` advances it with the chosen token, ``is_terminated`` ends
 generation.
+
+How the prompt's KV is filled is a ``Prefill`` (``inference.prefill``): by default the whole
+prompt after what the cache (and the prefix cache, when given) already holds; LocalEngine passes a
+``SegmentPrefill`` for prompts with reusable chunks. ``stream.stats`` (a ``CacheStats``) says where
+the prompt's KV came from and the time to the first token.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -24,7 +30,10 @@ from inference.errors import ContextOverflow, InvalidParams
 from inference.kv_cache import KVCache
 from inference.model import Transformer
 from inference.params import GenerationParams
+from inference.prefill import PlainPrefill, Prefill, Prefilled
+from inference.prefix_cache import PrefixCache
 from inference.sampling import make_generator, sample
+from inference.segments import CacheStats
 from inference.tokenizer import Tokenizer
 
 
@@ -66,7 +75,8 @@ class GenerationStream:
         self.finish_reason: str | None = None
         self.token_ids: list[int] = []
         self.text = ""
-        self.reused_tokens = 0  # prompt tokens whose KV came from the previous generation
+        self.reused_tokens = 0  # prompt tokens whose KV was kept from earlier requests (not prefilled)
+        self.stats = CacheStats()
 
     def __iter__(self) -> Iterator[str]:
         return self._steps
@@ -77,11 +87,14 @@ class Generator:
 
     The KV cache outlives a generation: the next prompt's longest common prefix with the tokens
     already in the cache is not prefilled again (a chat turn re-sends the whole conversation).
+    With a ``prefix_cache``, full blocks of every finished prompt (and reply) are kept for later
+    requests too, so interleaved conversations and tenants each keep their prefix.
     """
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer):
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, prefix_cache: PrefixCache | None = None):
         self.model = model
         self.tokenizer = tokenizer
+        self.prefix_cache = prefix_cache
         self._cache: KVCache | None = None
         self._cached: list[int] = []  # the tokens whose K/V sit at positions 0.. of the cache
         self._epoch = 0  # so that a stale, abandoned stream cannot overwrite ``_cached``
@@ -92,22 +105,31 @@ class Generator:
         params: GenerationParams,
         constraint: LogitsConstraint | None = None,
         cancel: threading.Event | None = None,
+        *,
+        tenant: str = "",
+        prefill: Prefill | None = None,
     ) -> GenerationStream:
-        """Start generating after ``prompt_ids``; nothing runs until the stream is iterated."""
+        """Start generating after ``prompt_ids``; nothing runs until the stream is iterated.
+
+        ``tenant`` salts the prefix-cache keys; ``prefill`` (whose ``ids`` must be ``prompt_ids``)
+        replaces the plain prefill."""
         if not prompt_ids:
             raise InvalidParams("the prompt must contain at least one token")
         room = self.model.cfg.context_length - len(prompt_ids)
         if room < 1:
             raise ContextOverflow(f"prompt of {len(prompt_ids)} tokens fills the context of "
                                   f"{self.model.cfg.context_length}")
+        prefill = prefill or PlainPrefill(self.model, prompt_ids, self.prefix_cache, tenant)
+        assert list(prefill.ids) == list(prompt_ids)
         out = GenerationStream(iter(()))
-        out._steps = self._run(out, list(prompt_ids), params, min(params.max_tokens, room), constraint, cancel)
+        out._steps = self._run(out, prefill, params, min(params.max_tokens, room), constraint, cancel)
         return out
 
     def generate(self, prompt_ids: Sequence[int], params: GenerationParams,
-                 constraint: LogitsConstraint | None = None, cancel: threading.Event | None = None) -> GenerationStream:
-        """Run to the end; returns the exhausted stream (read ``.text``, ``.finish_reason``)."""
-        s = self.stream(prompt_ids, params, constraint, cancel)
+                 constraint: LogitsConstraint | None = None, cancel: threading.Event | None = None,
+                 *, tenant: str = "", prefill: Prefill | None = None) -> GenerationStream:
+        """Run to the end; returns the exhausted stream (read ``.text``, ``.finish_reason``, ``.stats``)."""
+        s = self.stream(prompt_ids, params, constraint, cancel, tenant=tenant, prefill=prefill)
         for _ in s:
             pass
         return s
@@ -129,30 +151,39 @@ class Generator:
             reuse += 1
         return self._cache, min(reuse, len(prompt) - 1)  # the last prompt token is fed for its logits
 
-    def _run(self, out: GenerationStream, prompt: list[int], params: GenerationParams, max_new: int,
+    def _run(self, out: GenerationStream, prefill: Prefill, params: GenerationParams, max_new: int,
              constraint: LogitsConstraint | None, cancel: threading.Event | None) -> Iterator[str]:
         """The generation; ``history`` (prompt + sampled tokens) is shared with :meth:`_decode`."""
         self._epoch += 1
         epoch = self._epoch
+        prompt = list(prefill.ids)
         cache, reuse = self._reusable_cache(prompt, len(prompt) + max_new)
-        self._cached, out.reused_tokens = [], reuse
+        self._cached = []
         cache.truncate(reuse)  # if prefill fails, only the reused prefix is known to be valid
         history = list(prompt)
+        done = Prefilled(torch.empty(0), reuse)  # what is exact if prefill fails
         try:
-            yield from self._decode(out, history, reuse, cache, params, max_new, constraint, cancel)
+            start = time.perf_counter()
+            done = prefill(cache, reuse, out.stats)
+            out.reused_tokens = out.stats.prefix_hit_tokens
+            yield from self._decode(out, history, done.logits, cache, params, max_new, constraint, cancel, start)
         finally:
             if self._epoch == epoch:
-                self._cached = history[: cache.length]
+                # after a blended prompt only the exact prefix may be reused; tokens decoded after
+                # a fully exact prompt are exact too
+                exact = cache.length if done.exact >= len(prompt) else min(done.exact, cache.length)
+                self._cached = history[:exact]
+                if self.prefix_cache is not None:
+                    self.prefix_cache.save(history, cache, exact, prefill.tenant)
 
-    def _decode(self, out: GenerationStream, history: list[int], reuse: int, cache: KVCache,
+    def _decode(self, out: GenerationStream, history: list[int], logits: torch.Tensor, cache: KVCache,
                 params: GenerationParams, max_new: int, constraint: LogitsConstraint | None,
-                cancel: threading.Event | None) -> Iterator[str]:
+                cancel: threading.Event | None, start: float) -> Iterator[str]:
         rng = make_generator(params.seed)
         decoder = self.tokenizer.stream_decoder()
         eos = set(self.tokenizer.eos_token_ids)
         pending = ""
-        # clone: the model returns inference-mode tensors, which a constraint may not mask in place
-        logits = self.model(torch.tensor([history[reuse:]]), reuse, cache)[0, -1].clone()  # [V]
+        logits = logits.clone()  # inference-mode tensors may not be masked in place by a constraint
         out.finish_reason = "length"
         for step in range(max_new):
             if cancel is not None and cancel.is_set():
@@ -161,6 +192,8 @@ class Generator:
             if constraint is not None:
                 constraint.apply(logits)
             tok = sample(logits, params, rng, history)
+            if step == 0:
+                out.stats.ttft_ms = (time.perf_counter() - start) * 1000
             if constraint is not None:
                 constraint.accept(tok)
             if tok in eos:

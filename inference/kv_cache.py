@@ -5,10 +5,16 @@ Usage: ``cache = KVCache.allocate(cfg, max_len=640, dtype=torch.bfloat16)``;
 
 Keys are stored after RoPE, at their absolute positions. The cache is "static": tensors are
 allocated once for ``max_len`` positions and written in place, so decode does no allocation.
+
+In-sequence eviction (inference.kv_evict) compacts the cache, after which a slot is no longer its
+position: the token written at slot s sits at position s + ``pos_offset`` (kept keys keep the
+rotation of their original position). ``observer``, when set, sees every layer's queries and
+keys to score tokens for eviction. Both default to off (slot = position, no observer).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -23,6 +29,8 @@ class KVCache:
     k: list[torch.Tensor]
     v: list[torch.Tensor]
     length: int = 0
+    pos_offset: int = 0  # position of slot s is s + pos_offset (non-zero only after eviction)
+    observer: Any = None  # inference.kv_evict.observers.AttentionObserver, or None
 
     @classmethod
     def allocate(cls, cfg: ModelConfig, max_len: int, dtype: torch.dtype = torch.float32, batch: int = 1) -> KVCache:

@@ -11,6 +11,25 @@ A string prompt is used as raw text; a list of messages is rendered with the mod
 template. One generation runs at a time per engine (a lock held while a stream is iterated;
 other threads wait, the holding thread gets InvalidParams instead of a deadlock): the model owns
 one KV cache, and the next prompt's common prefix with what it holds is not prefilled again.
+
+KV-cache reuse (issue 5)::
+
+    engine = LocalEngine(chunk_store=MemoryChunkStore(), prefix_cache_blocks=64, block_size=64)
+    prompt = SegmentedPrompt(prefix=system_text, chunks=[note_1, note_2], suffix=question_text)
+    s = engine.stream_tokens(prompt, GenerationParams(max_tokens=64), tenant="acme",
+                             blend=BlendConfig(ratio=0.15))
+    answer = "".join(s)
+    s.stats  # CacheStats: prompt_tokens, prefix_hit_tokens, chunk_reused_tokens,
+             # chunk_computed_tokens, recomputed_tokens, prefilled_tokens, ttft_ms
+
+- Prefix cache (every prompt): full blocks of ``block_size`` tokens, keyed by a chained hash of
+  (parent, tokens, model id, ``tenant``), kept after each generation; a later prompt starting
+  with the same blocks restores their KV instead of prefilling them. Exact: same logits.
+- Chunk reuse (a ``SegmentedPrompt`` and a ``chunk_store``): each chunk is tokenised alone and
+  its KV, computed alone at positions 0.., is stored under ``chunk_key(model_id, quant, tokens)``;
+  at use it is rotated to its position and fixed up by selective recompute (``BlendConfig``:
+  ``ratio`` of the chunk tokens recomputed in context; 1.0 = exact, 0 = naive concatenation).
+  Without a chunk store a segmented prompt is prefilled in full (prefix cache still applies).
 """
 from __future__ import annotations
 
@@ -23,7 +42,9 @@ from typing import Any
 
 import torch
 
+from inference.blend import BlendConfig
 from inference.chat_template import ChatTemplate
+from inference.chunk_kv import ChunkStore
 from inference.engine import Message, Prompt
 from inference.errors import GenerationCancelled, InvalidParams
 from inference.generator import GenerationStream, Generator, LogitsConstraint
@@ -31,6 +52,9 @@ from inference.gguf_file import GGUFFile, default_model_path
 from inference.linear import QUANT_MODES
 from inference.model import Transformer
 from inference.params import GenerationParams
+from inference.prefill import SegmentPrefill
+from inference.prefix_cache import PrefixCache
+from inference.segments import SegmentedPrompt, TokenSegments
 from inference.tokenizer import Tokenizer
 
 
@@ -39,13 +63,21 @@ class LocalEngine:
 
     ``quant``: "int4" (default; Q4_0/Q4_1 kept exactly), "int8" or "fp32" (reference).
     ``threads`` sets torch's intra-op threads for the whole process.
+    ``chunk_store``: where chunk KV lives (None: segmented prompts are prefilled in full).
+    ``prefix_cache_blocks`` x ``block_size`` tokens of prefix cache (0 blocks: none); each
+    64-token block of SmolLM2-135M holds 2.9 MB of fp32 K/V. ``blend``: the default selective
+    recompute of chunk KV.
     """
 
-    def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2):
+    def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
+                 chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32, block_size: int = 64,
+                 blend: BlendConfig | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1:
             raise InvalidParams("threads must be >= 1")
+        if prefix_cache_blocks < 0 or block_size < 1:
+            raise InvalidParams("prefix_cache_blocks must be >= 0 and block_size >= 1")
         torch.set_num_threads(threads)
         start = time.perf_counter()
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -57,43 +89,69 @@ class LocalEngine:
         self.quant = quant
         self.model_id = f"local/{path.stem}/{quant}"
         self.load_seconds = time.perf_counter() - start
-        self._generator = Generator(self.model, self.tokenizer)
+        self.chunk_store = chunk_store
+        self.blend = blend or BlendConfig()
+        self.prefix_cache = (PrefixCache(prefix_cache_blocks, block_size, self.model_id)
+                             if prefix_cache_blocks else None)
+        self._generator = Generator(self.model, self.tokenizer, self.prefix_cache)
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread that holds the lock, to refuse self-deadlock
 
-    def encode_prompt(self, prompt: Prompt) -> list[int]:
-        """Token ids for a raw string, or for messages rendered with the chat template."""
+    def encode_prompt(self, prompt: Prompt | SegmentedPrompt) -> list[int]:
+        """Token ids for a raw string, messages rendered with the chat template, or segments."""
+        if isinstance(prompt, SegmentedPrompt):
+            return self.encode_segments(prompt).ids
         if isinstance(prompt, str):
             return self.tokenizer.encode(prompt)
         if not isinstance(prompt, Sequence):
             raise InvalidParams("prompt must be a string or a list of messages")
         return self.tokenizer.encode(self.template.render(list(prompt)))
 
-    def count_tokens(self, prompt: Prompt) -> int:
+    def encode_segments(self, prompt: SegmentedPrompt) -> TokenSegments:
+        """Each segment tokenised on its own (so chunk tokens never depend on their neighbours)."""
+        enc = self.tokenizer.encode
+        chunks = tuple(tuple(enc(c)) for c in prompt.chunks if c)
+        return TokenSegments(tuple(enc(prompt.prefix)) if prompt.prefix else (), chunks,
+                             tuple(enc(prompt.suffix)) if prompt.suffix else ())
+
+    def count_tokens(self, prompt: Prompt | SegmentedPrompt) -> int:
         return len(self.encode_prompt(prompt))
 
-    def generate(self, prompt: Prompt, params: GenerationParams | None = None,
-                 cancel: threading.Event | None = None) -> str:
+    def generate(self, prompt: Prompt | SegmentedPrompt, params: GenerationParams | None = None,
+                 cancel: threading.Event | None = None, *, tenant: str = "",
+                 blend: BlendConfig | None = None) -> str:
         """The whole reply. Raises GenerationCancelled if ``cancel`` is set before the end."""
-        s = self.stream_tokens(prompt, params, cancel=cancel)
+        s = self.stream_tokens(prompt, params, cancel=cancel, tenant=tenant, blend=blend)
         for _ in s:
             pass
         if s.finish_reason == "cancelled":
             raise GenerationCancelled(f"cancelled after {len(s.token_ids)} tokens")
         return s.text
 
-    def stream(self, prompt: Prompt, params: GenerationParams | None = None,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(self, prompt: Prompt | SegmentedPrompt, params: GenerationParams | None = None,
+               cancel: threading.Event | None = None, *, tenant: str = "",
+               blend: BlendConfig | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; stops quietly when ``cancel`` is set."""
-        yield from self.stream_tokens(prompt, params, cancel=cancel)
+        yield from self.stream_tokens(prompt, params, cancel=cancel, tenant=tenant, blend=blend)
 
-    def stream_tokens(self, prompt: Prompt, params: GenerationParams | None = None,
-                      constraint: LogitsConstraint | None = None,
-                      cancel: threading.Event | None = None) -> GenerationStream:
-        """Like :meth:`stream`, returning the stream object (``finish_reason``, ``token_ids``)."""
-        ids = self.encode_prompt(prompt)
-        inner = self._generator.stream(ids, params or GenerationParams(), constraint, cancel)
+    def stream_tokens(self, prompt: Prompt | SegmentedPrompt, params: GenerationParams | None = None,
+                      constraint: LogitsConstraint | None = None, cancel: threading.Event | None = None,
+                      *, tenant: str = "", blend: BlendConfig | None = None) -> GenerationStream:
+        """Like :meth:`stream`, returning the stream object (``finish_reason``, ``token_ids``,
+        ``stats``). ``tenant`` salts the prefix-cache keys; ``blend`` overrides the engine's."""
+        prefill = None
+        if isinstance(prompt, SegmentedPrompt):
+            segments = self.encode_segments(prompt)
+            ids = segments.ids
+            if segments.chunks and self.chunk_store is not None:
+                prefill = SegmentPrefill(self.model, segments, self.chunk_store, self.model_id, self.quant,
+                                         self.prefix_cache, tenant, blend or self.blend)
+        else:
+            ids = self.encode_prompt(prompt)
+        inner = self._generator.stream(ids, params or GenerationParams(), constraint, cancel,
+                                       tenant=tenant, prefill=prefill)
         out = GenerationStream(iter(()))
+        out.stats = inner.stats  # filled in as the stream runs
         out._steps = self._locked(inner, out)
         return out
 
@@ -127,7 +185,7 @@ class LocalEngine:
             finally:
                 self._owner = None
                 out.finish_reason, out.token_ids = inner.finish_reason, inner.token_ids
-                out.reused_tokens = inner.reused_tokens
+                out.reused_tokens, out.stats = inner.reused_tokens, inner.stats
 
 
 def _with_json_instruction(messages: Sequence[Message], schema: dict[str, Any]) -> list[Message]:

@@ -63,7 +63,24 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     if start == 0:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(start, t), enable_gqa=True)
+    return offset_causal_attention(q, k, v, start)
+
+
+def offset_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
+    """Queries at positions start.. over cached keys (all visible) and their own keys (causal).
+
+    q: [B, H, T, D]; k, v: [B, H_kv, start + T, D]. Two flash-attention calls, merged by their
+    log-sum-exp, instead of one call with an explicit mask, which computes every masked block:
+    measured for 1702 queries after 64 cached keys, 125 ms against 235 ms (fp32, 2 cores).
+    """
+    g = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)  # the private op has no GQA
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    o_old, lse_old = flash(q, k[:, :, :start], v[:, :, :start])  # lse: [B, H, T]
+    o_new, lse_new = flash(q, k[:, :, start:], v[:, :, start:], is_causal=True)
+    m = torch.maximum(lse_old, lse_new)
+    w_old, w_new = (lse_old - m).exp().unsqueeze(-1), (lse_new - m).exp().unsqueeze(-1)
+    return ((o_old.float() * w_old + o_new.float() * w_new) / (w_old + w_new)).to(q.dtype)
 
 
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -98,18 +115,29 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor, layer: int, start: int, cache: KVCache,
                 rot: torch.Tensor, act: torch.dtype) -> torch.Tensor:
+        q, k, v = self.project(h, rot, act)
+        k_all, v_all = cache.update(layer, start, k, v)  # the cache write converts v to its dtype
+        if cache.observer is not None:  # in-sequence eviction scores tokens (inference.kv_evict)
+            cache.observer.observe(layer, q, k_all, start)
+        # one query: fp32 matmuls are faster than bf16 at this size; many: bf16 (AMX) for the quant modes
+        o = attention(q, k_all, v_all, start, act)  # [B, H, T, D]
+        return self.mix(h, o, act)
+
+    def project(self, h: torch.Tensor, rot: torch.Tensor,
+                act: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """h: [B, T, dim] fp32; rot: [T, D/2] -> q [B, H, T, D], k after RoPE and v [B, H_kv, T, D]."""
         c = self.cfg
-        b, t, _ = h.shape  # h: [B, T, dim] fp32
+        b, t, _ = h.shape
         qkv = self.wqkv(rms_norm(h, self.attn_norm, c.norm_eps).to(act))  # [B, T, (H + 2 H_kv) D]
         heads = qkv.view(b, t, -1, c.head_dim).transpose(1, 2)  # [B, H + 2 H_kv, T, D]
         qk = apply_rope(heads[:, : c.n_heads + c.n_kv_heads], rot)  # one rotation for q and k, fp32
-        q, k = qk[:, : c.n_heads], qk[:, c.n_heads :]  # [B, H, T, D], [B, H_kv, T, D]
-        v = heads[:, c.n_heads + c.n_kv_heads :]  # [B, H_kv, T, D]
-        k_all, v_all = cache.update(layer, start, k, v)  # the cache write converts v to its dtype
-        # one query: fp32 matmuls are faster than bf16 at this size; many: bf16 (AMX) for the quant modes
-        o = attention(q, k_all, v_all, start, act)  # [B, H, T, D]
+        return qk[:, : c.n_heads], qk[:, c.n_heads :], heads[:, c.n_heads + c.n_kv_heads :]
+
+    def mix(self, h: torch.Tensor, o: torch.Tensor, act: torch.dtype) -> torch.Tensor:
+        """The rest of the layer after attention: h + wo(o), then + mlp(norm(h)). o: [B, H, T, D]."""
+        b, t, _ = h.shape
         h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1))  # fp32 + bf16 promotes to fp32
-        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, c.norm_eps).to(act))))
+        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, self.cfg.norm_eps).to(act))))
 
 
 class Transformer(nn.Module):
@@ -142,15 +170,24 @@ class Transformer(nn.Module):
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, start: int, cache: KVCache, last_only: bool = True) -> torch.Tensor:
-        """tokens: [B, T] at positions start..start+T-1 -> fp32 logits [B, 1 or T, V]."""
+        """tokens: [B, T] at positions start..start+T-1 -> fp32 logits [B, 1 or T, V].
+
+        ``start`` is the first cache slot; the positions are shifted by ``cache.pos_offset``
+        (non-zero only after in-sequence eviction compacted the cache).
+        """
         t = tokens.shape[1]
-        rot = self.rot[start : start + t]  # [T, D/2] complex
+        pos = start + cache.pos_offset
+        rot = self.rot[pos : pos + t]  # [T, D/2] complex
         h = self.embed(tokens)  # [B, T, dim] fp32
         for i, block in enumerate(self.blocks):
             h = block(h, i, start, cache, rot, self.act_dtype)
         cache.length = start + t
         if last_only:
             h = h[:, -1:]
+        return self.logits(h)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final norm and output head: h [B, T, dim] fp32 -> logits [B, T, V] fp32."""
         return self.head(rms_norm(h, self.norm, self.cfg.norm_eps)).float()  # fp32 in: the head refines
 
 

@@ -31,6 +31,20 @@ class JobConfig:
     backoff_s: float = 2.0
     max_backoff_s: float = 600.0
     lease_s: float = 300.0
+    claim_batch: int = 8  # jobs a worker claims per (durable) claim transaction; each keeps its own lease
+
+
+@dataclass(frozen=True)
+class EnrichConfig:
+    """LLM note construction and evolution (only with an engine): how many neighbours one call
+    sees, the token budget of the answer, and the bounds every answer is checked against."""
+
+    neighbours: int = 3
+    max_tokens: int = 256
+    max_keywords: int = 8
+    max_tags: int = 6
+    max_term_chars: int = 40
+    max_context_chars: int = 200
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class MemoryConfig:
     forgetting: ForgettingConfig = field(default_factory=ForgettingConfig)
     linking: LinkingConfig = field(default_factory=LinkingConfig)
     jobs: JobConfig = field(default_factory=JobConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
     max_content_chars: int = 100_000
     max_metadata_bytes: int = 64_000
     default_importance: float = 0.5

@@ -8,6 +8,7 @@
      |    +-- InvalidFilter      a malformed metadata filter or unknown operator
      |    +-- InvalidTimestamp   a time that cannot be parsed
      +-- NotFound                no note with that id (in that scope)
+     +-- Conflict                the thing to create already exists
      +-- StorageError           the database failed; nothing half-written is visible
 
 Every error carries a stable ``code`` that the REST layer maps to a status and JSON body.
@@ -67,3 +68,9 @@ class StorageError(EngramError):
     """The database failed; the transaction was rolled back."""
 
     code = "storage_error"
+
+
+class Conflict(EngramError):
+    """The thing to create already exists (a tenant name, an imported note id)."""
+
+    code = "conflict"

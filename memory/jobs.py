@@ -39,6 +39,11 @@ STATES = (QUEUED, RUNNING, DONE, FAILED)
 _ERROR_CHARS = 4000
 
 
+class PermanentFailure(Exception):
+    """Raised by a job handler when another attempt cannot help (e.g. a model's answer stayed
+    invalid after its repair attempt under greedy decoding): the job ends ``failed`` at once."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A job to enqueue. Usage: ``JobSpec("graph", note.id)``."""
@@ -125,10 +130,10 @@ class JobStore:
                 state=DONE, lease_until=None, result=result, updated_at=now))
             return res.rowcount == 1
 
-    def fail(self, job: Job, error: str, now: datetime) -> str | None:
+    def fail(self, job: Job, error: str, now: datetime, *, final: bool = False) -> str | None:
         """Record a failed attempt: back to ``queued`` after a backoff, or ``failed`` when out of
-        attempts. Returns the new state (None when the claim was lost)."""
-        state = FAILED if job.attempts >= job.max_attempts else QUEUED
+        attempts (or ``final``). Returns the new state (None when the claim was lost)."""
+        state = FAILED if final or job.attempts >= job.max_attempts else QUEUED
         due = now + backoff(job.attempts, self.cfg)
         with self._tx() as s:
             res = s.execute(update(JobRow).where(*_held(job)).values(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memory.config import JobConfig
+from memory.enrichment import Enrichment
 from memory.errors import NotFound, StorageError
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
@@ -150,6 +151,43 @@ class NoteStore:
                         s.add(_history(link.source_id, "link", None, new, actor, link.created_at))
                     added.append(link)
             return added
+
+    def apply_enrichment(self, note_id: str, enrichment: Enrichment, links: Sequence[Link], now: datetime,
+                         actor: str, cause: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply a validated LLM enrichment in one transaction: the note's keywords, tags (its
+        system tags such as "role:user" kept) and context; each neighbour's new context/tags as an
+        ``evolve`` history entry (content is never touched); new links. None if the note is gone;
+        neighbours deleted meanwhile are skipped."""
+        with self._tx() as s:
+            row = s.get(NoteRow, note_id)
+            if row is None:
+                return None
+            old = {"keywords": list(row.keywords or []), "tags": list(row.tags or []), "context": row.context}
+            system = [t for t in old["tags"] if ":" in t]
+            new = {"keywords": list(enrichment.keywords), "context": enrichment.context,
+                   "tags": system + [t for t in enrichment.tags if t not in system]}
+            row.keywords, row.tags, row.context, row.updated_at = new["keywords"], new["tags"], new["context"], now
+            s.add(_history(note_id, "enrich", old, {**new, **cause}, actor, now))
+            evolved = []
+            for change in enrichment.neighbours:
+                other = s.get(NoteRow, change.note_id)
+                if other is None or (change.context is None and change.tags is None):
+                    continue
+                before = {"context": other.context, "tags": list(other.tags or [])}
+                other.context = change.context if change.context is not None else other.context
+                other.tags = list(change.tags) if change.tags is not None else other.tags
+                other.updated_at = now
+                after = {"context": other.context, "tags": list(other.tags), "cause": note_id, **cause}
+                s.add(_history(other.id, "evolve", before, after, actor, now))
+                evolved.append(other.id)
+            present = set(s.scalars(select(NoteRow.id).where(NoteRow.id.in_({lk.target_id for lk in links}))))
+            linked = []
+            for link in links:
+                if link.target_id in present and s.scalar(_link_exists(link)) is None:
+                    s.add(LinkRow(source_id=link.source_id, target_id=link.target_id, kind=link.kind,
+                                  weight=link.weight, created_at=link.created_at))
+                    linked.append(link.target_id)
+            return {"evolved": evolved, "linked": linked}
 
     def recall(self, note_ids: Sequence[str], now: datetime, kind: str, query: str | None) -> dict[str, Recall]:
         """Reinforce recalled notes and log the accesses in the same transaction.

@@ -57,18 +57,29 @@ class Hit:
     dense: float | None
     bm25: float | None
     note: Note
+    graph_rank: int | None = None
+    kind: str = "note"
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "content": self.content, "metadata": self.metadata,
+            "kind": self.kind, "id": self.id, "content": self.content, "metadata": self.metadata,
             "event_time": self.event_time.isoformat(), "score": self.score, "relevance": self.relevance,
             "retention": self.retention, "recency": self.recency, "dense": self.dense, "bm25": self.bm25,
+            "graph_rank": self.graph_rank,
             **self.note.scope.as_dict(),
         }
 
 
 def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     """Fused relevance of each candidate, scaled so the best is 1."""
+    raw = fused_scores(cands, cfg)
+    top = raw.max() if len(raw) else 0.0
+    return raw / top if top > 0 else raw
+
+
+def fused_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
+    """Fused relevance before scaling (RRF sums or the linear mix), for placing other items
+    (graph facts) on the same scale."""
     if not cands:
         return np.zeros(0)
     if cfg.fusion == "rrf":
@@ -77,11 +88,8 @@ def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
         graph = sorted((c for c in cands if c.graph_rank), key=lambda c: c.graph_rank or 0)
         fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25], "graph": [c.row for c in graph]},
                     {"dense": cfg.w_dense, "bm25": cfg.w_bm25, "graph": cfg.w_graph}, cfg.rrf_k)
-        raw = np.array([fused.get(c.row, 0.0) for c in cands])
-    else:
-        raw = _linear(cands, cfg)
-    top = raw.max()
-    return raw / top if top > 0 else raw
+        return np.array([fused.get(c.row, 0.0) for c in cands])
+    return _linear(cands, cfg)
 
 
 def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
@@ -116,4 +124,4 @@ def _hit(c: Candidate, note: Note, relevance: float, retention: float, now: date
     recent = recency(age_days, cfg.recency_half_life_days)
     score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency)
     return Hit(note.id, note.content, note.metadata, note.event_time, score, relevance, retention, recent,
-               c.dense, c.bm25, note)
+               c.dense, c.bm25, note, c.graph_rank)

@@ -1,11 +1,12 @@
 """How the MCP face reports failures, in-process on a real Engram: a bug in the backend is an
 ``internal_error`` tool error that leaks nothing, and the session keeps working; an unknown tool is
-a protocol error."""
+a protocol error; bad input is a tool error with the EngramError code."""
 import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from api.mcp_backends import EmbeddedMemory
 from api.mcp_server import build_server
 from tests.api import mcp_session as s
 
@@ -25,7 +26,7 @@ class SearchCrashes:
 
 def _session(backend, check):
     async def run():
-        async with Client(build_server(backend)) as client:
+        async with Client(build_server(EmbeddedMemory(backend))) as client:
             await check(client)
 
     anyio.run(run)
@@ -50,18 +51,5 @@ def test_unknown_tool_is_a_protocol_error(mem):
     _session(mem, check)
 
 
-class NoGraph:
-    """A memory with only the note methods (as a remote client without graph queries would be)."""
-
-    def __init__(self, mem):
-        self.add, self.search, self.get, self.delete = mem.add, mem.search, mem.get, mem.delete
-
-
-def test_graph_tools_on_a_memory_without_graph(mem):
-    async def check(client):
-        for tool, args in (("search_facts", {"query": "where does Emma work"}), ("entity_timeline", {"entity": "Emma"})):
-            payload = await s.error(client, tool, user_id="u", **args)
-            assert payload["code"] == "graph_unavailable" and "graph" in payload["message"]
-        await s.ok(client, "add_memory", content="Notes still work without a graph.", user_id="u")
-
-    _session(NoGraph(mem), check)
+def test_bad_input_in_process(mem):
+    _session(mem, s.check_bad_input)

@@ -5,6 +5,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from api.mcp_backends import EmbeddedMemory
 from api.mcp_server import build_server
 from tests.api import mcp_session as s
 
@@ -25,7 +26,7 @@ def told(mem):
 
 def _session(backend, check):
     async def run():
-        async with Client(build_server(backend)) as client:
+        async with Client(build_server(EmbeddedMemory(backend))) as client:
             await check(client)
 
     anyio.run(run)
@@ -50,7 +51,7 @@ def test_entity_timeline_in_world_time_order(told):
         timeline = await s.ok(client, "entity_timeline", entity="u1", user_id="u1")
         cities = [(f["object"], f["current"]) for f in timeline["facts"] if f["predicate"] == "lives_in"]
         assert cities == [("Berlin", False), ("Madrid", True)]
-        assert all({"subject", "predicate", "object", "text", "valid_at", "created_at", "episode_ids"} <= set(f)
+        assert all({"subject", "predicate", "object", "rendered", "valid_at", "created_at"} <= set(f)
                    for f in timeline["facts"])
         emma = await s.ok(client, "entity_timeline", entity="Emma", user_id="u1")
         assert "Equinor" in [f["object"] for f in emma["facts"]]

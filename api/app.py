@@ -1,0 +1,152 @@
+"""The FastAPI app: ``create_app(settings)`` wires the control store, the tenant registry (one shared
+embedder), auth, limits, metrics and the routers. Nothing is read from the environment at import.
+
+Usage::
+
+    app = create_app(Settings(data_dir="/var/lib/engram", admin_key="..."))
+    # or, for uvicorn --factory:  uvicorn api.app:create_app_from_env --factory
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from api.auth import KeyVerifier
+from api.deps import Service
+from api.errors import status_of
+from api.limits import BodyLimit
+from api.metrics import LatencyMiddleware, Metrics
+from api.routes import admin, graph, health, jobs, memories, search, transfer
+from api.settings import Settings
+from api.tenants import TenantRegistry
+from memory.accounts import AccountStore, open_accounts_engine
+from memory.errors import EngramError
+from retrieval.embedder import Embedder, MiniLMEmbedder
+
+log = logging.getLogger("engram.api")
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
+
+
+def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
+    """The REST app. ``embedder`` is injected by tests (one model for many apps); otherwise MiniLM is
+    loaded at startup, in the threadpool, and /readyz answers 503 until it is."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = AccountStore(open_accounts_engine(settings.control_url()))
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    shared = _LazyEmbedder(embedder, settings.embed_batch)
+    tenants = TenantRegistry(settings, shared)
+    service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
+                      Metrics(tenants.open_tenants))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(shared.load)
+        service.ready = True
+        try:
+            yield
+        finally:
+            service.ready = False
+            await run_in_threadpool(tenants.close)
+            accounts.close()
+
+    app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
+                  responses=_error_responses())
+    app.state.service = service
+    for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
+                   health.router):
+        app.include_router(router)
+    _install_error_handlers(app, service)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=service.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` (``engram serve``): settings from ``ENGRAM_*`` variables, read now."""
+    return create_app(Settings())
+
+
+class _LazyEmbedder:
+    """The one embedder every tenant shares, one call at a time; the model loads at startup, not
+    at construction, so creating the app stays cheap."""
+
+    def __init__(self, given: Embedder | None, batch_size: int) -> None:
+        self._lock = threading.Lock()
+        self._inner = given
+        self._batch_size = batch_size
+        self.model_id = (given or MiniLMEmbedder).model_id
+        self.dim = (given or MiniLMEmbedder).dim
+
+    def load(self) -> None:
+        if self._inner is None:
+            self._inner = MiniLMEmbedder(batch_size=self._batch_size)
+        self._inner.embed(["warm up"])  # the first call pays for lazy init; not a user's request
+
+    def embed(self, texts: list[str]) -> Any:
+        assert self._inner is not None, "embedder used before startup"
+        # One model for every tenant: its fast tokenizer refuses two threads at once ("Already
+        # borrowed"), and each tenant's own lock only covers that tenant.
+        with self._lock:
+            return self._inner.embed(texts)
+
+
+def _error_responses() -> dict[int | str, dict[str, Any]]:
+    """The JSON error body on every route, so clients generated from OpenAPI know it."""
+    from api.schemas import ErrorBody
+
+    meaning = {400: "invalid input (code names the rule)", 401: "no, unknown or revoked API key",
+               403: "admin key on a tenant route or the reverse", 404: "no such thing in this tenant",
+               413: "body or batch over the limit", 422: "request does not have the documented shape"}
+    return {status: {"model": ErrorBody, "description": text} for status, text in meaning.items()}
+
+
+def _install_error_handlers(app: FastAPI, service: Service) -> None:
+    def body(code: str, message: str, status: int, details: Any = None) -> JSONResponse:
+        service.metrics.errors.labels(code).inc()
+        content: dict[str, Any] = {"code": code, "message": message}
+        if details is not None:
+            content["details"] = details
+        return JSONResponse(content, status_code=status)
+
+    @app.exception_handler(EngramError)
+    async def engram_error(_: Request, exc: EngramError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("engine error: %s", exc)
+        return body(exc.code, str(exc), status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                   for e in exc.errors()]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return body("validation_error", f"{where}: {first['msg']}" if where else first["msg"], 422, details)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return body(_HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return body("internal", "internal error; see the server log", 500)
+
+
+_DESCRIPTION = """Agent memory over HTTP: Zettelkasten notes with a forgetting curve, hybrid search,
+export/import, per-tenant isolation.
+
+Every `/v1` route needs an API key: `Authorization: Bearer <key>` (or `X-API-Key: <key>`). A tenant
+key sees only its tenant; an id of another tenant answers 404. `/v1/admin` needs the admin key.
+Errors are JSON: `{"code": "...", "message": "...", "details"?: [...]}` with a stable `code`.
+"""

@@ -1,0 +1,275 @@
+"""Request and response bodies of the REST API (pydantic), with the examples OpenAPI shows."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Timestamp = datetime | str | float | int
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["no note '3f1c...'"])
+    details: list[dict[str, Any]] | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant", "system", "tool"] = "user"
+    content: str
+    timestamp: Timestamp | None = None
+
+
+class ScopeFields(BaseModel):
+    user_id: str | None = Field(None, examples=["ann"])
+    agent_id: str | None = None
+    session_id: str | None = None
+
+    def scope(self) -> dict[str, str | None]:
+        return {"user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id}
+
+
+class AddRequest(ScopeFields):
+    """One note (``content``) or one note per chat turn (``messages``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"content": "I moved to Lisbon in May", "user_id": "ann", "timestamp": "2026-05-03T10:00:00Z"},
+        {"messages": [{"role": "user", "content": "My cat Luna hates the rain."},
+                      {"role": "assistant", "content": "Poor Luna!"}], "user_id": "ann", "session_id": "s1"},
+    ]})
+    content: str | None = None
+    messages: list[Message] | None = None
+    metadata: dict[str, Any] | None = None
+    timestamp: Timestamp | None = None
+    importance: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class UpdateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"content": "I moved to Porto in June", "metadata": {"source": "correction"}}]})
+    content: str | None = None
+    metadata: dict[str, Any] | None = None
+    importance: float | None = Field(None, ge=0.0, le=1.0)
+    timestamp: Timestamp | None = None
+
+
+class SearchRequest(ScopeFields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "where does ann live?", "user_id": "ann", "top_k": 5},
+        {"query": "pets", "user_id": "ann", "filters": {"role": {"eq": "user"}},
+         "now": "2026-12-01T00:00:00Z", "explain": True},
+    ]})
+    query: str = Field(min_length=1)
+    top_k: int = Field(10, ge=1)
+    filters: dict[str, Any] | None = None
+    now: Timestamp | None = Field(None, description="rank (and reinforce) as of this time")
+    as_of: Timestamp | None = Field(None, description="facts valid at this time (knowledge graph)")
+    include_archived: bool = False
+    include_facts: bool = Field(True, description="also return matching graph facts, when the graph exists")
+    explain: bool = Field(False, description="add dense, bm25, relevance, retention and recency to each hit")
+
+
+class ConsolidateRequest(ScopeFields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"user_id": "ann", "now": "2027-01-01"}]})
+    now: Timestamp | None = None
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": ["3f1c2a9e-..."]}]})
+    ids: list[str] = Field(min_length=1)
+
+
+class LinkOut(BaseModel):
+    source: str
+    target: str
+    kind: str
+    weight: float
+    created_at: datetime | None = None
+
+
+class NoteOut(BaseModel):
+    id: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    content: str
+    keywords: list[str]
+    tags: list[str]
+    context: str
+    metadata: dict[str, Any]
+    event_time: datetime
+    created_at: datetime
+    last_recalled_at: datetime | None
+    recall_count: int
+    strength: float
+    importance: float
+    archived: bool
+    links: list[LinkOut] = []
+
+
+class NoteList(BaseModel):
+    results: list[NoteOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(None, description="pass as offset for the next page; null on the last page")
+
+
+class AddResponse(BaseModel):
+    results: list[NoteOut]
+
+
+class HitOut(BaseModel):
+    id: str
+    content: str
+    metadata: dict[str, Any]
+    event_time: datetime
+    score: float
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    relevance: float | None = None
+    retention: float | None = None
+    recency: float | None = None
+    dense: float | None = None
+    bm25: float | None = None
+
+
+class FactHitOut(BaseModel):
+    kind: Literal["fact"] = "fact"
+    id: str
+    content: str = Field(description="the fact rendered with its validity")
+    score: float
+    similarity: float
+    distance: int | None = Field(None, description="hops from an entity the query names")
+    predicate: str
+    subject: str
+    object: str
+    fact: str
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    created_at: datetime | None
+    expired_at: datetime | None
+    note_ids: list[str]
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+class SearchResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
+        {"id": "3f1c2a9e-...", "content": "I moved to Lisbon in May", "metadata": {"role": "user"},
+         "event_time": "2026-05-03T10:00:00Z", "score": 0.93, "user_id": "ann"}], "facts": [
+        {"kind": "fact", "id": "f1", "content": "User lives in Lisbon (since 2026-05)", "score": 0.61,
+         "similarity": 0.51, "distance": 0, "predicate": "lives_in", "subject": "User", "object": "Lisbon",
+         "fact": "User lives in Lisbon", "valid_at": "2026-05-01T00:00:00Z", "invalid_at": None,
+         "created_at": "2026-05-03T10:00:05Z", "expired_at": None, "note_ids": ["3f1c2a9e-..."], "user_id": "ann"}]}]})
+    results: list[HitOut]
+    facts: list[FactHitOut] = []
+
+
+class HistoryOut(BaseModel):
+    id: int
+    note_id: str
+    action: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    actor: str
+    at: datetime
+
+
+class IdsResponse(BaseModel):
+    ids: list[str]
+
+
+class ImportResponse(BaseModel):
+    imported: int
+
+
+class TenantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"id": "acme"}]})
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+
+
+class TenantOut(BaseModel):
+    id: str
+    created_at: datetime
+    disabled: bool
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "support-bot"}]})
+    label: str = Field("", max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant_id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="the clear key; shown once, store it now")
+
+
+class EntityOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    summary: str = ""
+    aliases: list[str] = []
+    attributes: dict[str, Any] = {}
+    created_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+
+class FactOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "f1", "fact": "User lives in Lisbon", "rendered": "User lives in Lisbon (since 2026-05, previously Berlin)",
+        "predicate": "lives_in", "subject": "User", "subject_id": "e1", "object": "Lisbon", "object_id": "e2",
+        "user_id": "ann", "valid_at": "2026-05-01T00:00:00Z", "invalid_at": None, "created_at": "2026-05-03T10:00:00Z",
+        "expired_at": None, "superseded_by": None, "previous": "Berlin", "current": True}]})
+    id: str
+    fact: str
+    rendered: str
+    predicate: str
+    subject: str
+    subject_id: str
+    object: str
+    object_id: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    created_at: datetime
+    expired_at: datetime | None
+    superseded_by: str | None
+    previous: str | None
+    current: bool
+
+
+class NeighbourOut(BaseModel):
+    entity: EntityOut
+    distance: int
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    note_id: str | None
+    state: Literal["queued", "running", "done", "failed"]
+    attempts: int
+    max_attempts: int
+    next_run_at: datetime
+    last_error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,43 @@
+"""The service's settings: one pydantic-settings object, read from ``ENGRAM_*`` variables at the edge.
+
+Built by the CLI (``engram serve``) or ``create_app_from_env`` and passed down; nothing reads the
+environment at import time. Usage: ``Settings(data_dir="/var/lib/engram", admin_key="...")``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the REST service; defaults give a local SQLite deployment under ``./engram-data``."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGRAM_", extra="ignore")
+
+    data_dir: Path = Field(Path("./engram-data"), description="tenants' SQLite files and indexes, control.db")
+    database_url: str | None = Field(None, description="postgresql://... to keep tenants in one PostgreSQL database")
+    admin_key: SecretStr | None = Field(None, description="key for /v1/admin (tenant and key management)")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
+    max_batch: int = Field(1000, ge=1, description="notes per add or import request")
+    max_top_k: int = Field(100, ge=1, le=1000, description="largest top_k / limit a request may ask for")
+    key_cache_seconds: float = Field(5.0, ge=0.0, description="how long a verified key is trusted without a lookup")
+    durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
+    embed_batch: int = 64
+    job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
+
+    def control_url(self) -> str:
+        """Where tenants and keys live: the shared database, else ``<data_dir>/control.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'control.db').expanduser().resolve()}"
+
+    def tenant_dir(self, tenant_id: str) -> Path:
+        return (self.data_dir / "tenants" / tenant_id).expanduser().resolve()
+
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and self.database_url.startswith(("postgresql", "postgres"))

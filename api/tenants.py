@@ -1,0 +1,69 @@
+"""One ``Engram`` per tenant, opened on first use and sharing one embedder (strong isolation: a
+query can only ever see the database of the key's tenant, there is no tenant column to forget).
+
+Usage::
+
+    registry = TenantRegistry(settings, embedder)
+    mem = registry.get("acme")          # opens <data_dir>/tenants/acme/engram.db the first time
+    registry.close()                    # saves every open tenant's index
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from api.config import EngramConfig
+from api.engram import Engram
+from api.settings import Settings
+from memory.accounts import check_tenant_id
+from retrieval.embedder import Embedder
+
+
+class TenantRegistry:
+    """Open tenants by id. Thread-safe; a tenant is opened once even when many requests race for it."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, config: EngramConfig | None = None) -> None:
+        self._settings = settings
+        self._embedder = embedder
+        self._config = config or EngramConfig(durable=settings.durable, embed_batch=settings.embed_batch)
+        self._open: dict[str, Engram] = {}
+        self._lock = threading.Lock()
+        self._opening: dict[str, threading.Lock] = {}
+
+    def get(self, tenant_id: str) -> Engram:
+        """The tenant's Engram (the caller has already checked the tenant exists and is enabled)."""
+        mem = self._open.get(tenant_id)
+        if mem is not None:
+            return mem
+        with self._lock:
+            gate = self._opening.setdefault(tenant_id, threading.Lock())
+        with gate:  # opening loads an index: do it outside the registry lock, once per tenant
+            if tenant_id not in self._open:
+                self._open[tenant_id] = self._open_tenant(check_tenant_id(tenant_id))
+            return self._open[tenant_id]
+
+    def opened(self, tenant_id: str) -> Engram | None:
+        """The tenant's Engram if it is open already (no I/O), else None."""
+        return self._open.get(tenant_id)
+
+    def open_tenants(self) -> dict[str, Engram]:
+        """A snapshot of the tenants open in this process (for metrics)."""
+        return dict(self._open)
+
+    def close(self) -> None:
+        with self._lock:
+            for mem in self._open.values():
+                mem.close()
+            self._open.clear()
+
+    def _open_tenant(self, tenant_id: str) -> Engram:
+        """The single place that decides where a tenant's data lives."""
+        folder = self._settings.tenant_dir(tenant_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        common: dict[str, Any] = {"embedder": self._embedder, "config": self._config,
+                                  "workers": self._settings.job_workers}
+        if self._settings.uses_postgres():
+            # One database, one schema per tenant; the derived index stays on local disk.
+            return Engram(database_url=self._settings.database_url, db_schema=f"tenant_{tenant_id}",
+                          index_dir=folder / "engram.index", **common)
+        return Engram(folder / "engram.db", **common)

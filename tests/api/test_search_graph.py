@@ -1,0 +1,73 @@
+"""Engram.search with the knowledge graph: facts and notes in one list, the current fact and its
+note above the superseded ones, ``as_of`` for the past (real SQLite, MiniLM, rule extractor)."""
+import pytest
+
+from api.config import EngramConfig
+from api.engram import Engram
+from api.graph_search import FactHit, GraphSearchConfig
+from retrieval.ranking import Hit
+
+U = {"user_id": "u1"}
+CHAT = [
+    ("I live in Berlin and I love the bakeries around Kreuzberg.", "2022-03-01T10:00:00Z"),
+    ("Work has been busy, the quarterly review went fine.", "2022-08-01T10:00:00Z"),
+    ("Big news: we moved to Paris last June.", "2024-02-10T10:00:00Z"),
+    ("I started playing tennis on Sundays with Marco.", "2024-03-01T10:00:00Z"),
+]
+
+
+def _open(path, embedder, clock, **cfg):
+    return Engram(path, embedder=embedder, clock=clock, workers=0, config=EngramConfig(**cfg))
+
+
+@pytest.fixture()
+def mem(tmp_path, embedder, clock):
+    m = _open(tmp_path / "engram.db", embedder, clock)
+    notes = [m.add(text, timestamp=when, **U)[0] for text, when in CHAT]
+    assert m.wait_for_jobs(timeout=60)
+    m.notes = notes
+    yield m
+    m.close()
+
+
+def test_one_list_with_the_current_fact_and_its_note_above_the_old_ones(mem):
+    found = mem.search("Where do I live now?", top_k=5, **U)
+    kinds = [h.kind for h in found]
+    assert "fact" in kinds and "note" in kinds and len(found) <= 5
+    fact = next(h for h in found if isinstance(h, FactHit))
+    assert "Paris" in fact.content and "previously Berlin" in fact.content
+    assert fact.note_ids == [mem.notes[2].id] and fact.as_dict()["kind"] == "fact"
+    notes = [h.id for h in found if isinstance(h, Hit)]
+    assert notes.index(mem.notes[2].id) < notes.index(mem.notes[0].id)
+    paris = next(h for h in found if isinstance(h, Hit) and h.id == mem.notes[2].id)
+    assert paris.graph_rank == 1 and paris.as_dict()["kind"] == "note"
+
+
+def test_include_facts_false_returns_notes_only(mem):
+    only_notes = mem.search("Where do I live now?", include_facts=False, **U)
+    assert only_notes and all(isinstance(h, Hit) for h in only_notes)
+    assert only_notes[0].id == mem.notes[2].id  # the graph still ranks the note behind the current fact
+
+
+def test_as_of_gives_the_fact_that_held_and_only_notes_told_by_then(mem):
+    found = mem.search("Where did I live?", as_of="2023-01-01T00:00:00Z", **U)
+    facts = [h for h in found if isinstance(h, FactHit)]
+    assert facts and "Berlin" in facts[0].content and not any("Paris" in f.content for f in facts)
+    assert mem.notes[2].id not in {h.id for h in found}  # told in 2024: not known as of 2023
+
+
+def test_only_returned_notes_are_reinforced(mem):
+    found = mem.search("Where do I live now?", top_k=2, **U)
+    returned = {h.id for h in found if isinstance(h, Hit)}
+    for note in mem.notes:
+        assert (mem.store.get(note.id).recall_count == 1) == (note.id in returned)
+
+
+def test_graph_search_can_be_turned_off(tmp_path, embedder, clock):
+    m = _open(tmp_path / "off.db", embedder, clock, graph_search=GraphSearchConfig(enabled=False))
+    for text, when in CHAT:
+        m.add(text, timestamp=when, **U)
+    m.wait_for_jobs(timeout=60)
+    found = m.search("Where do I live now?", **U)
+    assert found and all(isinstance(h, Hit) and h.graph_rank is None for h in found)
+    m.close()
