@@ -77,11 +77,15 @@ def create_app_from_env() -> FastAPI:
 
 
 class _LazyEmbedder:
-    """The one embedder every tenant shares, one call at a time; the model loads at startup, not
-    at construction, so creating the app stays cheap."""
+    """The one embedder every tenant shares, one call at a time, requests first: the model loads
+    at startup (not at construction, so creating the app stays cheap), and a job worker's call
+    waits while a request's call is waiting, so enrichment backlogs do not slow down adds and
+    searches (the model's fast tokenizer refuses two threads at once anyway: "Already borrowed")."""
 
     def __init__(self, given: Embedder | None, batch_size: int) -> None:
-        self._lock = threading.Lock()
+        self._gate = threading.Condition()
+        self._busy = False
+        self._requests_waiting = 0
         self._inner = given
         self._batch_size = batch_size
         self.model_id = (given or MiniLMEmbedder).model_id
@@ -94,10 +98,24 @@ class _LazyEmbedder:
 
     def embed(self, texts: list[str]) -> Any:
         assert self._inner is not None, "embedder used before startup"
-        # One model for every tenant: its fast tokenizer refuses two threads at once ("Already
-        # borrowed"), and each tenant's own lock only covers that tenant.
-        with self._lock:
+        background = threading.current_thread().name.startswith(_JOB_THREAD_PREFIX)
+        with self._gate:
+            if not background:
+                self._requests_waiting += 1
+            while self._busy or (background and self._requests_waiting):
+                self._gate.wait()
+            self._busy = True
+            if not background:
+                self._requests_waiting -= 1
+        try:
             return self._inner.embed(texts)
+        finally:
+            with self._gate:
+                self._busy = False
+                self._gate.notify_all()
+
+
+_JOB_THREAD_PREFIX = "engram-jobs"  # api/worker.py names its threads so
 
 
 def _error_responses() -> dict[int | str, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; and for the REST
-service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables).
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; for the REST
+service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables);
+``mcp`` serves the memory to MCP clients (stdio, or streamable HTTP with ``--transport http``).
 Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
 """
 from __future__ import annotations
@@ -94,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=None, help="folder for the demo database (default: a new temp folder)")
     demo.set_defaults(func=_cmd_demo)
     _service_commands(sub)
+
+    mcp = sub.add_parser("mcp", help="serve the memory to MCP clients (stdio, or streamable HTTP)")
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP only (default: 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP only (default: 8765)")
+    mcp.add_argument("--path", default="/mcp", help="HTTP endpoint path (default: /mcp)")
+    mcp.add_argument("--url", default=None, help="serve a running Engram service (REST) instead of --db")
+    mcp.add_argument("--api-key", default=os.environ.get("ENGRAM_KEY"), help="tenant key for --url (default: $ENGRAM_KEY)")
+    mcp.set_defaults(func=_cmd_mcp)
     return p
 
 
@@ -224,6 +234,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
     return run_demo(args.out)
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    import logging
+
+    from api.mcp_backends import EmbeddedMemory, RemoteMemory
+    from api.mcp_server import serve_http, serve_stdio
+
+    # stdout is the protocol channel under stdio: diagnostics go to stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.url is not None:
+        from api.client import Client
+
+        memory: Any = Client(args.url, api_key=args.api_key)
+        backend: Any = RemoteMemory(memory)
+    else:
+        memory = _open(args)
+        backend = EmbeddedMemory(memory)
+    with memory:
+        if args.transport == "stdio":
+            serve_stdio(backend)
+        else:
+            print(f"engram MCP server on http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
+            serve_http(backend, host=args.host, port=args.port, path=args.path)
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ import httpx
 
 from api.errors import ConnectionFailed, error_for
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "Client", "import_chunks"]
 JSON = Any
 
 
@@ -151,7 +151,8 @@ class _Api:
         return self._send(_Call("GET", "/v1/export", params=params, parse=lambda r: r.text))
 
     def import_lines(self, lines: str | bytes) -> Any:
-        """Load an export; returns how many notes were imported."""
+        """Load an export in one request (all or nothing); returns how many notes were imported.
+        An export larger than the server's batch or body limit is split with ``import_chunks``."""
         data = lines.encode() if isinstance(lines, str) else lines
         return self._send(_Call("POST", "/v1/import", content=data, parse=_field("imported")))
 
@@ -291,3 +292,12 @@ class AsyncClient(_Api):
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
+
+
+def import_chunks(text: str, max_notes: int = 500) -> list[str]:
+    """An export split into bodies of at most ``max_notes`` lines, for servers whose batch or body
+    limit is smaller than the export; each chunk is imported atomically, not the whole. Import the
+    chunks in order: notes link to earlier notes, whose chunk is then already there.
+    Usage: ``for body in import_chunks(text): client.import_lines(body)``."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return ["\n".join(lines[i:i + max_notes]) + "\n" for i in range(0, len(lines), max_notes)]

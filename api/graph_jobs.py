@@ -1,8 +1,9 @@
 """Job handlers that keep the knowledge graph in step with the notes.
 
 ``graph``: (re)ingest a note as an episode, with its event time as the reference time. What an
-earlier ingest of the same note said is withdrawn first, so the job is idempotent (a retry after a
-crash mid-job does not count the note twice) and an edited note replaces what it said. When the
+earlier ingest of the same note said is withdrawn first (with the note's ``contradicts`` links), so
+the job is idempotent (a retry after a crash mid-job does not count the note twice) and an edited
+note replaces what it said. When the
 episode supersedes facts of older notes, ``contradicts`` links go from this note to those notes,
 audited in its history — notes and graph tell the same story.
 
@@ -18,6 +19,7 @@ from typing import Any
 from graph.temporal_graph import TemporalGraph
 from memory.clock import Clock
 from memory.jobs import Job, JobSpec
+from memory.linking import CONTRADICTS
 from memory.store import NoteStore
 from memory.types import Note, Scope
 
@@ -52,6 +54,8 @@ class GraphJobs:
         if note is None:
             return {"skipped": "note deleted"}
         withdrawn = self.graph.retract_note(note.id, note.scope)
+        if withdrawn:  # re-ingest (an edit, or a retry): the note's old contradictions are recomputed
+            self.store.remove_links(note.id, CONTRADICTS, self.clock(), "graph")
         result = self.graph.ingest(note.content, note.id, note.scope, note.event_time)
         superseded = {s.old_fact_id: s.new_fact_id for s in result.superseded}
         links = self.store.add_links(result.note_links(self.clock()), actor="graph",

@@ -9,6 +9,7 @@ Usage::
 """
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -29,6 +30,9 @@ class TenantRegistry:
         self._open: dict[str, Engram] = {}
         self._lock = threading.Lock()
         self._opening: dict[str, threading.Lock] = {}
+        if settings.uses_postgres() and "db_schema" not in inspect.signature(Engram).parameters:
+            # Fail at startup, not on a tenant's first request.
+            raise RuntimeError("PostgreSQL tenants need Engram(db_schema=...), which this build lacks")
 
     def get(self, tenant_id: str) -> Engram:
         """The tenant's Engram (the caller has already checked the tenant exists and is enabled)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from api.engram import Engram
@@ -51,9 +51,11 @@ def _record(note: Note, links: list[Link]) -> dict[str, Any]:
     }
 
 
-def parse_lines(lines: Iterable[str], cfg: MemoryConfig, max_notes: int) -> tuple[list[Note], list[Link]]:
-    """Validate every line before anything is written; links to notes outside the import are dropped
-    (the target may not exist in the destination)."""
+def parse_lines(lines: Iterable[str], cfg: MemoryConfig, max_notes: int,
+                existing: Callable[[list[str]], set[str]] | None = None) -> tuple[list[Note], list[Link]]:
+    """Validate every line before anything is written. A link is kept when its target is in the
+    import or, through ``existing`` (ids → those present), already in the destination; others are
+    dropped. Notes link to earlier notes, so an export imported in chunks, in order, keeps them all."""
     notes: list[Note] = []
     raw_links: list[tuple[str, dict[str, Any]]] = []
     for lineno, line in enumerate(lines, start=1):
@@ -70,7 +72,8 @@ def parse_lines(lines: Iterable[str], cfg: MemoryConfig, max_notes: int) -> tupl
     ids = [n.id for n in notes]
     if len(set(ids)) != len(ids):
         raise InvalidInput("the same note id appears twice")
-    known = set(ids)
+    outside = sorted({lk.get("target") for _, lk in raw_links if isinstance(lk.get("target"), str)} - set(ids))
+    known = set(ids) | (existing(outside) if existing is not None and outside else set())
     links = [Link(src, lk["target"], str(lk["kind"]), float(lk["weight"]), to_utc(lk["created_at"]))
              for src, lk in raw_links if lk.get("target") in known]
     return notes, links

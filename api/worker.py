@@ -3,7 +3,8 @@
 ``JobRunner.run_batch`` claims due jobs, calls the handler of each one's kind and records the outcome
 (done with its result, or a failed attempt with the error). ``Workers`` run it in daemon threads,
 sleeping ``poll_s`` between empty polls unless woken (``wake()`` after an enqueue). Stopping lets the
-job in hand finish, so nothing is left claimed by a clean shutdown; a crash leaves the job's lease
+job in hand finish and releases the rest of its batch, so nothing is left claimed by a clean
+shutdown; a crash leaves the job's lease
 to run out, after which any worker takes it again.
 
 Usage::
@@ -39,13 +40,19 @@ class JobRunner:
         """Claim and run one due job; False when none was due."""
         return self.run_batch(1) == 1
 
-    def run_batch(self, limit: int) -> int:
+    def run_batch(self, limit: int, stopping: Callable[[], bool] = lambda: False) -> int:
         """Claim up to ``limit`` due jobs in one transaction and run them in turn; returns how many
-        ran. One claim per batch instead of per job: a claim is a durable (fsynced) write."""
+        ran. One claim per batch instead of per job: a claim is a durable (fsynced) write. Once
+        ``stopping()`` is true, the jobs not started yet are released (queued again, no attempt lost)."""
         claimed = self.jobs.claim(self.clock(), limit=limit)
+        ran = 0
         for job in claimed:
+            if stopping():
+                self.jobs.release(job, self.clock())
+                continue
             self.execute(job)
-        return len(claimed)
+            ran += 1
+        return ran
 
     def execute(self, job: Job) -> None:
         """Run a claimed job and record its outcome."""
@@ -86,7 +93,7 @@ class Workers:
         self._wake.set()
 
     def stop(self) -> None:
-        """Finish the jobs in hand, then end the threads."""
+        """Finish the job in hand, give back the claimed ones not started, then end the threads."""
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -100,7 +107,7 @@ class Workers:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                ran = self._runner.run_batch(self._batch) > 0
+                ran = self._runner.run_batch(self._batch, self._stop.is_set) > 0
             except Exception:  # a database hiccup must not kill the worker; the job's lease covers it
                 log.exception("job worker poll failed")
                 ran = False

@@ -112,10 +112,10 @@ class Server:
         self.proc.wait(timeout=120)
 
 
-def server_time(url: str, route: str) -> tuple[float, int]:
+def server_time(url: str, route: str, status: str = "200") -> tuple[float, int]:
     """(sum of seconds, count) the server's own latency histogram holds for ``route``."""
     text = httpx.get(f"{url}/metrics").text
-    label = f'{{method="POST",route="{route}",status="200"}}'
+    label = f'{{method="POST",route="{route}",status="{status}"}}'
     found = {}
     for line in text.splitlines():
         for part in ("sum", "count"):
@@ -133,7 +133,7 @@ def search_latency(mem: Engram, client: Client, queries: list[str], url: str) ->
     before = server_time(url, "/v1/search")
     for j, q in enumerate(queries):
         user = f"u{j % USERS}"
-        run_emb = lambda q=q, user=user: emb.append(timed(lambda: mem.search(q, user_id=user, top_k=10)))  # noqa: E731
+        run_emb = lambda q=q, user=user: emb.append(timed(lambda: mem.search(q, user_id=user, top_k=10, include_facts=False)))  # noqa: E731
         run_http = lambda q=q, user=user: http.append(timed(lambda: client._send_search(q, user)))  # noqa: E731
         for step in ((run_emb, run_http) if j % 2 == 0 else (run_http, run_emb)):
             step()
@@ -170,13 +170,23 @@ def throughput(call: Callable[[int, int], object], clients: int, per_client: int
     return clients * per_client / (time.perf_counter() - start)
 
 
-def add_latency(mem: Engram, client: Client, n: int, label: str) -> None:
+def add_latency(mem: Engram, client: Client, n: int, label: str, url: str) -> None:
+    """Single-note adds, alternating embedded and HTTP (each in its own user's scope)."""
     texts = synthetic.notes(2 * n, seed=7)
-    emb = [timed(lambda t=t: mem.add(t, user_id="adder_e")) for t in texts[:n]]
-    http = [timed(lambda t=t: client.add(t, user_id="adder_h")) for t in texts[n:]]
+    emb, http = [], []
+    before = server_time(url, "/v1/memories", status="201")
+    for i in range(n):
+        run_emb = lambda t=texts[2 * i]: emb.append(timed(lambda: mem.add(t, user_id="adder_e")))  # noqa: E731
+        run_http = lambda t=texts[2 * i + 1]: http.append(timed(lambda: client.add(t, user_id="adder_h")))  # noqa: E731
+        for step in ((run_emb, run_http) if i % 2 == 0 else (run_http, run_emb)):
+            step()
+    after = server_time(url, "/v1/memories", status="201")
     (e50, e95), (h50, h95) = ms(emb), ms(http)
     emit({"bench": "add_latency", "enrichment": label, "adds": n, "embedded_p50_ms": e50, "embedded_p95_ms": e95,
-          "http_p50_ms": h50, "http_p95_ms": h95, "queued_jobs_after": len(mem.jobs(state="queued", limit=1000))})
+          "http_p50_ms": h50, "http_p95_ms": h95, "embedded_mean_ms": round(float(np.mean(emb)) * 1000, 2),
+          "http_mean_ms": round(float(np.mean(http)) * 1000, 2),
+          "server_side_mean_ms": round((after[0] - before[0]) / max(after[1] - before[1], 1) * 1000, 2),
+          "queued_jobs_after": mem.job_store.counts()["queued"]})
 
 
 class SearchClient(Client):
@@ -208,12 +218,12 @@ def main() -> None:
         try:
             with SearchClient(server.url, api_key=key) as client:
                 for q in queries[:10]:  # warm both paths
-                    mem.search(q, user_id="u0")
+                    mem.search(q, user_id="u0", include_facts=False)
                     client._send_search(q, "u0")
                 search_latency(mem, client, queries, url=server.url)
                 per = max(1, args.queries // args.clients)
                 emb_rps = throughput(lambda c, i: mem.search(queries[(c * per + i) % len(queries)],
-                                                             user_id=f"u{i % USERS}"), args.clients, per)
+                                                             user_id=f"u{i % USERS}", include_facts=False), args.clients, per)
                 clients = [SearchClient(server.url, api_key=key) for _ in range(args.clients)]
                 http_rps = throughput(lambda c, i: clients[c]._send_search(queries[(c * per + i) % len(queries)],
                                                                            f"u{i % USERS}"), args.clients, per)
@@ -222,14 +232,14 @@ def main() -> None:
                 emit({"bench": "search_throughput", "clients": args.clients, "requests": args.clients * per,
                       "embedded_threads_rps": round(emb_rps, 1), "http_rps": round(http_rps, 1),
                       "http_vs_embedded": round(http_rps / emb_rps, 2)})
-                add_latency(mem, client, args.adds, "queued, no worker running")
+                add_latency(mem, client, args.adds, "queued, no worker running", server.url)
         finally:
             server.stop()
         server = Server(Path(tmp), job_workers=1)
         try:
             with Client(server.url, api_key=key) as client:
                 client.add("warm up", user_id="adder_h")
-                add_latency(mem, client, args.adds, "queued, a worker extracting the backlog meanwhile")
+                add_latency(mem, client, args.adds, "queued, a worker extracting the backlog meanwhile", server.url)
         finally:
             server.stop()
             mem.close()

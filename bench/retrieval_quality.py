@@ -159,9 +159,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="stratified subset of N questions")
     ap.add_argument("--grid", action="store_true", help="also score ranking variants")
+    ap.add_argument("--types", nargs="+", default=None, help="only these question types")
     ap.add_argument("--graph", action="store_true", help="also score engram+graph on knowledge-update/temporal questions")
     args = ap.parse_args()
     questions = load_questions(args.limit)
+    if args.types:
+        questions = [q for q in questions if q["question_type"] in args.types]
     embedder = CachedEmbedder(MiniLMEmbedder(), CACHE)
     methods = ["bm25", "dense", *variants(args.grid), *(["engram+graph"] if args.graph else [])]
     graph_ms: list[float] = []
@@ -191,6 +194,8 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f}s, cache hits {embedder.hits} misses {embedder.misses}",
               file=sys.stderr)
     subset = f"stratified-{len(questions)}" if args.limit else "all-120"
+    if args.types:
+        subset += f" ({', '.join(args.types)}: {len(questions)})"
     if graph_ms:
         print(json.dumps({"graph_build_ms_per_message": round(sum(graph_ms) / len(graph_ms), 2),
                           "questions": len(graph_ms), "extractor": "rules"}))

@@ -141,6 +141,14 @@ class JobStore:
                 last_error=error[:_ERROR_CHARS], updated_at=now))
             return state if res.rowcount == 1 else None
 
+    def release(self, job: Job, now: datetime) -> bool:
+        """Give back a claimed job that was not started (a worker shutting down): queued again,
+        due at once, the claim's attempt not counted. False when the claim was lost."""
+        with self._tx() as s:
+            res = s.execute(update(JobRow).where(*_held(job)).values(
+                state=QUEUED, attempts=JobRow.attempts - 1, lease_until=None, updated_at=now))
+            return res.rowcount == 1
+
     def retry(self, job_id: int, now: datetime) -> Job:
         """Queue a failed job again with fresh attempts (its last error stays until it runs)."""
         with self._tx() as s:

@@ -192,6 +192,17 @@ class NoteStore:
                     added.append(link)
             return added
 
+    def remove_links(self, source_id: str, kind: str, now: datetime, actor: str) -> int:
+        """Drop a note's outgoing links of one kind (its content changed, so what they said may no
+        longer hold), each audited in its history; returns how many went."""
+        with self._tx() as s:
+            rows = s.scalars(select(LinkRow).where(LinkRow.source_id == source_id, LinkRow.kind == kind)).all()
+            for row in rows:
+                old = {"link": {"target": row.target_id, "kind": row.kind, "weight": row.weight}}
+                s.add(_history(source_id, "unlink", old, None, actor, now))
+                s.delete(row)
+            return len(rows)
+
     def apply_enrichment(self, note_id: str, enrichment: Enrichment, links: Sequence[Link], now: datetime,
                          actor: str, cause: dict[str, Any]) -> dict[str, Any] | None:
         """Apply a validated LLM enrichment in one transaction: the note's keywords, tags (its

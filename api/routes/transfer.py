@@ -41,5 +41,5 @@ async def import_scope(request: Request, tenant: TenantDep, service: ServiceDep)
 
 
 def _load(mem: Engram, lines: list[str], max_notes: int) -> int:
-    notes, links = parse_lines(lines, mem.config.memory, max_notes)
+    notes, links = parse_lines(lines, mem.config.memory, max_notes, lambda ids: set(mem.store.get_many(ids)))
     return len(mem.import_notes(notes, links))

@@ -125,3 +125,20 @@ def test_graph_and_jobs_through_the_sdk(rest):
         mem.timeline("Atlantis", user_id="sdk_g")
     with pytest.raises(NotFound):
         mem.retry_job(999_999)
+
+
+def test_import_chunks_split_a_large_export(rest):
+    from api.client import import_chunks
+
+    mem = _client(rest, rest.acme)
+    for i in range(7):  # in event order, as a conversation arrives: each links to earlier ones
+        mem.add(f"chunked note number {i} about the garden", user_id="sdk_chunks", timestamp=f"2026-03-0{i + 1}")
+    text = mem.export(user_id="sdk_chunks")
+    chunks = import_chunks(text, max_notes=3)
+    assert [c.count("\n") for c in chunks] == [3, 3, 1] and "".join(chunks) == text
+    assert '"target"' in chunks[2]  # a link that crosses chunks
+    admin = Client(api_key=rest.admin["Authorization"].split(" ", 1)[1], http=rest.client)
+    admin.create_tenant("sdk_chunks_copy")
+    copy = Client(api_key=admin.create_key("sdk_chunks_copy")["key"], http=rest.client)
+    assert sum(copy.import_lines(c) for c in chunks) == 7
+    assert copy.export(user_id="sdk_chunks") == text

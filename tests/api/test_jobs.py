@@ -147,6 +147,15 @@ def test_worker_threads_run_jobs_and_close_stops_them(tmp_path, embedder):
     assert not any(t.is_alive() for t in workers)
 
 
+def test_stopping_releases_claimed_jobs_that_did_not_start(manual, clock):
+    seen = []
+    manual.job_store.enqueue([JobSpec("slow"), JobSpec("slow"), JobSpec("slow")], clock())
+    runner = JobRunner(manual.job_store, {"slow": lambda job: seen.append(job.id) or {}}, clock)
+    assert runner.run_batch(8, stopping=lambda: len(seen) >= 1) == 1
+    states = sorted((j.state, j.attempts) for j in manual.jobs())
+    assert states == [(DONE, 1), (QUEUED, 0), (QUEUED, 0)]
+
+
 def test_queued_jobs_survive_a_restart(tmp_path, embedder, clock):
     path = tmp_path / "engram.db"
     mem = Engram(path, embedder=embedder, clock=clock, workers=0)
@@ -166,3 +175,16 @@ def test_bad_job_arguments_are_typed_errors(manual, tmp_path):
         manual.retry_job(12345)
     with pytest.raises(InvalidInput):
         Engram(tmp_path / "x.db", workers=-1)
+
+
+def test_an_edit_that_no_longer_contradicts_drops_the_stale_link(manual):
+    paris, = manual.add("I moved to Paris in 2021.", user_id="u1", timestamp="2023-01-10T10:00:00Z")
+    lisbon, = manual.add("We moved to Lisbon last June.", user_id="u1", timestamp="2024-02-10T10:00:00Z")
+    manual.wait_for_jobs(timeout=60)
+    assert [lk.target_id for lk in manual.links(lisbon.id) if lk.kind == "contradicts"] == [paris.id]
+    manual.update(lisbon.id, content="We visited Lisbon last June.")
+    manual.wait_for_jobs(timeout=60)
+    assert not [lk for lk in manual.links(lisbon.id) if lk.kind == "contradicts"]
+    assert [h.action for h in manual.history(lisbon.id)][-1] == "unlink"
+    current = _facts(manual)
+    assert len(current) == 1 and "Paris" in current[0]

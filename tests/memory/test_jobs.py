@@ -113,6 +113,17 @@ def test_bad_requests_are_typed_errors(stores):
         jobs.retry(jobs.list()[0].id, T0)  # only failed jobs are retried
 
 
+def test_a_released_job_is_queued_again_without_losing_an_attempt(stores):
+    _, jobs = stores
+    jobs.enqueue([JobSpec("graph", "n1")], T0)
+    (job,) = jobs.claim(T0)
+    assert jobs.release(job, T0)
+    again = jobs.get(job.id)
+    assert (again.state, again.attempts, again.lease_until) == (QUEUED, 0, None)
+    assert not jobs.release(job, T0)  # no longer held
+    assert jobs.claim(T0)[0].attempts == 1
+
+
 def _claim_all(url: str, out: "multiprocessing.Queue[list[int]]", start: "multiprocessing.Event") -> None:
     """One worker process: its own engine and job store, claiming small batches until none is left."""
     engine = open_engine(url, durable=False)
