@@ -124,3 +124,13 @@ def test_upgrade_is_idempotent(database_url):
     upgrade(engine, MEMORY_MIGRATIONS)
     assert current_revision(engine, MEMORY_MIGRATIONS) == head_revision(MEMORY_MIGRATIONS)
     engine.dispose()
+
+
+def test_accounts_migrations_equal_the_metadata(database_url):
+    """The control tables (tenants, API keys) have their own tree and version table too."""
+    from memory.accounts import _Base, ACCOUNTS_MIGRATIONS, open_accounts_engine
+
+    engine = open_accounts_engine(database_url)
+    assert current_revision(engine, ACCOUNTS_MIGRATIONS) == head_revision(ACCOUNTS_MIGRATIONS)
+    assert _diff(engine, _Base.metadata, ACCOUNTS_MIGRATIONS) == []
+    engine.dispose()
