@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engram", description="Engram agent memory")
     p.add_argument("--db", default=os.environ.get("ENGRAM_DB", "engram.db"), help="SQLite file (default: engram.db)")
+    p.add_argument("--database-url", default=os.environ.get("ENGRAM_DATABASE_URL") or None,
+                   help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: ENGRAM_DATABASE_URL); overrides --db")
+    p.add_argument("--db-schema", default=os.environ.get("ENGRAM_DB_SCHEMA") or None,
+                   help="PostgreSQL schema to work in, created if missing (default: ENGRAM_DB_SCHEMA)")
     sub = p.add_subparsers(dest="command", required=True)
 
     add = sub.add_parser("add", help="store one note")
@@ -136,7 +140,9 @@ def _scope(args: argparse.Namespace) -> dict[str, str | None]:
 def _open(args: argparse.Namespace) -> Any:
     from api.engram import Engram
 
-    return Engram(args.db)
+    if args.database_url:
+        return Engram(database_url=args.database_url, db_schema=args.db_schema)
+    return Engram(args.db, db_schema=args.db_schema)
 
 
 def _print(obj: Any) -> None:

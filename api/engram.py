@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from api.change_feed import ChangeFollower
 from api.config import EngramConfig
 from api.enrich_jobs import ENRICH, EnrichJobs, enrich_jobs_for
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
 from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
-from api.index_sync import open_index, persist
+from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from api.shared_embedder import LockedEmbedder
 from api.worker import JobRunner, Workers
@@ -44,6 +45,7 @@ from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
 from memory.linking import Evolution, evolve, links_for
+from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
@@ -56,13 +58,20 @@ from retrieval.ranking import Hit, fused_scores, rank
 
 
 class Engram:
-    """The embedded memory. Thread-safe; one instance per database in a process."""
+    """The embedded memory. Thread-safe; one instance per database in a process.
+
+    Several processes can share one PostgreSQL database (``database_url``; ``db_schema`` gives each
+    tenant its own schema): with ``follow=True`` each instance's search index follows the others'
+    writes through the change feed (see api/change_feed.py), within about ``follow_interval``
+    seconds at worst and one notification round trip usually.
+    """
 
     def __init__(
         self,
         path: str | Path = "engram.db",
         *,
         database_url: str | None = None,
+        db_schema: str | None = None,
         embedder: Embedder | None = None,
         config: EngramConfig | None = None,
         clock: Clock | None = None,
@@ -70,6 +79,8 @@ class Engram:
         enricher: Enricher | None = None,
         llm: Engine | None = None,
         workers: int = 1,
+        follow: bool = False,
+        follow_interval: float | None = None,
     ) -> None:
         """``llm``: an ``inference`` engine; with it, graph extraction uses the LLM extractor and
         every note gets an ``enrich`` job (LLM keywords, tags, context, neighbour evolution); without
@@ -85,8 +96,9 @@ class Engram:
         self._shared = LockedEmbedder(lambda: self.embedder)
         self._lock = threading.RLock()
         url = database_url or sqlite_url(path)
-        engine = open_engine(url, durable=self.config.durable)
-        self.store = NoteStore(engine, self.config.memory.forgetting, self.config.memory.jobs)
+        engine = open_engine(url, durable=self.config.durable, schema=db_schema)
+        # Tags this instance's change rows: its follower skips what it indexed while writing.
+        self.store = NoteStore(engine, self.config.memory.forgetting, self.config.memory.jobs, origin=uuid.uuid4().hex)
         self.job_store = JobStore(engine, self.config.memory.jobs)
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
@@ -100,12 +112,20 @@ class Engram:
         self._runner = JobRunner(self.job_store, handlers, self.clock)
         self._workers = Workers(self._runner, workers, self.config.job_poll_s, self.config.memory.jobs.claim_batch)
         self._workers.start()
+        self.follower: ChangeFollower | None = None
+        if follow:
+            signal = change_signal(engine)
+            interval = follow_interval if follow_interval is not None else _default_interval(signal)
+            self.follower = ChangeFollower(self.apply_changes, signal, interval=interval)
+            self.follower.start()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the job workers (the jobs in hand finish; queued ones stay queued in SQL), save the
-        derived index next to the database and release the connection pool."""
+        """Stop following and the job workers (the jobs in hand finish; queued ones stay queued in
+        SQL), save the derived index next to the database and release the connection pool."""
+        if self.follower is not None:
+            self.follower.stop()  # outside the lock: the follower may be waiting for it
         self._workers.stop()
         with self._lock:
             self.save_index()
@@ -113,7 +133,18 @@ class Engram:
 
     def save_index(self) -> None:
         if self._index_dir is not None:
-            persist(self.index, self.store, self._index_dir, self._model_id())
+            with self._lock:
+                if self.follower is not None:
+                    self.apply_changes()
+                persist(self.index, self.store, self._index_dir, self._model_id(), following=self.follower is not None)
+
+    def apply_changes(self) -> list[str]:
+        """Bring the index up to date with other writers' changes now; returns the note ids applied.
+        The follower thread calls this; so can a caller that needs read-your-others'-writes."""
+        with self._lock:
+            # Under the lock for the whole read-and-apply: a note read here must not land in the
+            # index after this instance deleted or changed it in between.
+            return apply_changes(self.index, self.store, self.store.origin)
 
     def __enter__(self) -> Engram:
         return self
@@ -531,6 +562,11 @@ def _link_scope(scope: Scope) -> Scope:
 
 def _indexed(note: Note) -> IndexedNote:
     return IndexedNote(note.id, note.scope, note.content, note.archived, None)
+
+
+def _default_interval(signal: object) -> float:
+    """With LISTEN the interval is only a safety net; a SQLite follower polls at this pace."""
+    return 0.1 if isinstance(signal, PollSignal) else 1.0
 
 
 def _index_folder(path: str | Path, url: str | None, index_dir: str | Path | None, persist_index: bool) -> Path | None:

@@ -48,7 +48,32 @@ def catch_up(index: HybridIndex, store: NoteStore) -> int:
     return len(changed)
 
 
-def persist(index: HybridIndex, store: NoteStore, folder: Path, embed_model: str) -> None:
-    """Save the index, stamped with the change-feed position it reflects."""
-    index.applied_seq = store.last_change()
+def apply_changes(index: HybridIndex, store: NoteStore, skip_origin: str | None, batch: int = 5000) -> list[str]:
+    """Apply the change feed after ``index.applied_seq`` to ``index``; returns the note ids applied.
+
+    Changes made by ``skip_origin`` (the instance owning ``index``, which indexed them as it wrote)
+    only move the position. Each note is re-read from SQL as it is now, so applying a change twice,
+    or a newer state than the change, is harmless; a deleted note is removed.
+    """
+    applied: list[str] = []
+    while True:
+        changes, notes = store.feed_after(index.applied_seq, skip_origin, batch)
+        if not changes:
+            return applied
+        ids = list(dict.fromkeys(c.note_id for c in changes if skip_origin is None or c.origin != skip_origin))
+        present = {n.id: n for n in notes}
+        for note_id in ids:
+            if note_id not in present:
+                index.remove(note_id)
+        index.add_stored(present[i] for i in ids if i in present)
+        index.applied_seq = changes[-1].seq
+        applied.extend(ids)
+
+
+def persist(index: HybridIndex, store: NoteStore, folder: Path, embed_model: str, *, following: bool = False) -> None:
+    """Save the index, stamped with the change-feed position it reflects: its own position when
+    it follows the feed (other writers may be ahead of it), else the newest change (it was the
+    only writer, and indexed its own writes as it made them)."""
+    if not following:
+        index.applied_seq = store.last_change()
     save_index(index, folder, embed_model)

@@ -67,7 +67,8 @@ class TenantRegistry:
         common: dict[str, Any] = {"embedder": self._embedder, "config": self._config,
                                   "workers": self._settings.job_workers}
         if self._settings.uses_postgres():
-            # One database, one schema per tenant; the derived index stays on local disk.
+            # One database, one schema per tenant; the derived index stays on local disk and
+            # follows the change feed, so notes written through another process become searchable here.
             return Engram(database_url=self._settings.database_url, db_schema=f"tenant_{tenant_id}",
-                          index_dir=folder / "engram.index", **common)
+                          index_dir=folder / "engram.index", follow=True, **common)
         return Engram(folder / "engram.db", **common)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,13 +27,15 @@ from graph.rows import (
     from_bytes,
     merge_from_row,
 )
-from graph.schema import EntityRow, EpisodeRow, FactRow, GraphBase, MentionRow, MergeRow
+from graph.schema import EntityRow, EpisodeRow, FactRow, MentionRow, MergeRow
 from graph.temporal import Closure
 from graph.types import Entity, Episode, Fact, Merge
 from memory.errors import InvalidInput, NotFound, StorageError
+from memory.migrate import MigrationTree, upgrade
 from memory.types import Scope
 
 SqlEngine = Engine  # re-exported so the facade can name the type without importing sqlalchemy
+GRAPH_MIGRATIONS = MigrationTree(Path(__file__).parent / "migrations", "alembic_version_graph", "graph_entities")
 
 
 @dataclass
@@ -62,13 +65,13 @@ class WritePlan:
 
 
 class GraphStore:
-    """Episodes, entities, facts, mentions and merges on one SQLAlchemy engine (tables created here)."""
+    """Episodes, entities, facts, mentions and merges on one SQLAlchemy engine (tables migrated here)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         try:
-            GraphBase.metadata.create_all(engine)
+            upgrade(engine, GRAPH_MIGRATIONS)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot create graph tables: {exc}") from exc
 

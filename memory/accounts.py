@@ -21,12 +21,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Boolean, Engine, ForeignKey, String, create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from memory.database import is_sqlite, postgres_driver_url
 from memory.errors import Conflict, InvalidInput, NotFound, StorageError
+from memory.migrate import MigrationTree, upgrade
 from memory.sqltypes import UTCDateTime
 
 # Tenant ids double as folder names and PostgreSQL schema names: keep them boring.
@@ -76,13 +79,17 @@ class ApiKey:
     revoked_at: datetime | None
 
 
+ACCOUNTS_MIGRATIONS = MigrationTree(Path(__file__).parent / "accounts_migrations", "alembic_version_accounts",
+                                    "engram_tenants")
+
+
 def open_accounts_engine(url: str) -> Engine:
-    """An engine on the control database with its tables created. Usage: ``open_accounts_engine(url)``."""
-    if url.startswith("sqlite"):
+    """An engine on the control database with its tables migrated. Usage: ``open_accounts_engine(url)``."""
+    if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    _Base.metadata.create_all(engine)
+        engine = create_engine(postgres_driver_url(url), pool_pre_ping=True)
+    upgrade(engine, ACCOUNTS_MIGRATIONS)
     return engine
 
 

@@ -1,12 +1,20 @@
-"""Engine creation: one place that knows SQLite's pragmas and PostgreSQL's pool settings."""
+"""Engine creation: one place that knows SQLite's pragmas, PostgreSQL's driver, pool and schemas."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from memory.schema import Base
+from memory.errors import InvalidInput, StorageError
+from memory.migrate import MigrationTree, upgrade
+
+MEMORY_MIGRATIONS = MigrationTree(Path(__file__).parent / "migrations", "alembic_version_memory", "notes")
+# A PostgreSQL identifier we can put in search_path without quoting (63 bytes is its length limit).
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -14,19 +22,64 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
-def open_engine(url: str, *, durable: bool = True) -> Engine:
-    """Create the engine and the tables. ``durable`` makes SQLite fsync every commit.
+def open_engine(url: str, *, durable: bool = True, schema: str | None = None) -> Engine:
+    """Create the engine and bring memory's tables to the newest migration.
 
+    ``durable`` makes SQLite fsync every commit. ``schema`` (PostgreSQL only) is created if missing
+    and every connection of the engine works inside it: one schema per tenant, same tables.
     WAL lets readers run beside the single writer; synchronous=FULL makes an acknowledged write
     survive power loss, not only a process crash (NORMAL would lose the last commits then).
     """
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _install_sqlite_pragmas(engine, durable)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    if is_sqlite(url) and schema is not None:
+        raise InvalidInput("db_schema needs a PostgreSQL database_url; SQLite has one schema per file")
+    try:
+        if is_sqlite(url):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _install_sqlite_pragmas(engine, durable)
+        else:
+            engine = _postgres_engine(url, schema)
+        upgrade(engine, MEMORY_MIGRATIONS)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
     return engine
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def postgres_driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; Engram ships psycopg 3, so say so."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def check_schema_name(schema: str) -> str:
+    """A tenant schema name: lower-case letters, digits and underscores, at most 63 characters."""
+    if not isinstance(schema, str) or not _SCHEMA.fullmatch(schema) or schema.startswith("pg_"):
+        raise InvalidInput(f"invalid db_schema {schema!r}: use [a-z_][a-z0-9_]*, at most 63 characters, not pg_*")
+    return schema
+
+
+def _postgres_engine(url: str, schema: str | None) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        # search_path as a connection option: it holds from the first statement of every pooled
+        # connection (also LISTEN and migration connections) and no transaction can roll it back.
+        connect_args["options"] = f"-csearch_path={check_schema_name(schema)}"
+    engine = create_engine(postgres_driver_url(url), pool_pre_ping=True, connect_args=connect_args)
+    if schema is not None:
+        _create_schema(engine, schema)
+    return engine
+
+
+def _create_schema(engine: Engine, schema: str) -> None:
+    with engine.begin() as conn:
+        # Two processes creating the same tenant at once would race on pg_namespace's unique index.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.schema.' || :s))"), {"s": schema})
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
 
 def _install_sqlite_pragmas(engine: Engine, durable: bool) -> None:

@@ -111,6 +111,8 @@ class ChangeRow(Base):
     note_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
     op: Mapped[str] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Which writer (one Engram instance) made the change: its own follower skips it.
+    origin: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
 
 
 class JobRow(Base):

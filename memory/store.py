@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,16 @@ from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
 
 
 @dataclass(frozen=True)
+class Change:
+    """One row of the change feed: note ``note_id`` was upserted or deleted by writer ``origin``."""
+
+    seq: int
+    note_id: str
+    op: str
+    origin: str | None
+
+
+@dataclass(frozen=True)
 class Recall:
     """The forgetting-curve state of a note when it was recalled."""
 
@@ -38,13 +48,21 @@ class NoteStore:
     """Notes, links, accesses, history and the change feed on one SQLAlchemy engine.
 
     Usage: ``store = NoteStore(open_engine(sqlite_url("engram.db")), ForgettingConfig())``.
+    ``origin`` tags this writer's change rows, so its own follower can skip what it already applied.
     """
 
-    def __init__(self, engine: Engine, forgetting: ForgettingConfig, jobs: JobConfig | None = None) -> None:
+    def __init__(self, engine: Engine, forgetting: ForgettingConfig, jobs: JobConfig | None = None, *,
+                 origin: str | None = None) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._forgetting = forgetting
         self._jobs = jobs or JobConfig()
+        self._origin = origin
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @property
+    def origin(self) -> str | None:
+        return self._origin
 
     @property
     def engine(self) -> Engine:
@@ -73,17 +91,40 @@ class NoteStore:
             s.execute(insert(NoteRow), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
             s.execute(insert(HistoryRow), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
                                             "actor": actor, "at": n.created_at} for n in notes])
-            s.execute(insert(ChangeRow), [{"note_id": n.id, "op": "upsert", "at": n.created_at} for n in notes])
             if links:
                 s.execute(insert(LinkRow), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
             self._enqueue(s, jobs, notes[0].created_at)
+            self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
 
     def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
         if jobs:
             s.execute(insert(JobRow), [job_values(j, now, self._jobs) for j in jobs])
+
+    def _log_changes(self, s: Session, changes: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Append to the change feed as the transaction's last step, and wake the followers.
+
+        On PostgreSQL, sequence numbers are handed out when rows are inserted but become visible
+        when their transaction commits, so a follower that read seq 11 could later find a seq 10
+        that committed after it and skip it forever. A transaction-scoped advisory lock taken
+        here, after every other row of the transaction is written (so nothing else is waited for
+        while holding it), makes feed writers take turns from their first seq to their commit:
+        a seq becomes visible only after every smaller one committed or rolled back. The lock is
+        held for one INSERT and the commit. NOTIFY is transactional: delivered at commit, and
+        never for a rolled-back write. SQLite has one writer at a time, so its order is the
+        commit order already.
+        """
+        if not changes:
+            return
+        s.flush()
+        if self._postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.changes.' || current_schema()))"))
+        s.execute(insert(ChangeRow), [{"note_id": nid, "op": op, "at": now, "origin": self._origin}
+                                      for nid, op in changes])
+        if self._postgres:
+            s.execute(text("SELECT pg_notify(" + CHANNEL_SQL + ", :origin)"), {"origin": self._origin or ""})
 
     @staticmethod
     def _apply_evolutions(s: Session, evolutions: Sequence[Evolution], now: datetime) -> None:
@@ -114,9 +155,8 @@ class NoteStore:
                 setattr(row, key, value)
             row.updated_at = now
             s.add(_history(note_id, "update", old, snapshot(row), actor, now))
-            s.add(ChangeRow(note_id=note_id, op="upsert", at=now))
             self._enqueue(s, jobs, now)
-            s.flush()
+            self._log_changes(s, [(note_id, "upsert")], now)
             return note_from_row(row)
 
     def delete(self, note_id: str, now: datetime, actor: str, jobs: Sequence[JobSpec] = ()) -> None:
@@ -125,11 +165,11 @@ class NoteStore:
         with self._tx() as s:
             row = self._row(s, note_id)
             s.add(_history(note_id, "delete", snapshot(row), None, actor, now))
-            s.add(ChangeRow(note_id=note_id, op="delete", at=now))
             s.execute(LinkRow.__table__.delete().where(or_(LinkRow.source_id == note_id, LinkRow.target_id == note_id)))
             s.execute(AccessRow.__table__.delete().where(AccessRow.note_id == note_id))
             s.delete(row)
             self._enqueue(s, jobs, now)
+            self._log_changes(s, [(note_id, "delete")], now)
 
     def add_links(self, links: Sequence[Link], actor: str | None = None,
                   cause: dict[str, Any] | None = None) -> list[Link]:
@@ -238,8 +278,8 @@ class NoteStore:
                 old = snapshot(row)
                 row.archived, row.updated_at = archived, now
                 s.add(_history(row.id, action, old, snapshot(row), actor, now))
-                s.add(ChangeRow(note_id=row.id, op="upsert", at=now))
                 changed.append(row.id)
+            self._log_changes(s, [(nid, "upsert") for nid in changed], now)
         return changed
 
     def faded(self, scope: Scope | None, now: datetime, threshold: float) -> list[str]:
@@ -301,10 +341,7 @@ class NoteStore:
 
     def indexed_notes(self, note_ids: Sequence[str] | None = None, batch: int = 2000) -> Iterator[IndexedNote]:
         """Everything derived indexes need, in id order; all notes or the given ids."""
-        stmt = select(NoteRow.id, NoteRow.user_id, NoteRow.agent_id, NoteRow.session_id,
-                      NoteRow.content, NoteRow.archived, NoteRow.embedding).order_by(NoteRow.id)
-        if note_ids is not None:
-            stmt = stmt.where(NoteRow.id.in_(list(note_ids)))
+        stmt = _indexed_query(note_ids)
         with self._sessions() as s:
             for nid, u, a, sess, content, archived, emb in s.execute(stmt.execution_options(yield_per=batch)):
                 yield IndexedNote(nid, Scope(u, a, sess), content, archived, emb)
@@ -313,6 +350,27 @@ class NoteStore:
         """The newest change-feed sequence number (0 when empty)."""
         with self._tx() as s:
             return int(s.scalar(select(func.coalesce(func.max(ChangeRow.seq), 0))) or 0)
+
+    def changes_after(self, seq: int, limit: int = 10_000) -> list[Change]:
+        """Change-feed rows after ``seq``, oldest first, at most ``limit``."""
+        stmt = select(ChangeRow.seq, ChangeRow.note_id, ChangeRow.op, ChangeRow.origin)
+        with self._tx() as s:
+            rows = s.execute(stmt.where(ChangeRow.seq > seq).order_by(ChangeRow.seq).limit(limit))
+            return [Change(int(q), nid, op, origin) for q, nid, op, origin in rows]
+
+    def feed_after(self, seq: int, skip_origin: str | None, limit: int = 10_000) -> tuple[list[Change], list[IndexedNote]]:
+        """Change-feed rows after ``seq`` and, in the same transaction (one connection checkout,
+        which is most of a follower's cost on a busy PostgreSQL), the indexable state of the notes
+        they name, except those whose changes all came from ``skip_origin``. Deleted notes are
+        absent from the second list."""
+        with self._tx() as s:
+            stmt = select(ChangeRow.seq, ChangeRow.note_id, ChangeRow.op, ChangeRow.origin)
+            rows = s.execute(stmt.where(ChangeRow.seq > seq).order_by(ChangeRow.seq).limit(limit))
+            changes = [Change(int(q), nid, op, origin) for q, nid, op, origin in rows]
+            ids = list(dict.fromkeys(c.note_id for c in changes if skip_origin is None or c.origin != skip_origin))
+            notes = [IndexedNote(nid, Scope(u, a, sess), content, archived, emb)
+                     for nid, u, a, sess, content, archived, emb in s.execute(_indexed_query(ids))] if ids else []
+            return changes, notes
 
     def changed_since(self, seq: int) -> list[str]:
         """Note ids changed after ``seq``, each once."""
@@ -351,7 +409,17 @@ class NoteStore:
         return [link_from_row(r) for r in s.scalars(stmt)]
 
 
+# The NOTIFY channel of a schema's change feed, computed by the server from the connection's own
+# schema (md5 keeps it under PostgreSQL's 63-byte identifier limit for any schema name).
+CHANNEL_SQL = "'engram_' || md5(current_schema())"
+
 _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.column_attrs if attr.key != "embedding"]
+
+
+def _indexed_query(note_ids: Sequence[str] | None) -> Any:
+    stmt = select(NoteRow.id, NoteRow.user_id, NoteRow.agent_id, NoteRow.session_id,
+                  NoteRow.content, NoteRow.archived, NoteRow.embedding).order_by(NoteRow.id)
+    return stmt if note_ids is None else stmt.where(NoteRow.id.in_(list(note_ids)))
 
 
 def _new_values(note: Note, embedding: bytes | None, embed_model: str) -> dict[str, Any]:

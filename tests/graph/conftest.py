@@ -1,17 +1,18 @@
-"""Fixtures of the graph tests: a TemporalGraph on a real SQLite file with the real MiniLM embedder."""
+"""Fixtures of the graph tests: a TemporalGraph on a real database (SQLite file or PostgreSQL schema,
+see ``database_url``) with the real MiniLM embedder."""
 from datetime import timedelta
 
 import pytest
 
 from graph.extract_rules import RuleExtractor
 from graph.temporal_graph import TemporalGraph
-from memory.database import open_engine, sqlite_url
+from memory.database import open_engine
 from memory.timeutil import to_utc
 
 
 @pytest.fixture()
-def sql_engine(tmp_path):
-    engine = open_engine(sqlite_url(tmp_path / "engram.db"), durable=False)
+def sql_engine(database_url):
+    engine = open_engine(database_url, durable=False)
     yield engine
     engine.dispose()
 

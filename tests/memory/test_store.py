@@ -1,4 +1,5 @@
-"""The SQL store on a real SQLite file: transactions, history, recall, archive, change feed."""
+"""The SQL store on a real SQLite file and a real PostgreSQL schema: transactions, history, recall,
+archive, change feed."""
 from datetime import timedelta
 
 import pytest
@@ -20,17 +21,19 @@ def _note(i: int, scope: Scope, **kw) -> Note:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = NoteStore(open_engine(sqlite_url(tmp_path / "s.db")), ForgettingConfig())
+def store(database_url):
+    s = NoteStore(open_engine(database_url), ForgettingConfig())
     yield s
     s.close()
 
 
-def test_sqlite_file_runs_in_wal_mode(tmp_path, store):
-    store.insert([_note(1, Scope("u"))], [None], "m", "test")
-    with store._engine.connect() as conn:  # noqa: SLF001 - checking the pragma on the real file
+def test_sqlite_file_runs_in_wal_mode(tmp_path):
+    s = NoteStore(open_engine(sqlite_url(tmp_path / "s.db")), ForgettingConfig())
+    s.insert([_note(1, Scope("u"))], [None], "m", "test")
+    with s._engine.connect() as conn:  # noqa: SLF001 - checking the pragma on the real file
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert (tmp_path / "s.db").exists()
+    s.close()
 
 
 def test_insert_get_and_history(store):
