@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
                    health.router):
         app.include_router(router)
     _install_error_handlers(app, service)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       on_reject=service.metrics.errors.labels("payload_too_large").inc)
     app.add_middleware(LatencyMiddleware, metrics=service.metrics)
     return app
 
