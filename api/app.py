@@ -37,20 +37,23 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
 
 
-def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
-    """The REST app. ``embedder`` is injected by tests (one model for many apps); otherwise MiniLM is
-    loaded at startup, in the threadpool, and /readyz answers 503 until it is."""
+def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any | None = None) -> FastAPI:
+    """The REST app. ``embedder`` and ``llm`` (an inference engine) may be injected (tests share one
+    model between apps); otherwise MiniLM — and with ``ENGRAM_LLM=local`` the local SmolLM2 engine —
+    load at startup, in the threadpool, and /readyz answers 503 until they have."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     accounts = AccountStore(open_accounts_engine(settings.control_url()))
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     shared = _LazyEmbedder(embedder, settings.embed_batch)
-    tenants = TenantRegistry(settings, shared)
+    tenants = TenantRegistry(settings, shared, llm=llm)
     service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
                       Metrics(tenants.open_tenants))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(shared.load)
+        if tenants.llm is None and settings.llm == "local":
+            tenants.llm = await run_in_threadpool(_local_engine)
         service.ready = True
         try:
             yield
@@ -66,7 +69,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
                    health.router):
         app.include_router(router)
     _install_error_handlers(app, service)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       on_reject=service.metrics.errors.labels("payload_too_large").inc)
     app.add_middleware(LatencyMiddleware, metrics=service.metrics)
     return app
 
@@ -74,6 +78,12 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
 def create_app_from_env() -> FastAPI:
     """For ``uvicorn --factory`` (``engram serve``): settings from ``ENGRAM_*`` variables, read now."""
     return create_app(Settings())
+
+
+def _local_engine() -> Any:
+    from inference.local_engine import LocalEngine
+
+    return LocalEngine()
 
 
 class _LazyEmbedder:

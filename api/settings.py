@@ -6,6 +6,7 @@ environment at import time. Usage: ``Settings(data_dir="/var/lib/engram", admin_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
     job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
+    llm: Literal["none", "local"] = Field("none", description="local: one SmolLM2 engine, loaded at startup and "
+                                          "shared by every tenant, enriches notes and extracts facts")
 
     def control_url(self) -> str:
         """Where tenants and keys live: the shared database, else ``<data_dir>/control.db``."""
