@@ -98,6 +98,8 @@ def _service_commands(sub: Any) -> None:
     serve.add_argument("--host", default=None, help="default: ENGRAM_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: ENGRAM_PORT or 8000")
     serve.add_argument("--workers", type=int, default=None, help="default: ENGRAM_WORKERS or 1")
+    serve.add_argument("--demo", action="store_true",
+                       help="create a key for tenant 'demo' and print the chat demo's URL with it")
     serve.set_defaults(func=_cmd_serve)
 
     keys = sub.add_parser("keys", help="API keys of the REST service").add_subparsers(dest="keys_command", required=True)
@@ -229,6 +231,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     workers = args.workers if args.workers is not None else settings.workers
+    if args.demo:
+        _, clear = _demo_key()
+        # The key rides in the URL fragment: the browser keeps it, it never reaches a server log.
+        print(f"Engram chat demo: http://{host}:{port}/#key={clear}", flush=True)
+        print(f"API key (tenant 'demo'): {clear}", flush=True)
     # A factory import string, so that each worker process builds its own app from ENGRAM_*.
     uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
@@ -258,6 +265,19 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     print("the key below is shown once; store it now", file=sys.stderr)
     print(clear)
     return 0
+
+
+def _demo_key() -> tuple[Any, str]:
+    """A fresh key of tenant ``demo`` (created if missing); keys are stored hashed, so each start
+    makes a new one rather than reprinting an old one."""
+    from memory.errors import NotFound
+
+    accounts = _accounts()
+    try:
+        accounts.get_tenant("demo")
+    except NotFound:
+        accounts.create_tenant("demo")
+    return accounts.create_key("demo", "demo page")
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:

@@ -42,8 +42,8 @@ def start_chat(tmp_dir, embedder, engine, **overrides):
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, job_workers=0,
-                        **{**LIMITS, **overrides})
+    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False,
+                        **{"job_workers": 0, **LIMITS, **overrides})
     app = create_app(settings, embedder=embedder, llm=engine)
     return TestClient(app), app
 

@@ -4,14 +4,12 @@ litellm engine's test against this endpoint."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
 
-from tests.api.chat_support import engine, make_tenants, start_chat  # noqa: F401
+from tests.api.chat_support import engine, make_tenants  # noqa: F401
+from tests.api.served_support import serve
 from tests.api.rest_support import bearer
 
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -20,25 +18,12 @@ LISBON = "I moved to Lisbon in May and I love the trams there."
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, embedder, engine):  # noqa: F811
-    import uvicorn
-
-    _, app = start_chat(tmp_path_factory.mktemp("openai"), embedder, engine)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=120) as client:
+    with serve(tmp_path_factory.mktemp("openai"), embedder, engine) as base, \
+            httpx.Client(base_url=base, timeout=120) as client:
         key = make_tenants(client)["acme"]
         r = client.post("/v1/memories", json={"content": LISBON, "user_id": "ann"}, headers=bearer(key))
         assert r.status_code == 201
         yield base, key, client
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
 def completion(client, key, **body):
@@ -107,9 +92,3 @@ def test_litellm_uses_engram_as_a_model_with_memory(served) -> None:
     answer = llm.complete_json([{"role": "user", "content": "Which city do I live in?"}], CITY,
                                GenerationParams(max_tokens=32))
     assert isinstance(answer["city"], str)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
