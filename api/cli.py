@@ -1,6 +1,6 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; and for the REST
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo, chat; and for the REST
 service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables).
 Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
 """
@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service_commands(sub: Any) -> None:
+    chat = sub.add_parser("chat", help="terminal chat with memory (local SmolLM2), showing the memories used")
+    _scope_args(chat)
+    chat.add_argument("--max-tokens", type=int, default=128)
+    chat.set_defaults(func=_cmd_chat)
+
     serve = sub.add_parser("serve", help="run the REST API (settings from ENGRAM_* variables)")
     serve.add_argument("--host", default=None, help="default: ENGRAM_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: ENGRAM_PORT or 8000")
@@ -220,6 +225,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
     return run_demo(args.out)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from api.chat.terminal import chat_loop, open_local_pipeline
+
+    scope = _scope(args)
+    if all(v is None for v in scope.values()):
+        scope["user_id"] = "me"
+    pipeline = open_local_pipeline(args.db)
+    with _open(args) as mem:
+        if sys.stdin.isatty():
+            print("Chat with memory; an empty line ends it.", file=sys.stderr)
+        chat_loop(pipeline, mem, scope, sys.stdin, max_tokens=args.max_tokens)
+        mem.wait_for_jobs(timeout=30)  # the graph learns from this session before we leave
+    pipeline.engine.chunk_store.close()
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
