@@ -33,7 +33,8 @@ def start(tmp_dir, embedder, raise_server_exceptions=True, llm=None, **overrides
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, **{**LIMITS, **overrides})
+    # No chat model unless a test asks for one (tests/api/chat_support.py): REST tests stay light.
+    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, **{"llm": "none", **LIMITS, **overrides})
     app = create_app(settings, embedder=embedder, llm=llm)
     return TestClient(app, raise_server_exceptions=raise_server_exceptions), app
 

@@ -18,7 +18,7 @@ def engine():
 
 def test_tenants_share_one_engine_and_their_notes_are_enriched(tmp_path, embedder, engine):
     client, app = start(tmp_path, embedder, llm=None)
-    app.state.service.tenants.llm = engine  # what ENGRAM_LLM=local does at startup
+    app.state.service.tenants.llm = engine  # what ENGRAM_ENRICH_LLM=true does at startup
     with client:
         keys = {}
         for tenant in ("alpha", "beta"):
