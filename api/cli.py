@@ -1,6 +1,6 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
-Commands: add, ingest, search, show, history, consolidate, restore, stats, demo; for the REST
+Commands: add, ingest, search, show, history, consolidate, restore, stats, demo, chat; for the REST
 service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables);
 ``mcp`` serves the memory to MCP clients (stdio, or streamable HTTP with ``--transport http``).
 Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
@@ -108,10 +108,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service_commands(sub: Any) -> None:
+    chat = sub.add_parser("chat", help="terminal chat with memory (local SmolLM2), showing the memories used")
+    _scope_args(chat)
+    chat.add_argument("--max-tokens", type=int, default=128)
+    chat.set_defaults(func=_cmd_chat)
+
     serve = sub.add_parser("serve", help="run the REST API (settings from ENGRAM_* variables)")
     serve.add_argument("--host", default=None, help="default: ENGRAM_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: ENGRAM_PORT or 8000")
     serve.add_argument("--workers", type=int, default=None, help="default: ENGRAM_WORKERS or 1")
+    serve.add_argument("--demo", action="store_true",
+                       help="create a key for tenant 'demo' and print the chat demo's URL with it")
     serve.set_defaults(func=_cmd_serve)
 
     keys = sub.add_parser("keys", help="API keys of the REST service").add_subparsers(dest="keys_command", required=True)
@@ -154,6 +161,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         data: Any = args.content if args.role is None else [{"role": args.role, "content": args.content}]
         for note in mem.add(data, metadata=args.metadata, timestamp=args.timestamp, **_scope(args)):
             _print(_note_json(note))
+        mem.wait_for_jobs()  # a command is short-lived: the graph is complete when it returns
     return 0
 
 
@@ -163,6 +171,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     records = list(_read_jsonl(args.file, _scope(args)))
     with _open(args) as mem, tqdm(total=len(records), unit="note", file=sys.stderr) as bar:
         notes = mem.add_many(records, batch_size=args.batch_size, progress=bar.update)
+        mem.wait_for_jobs(timeout=3600)  # the graph is complete when the command returns
     _print({"ingested": len(notes), "file": str(args.file)})
     return 0
 
@@ -258,6 +267,21 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
         else:
             print(f"engram MCP server on http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
             serve_http(backend, host=args.host, port=args.port, path=args.path)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from api.chat.terminal import chat_loop, open_local_pipeline
+
+    scope = _scope(args)
+    if all(v is None for v in scope.values()):
+        scope["user_id"] = "me"
+    pipeline = open_local_pipeline(args.db)
+    with _open(args) as mem:
+        if sys.stdin.isatty():
+            print("Chat with memory; an empty line ends it.", file=sys.stderr)
+        chat_loop(pipeline, mem, scope, sys.stdin, max_tokens=args.max_tokens)
+        mem.wait_for_jobs(timeout=30)  # the graph learns from this session before we leave
+    pipeline.engine.chunk_store.close()
     return 0
 
 
@@ -270,6 +294,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     workers = args.workers if args.workers is not None else settings.workers
+    if args.demo:
+        _, clear = _demo_key()
+        # The key rides in the URL fragment: the browser keeps it, it never reaches a server log.
+        print(f"Engram chat demo: http://{host}:{port}/#key={clear}", flush=True)
+        print(f"API key (tenant 'demo'): {clear}", flush=True)
     # A factory import string, so that each worker process builds its own app from ENGRAM_*.
     uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
@@ -299,6 +328,19 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     print("the key below is shown once; store it now", file=sys.stderr)
     print(clear)
     return 0
+
+
+def _demo_key() -> tuple[Any, str]:
+    """A fresh key of tenant ``demo`` (created if missing); keys are stored hashed, so each start
+    makes a new one rather than reprinting an old one."""
+    from memory.errors import NotFound
+
+    accounts = _accounts()
+    try:
+        accounts.get_tenant("demo")
+    except NotFound:
+        accounts.create_tenant("demo")
+    return accounts.create_key("demo", "demo page")
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +27,7 @@ class Service:
     tenants: TenantRegistry
     metrics: Metrics
     ready: bool = False
+    chat: Any = None  # api.chat.ChatPipeline once the engine is loaded; None: no LLM configured
 
     def check_top_k(self, value: int, name: str = "top_k") -> int:
         if not 1 <= value <= self.settings.max_top_k:

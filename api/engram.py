@@ -11,6 +11,7 @@ Usage::
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -56,6 +57,8 @@ from retrieval.hybrid import HybridIndex
 from retrieval.terms import Tokenizer
 from retrieval.ranking import Hit, fused_scores, rank
 
+log = logging.getLogger("engram")
+
 
 class Engram:
     """The embedded memory. Thread-safe; one instance per database in a process.
@@ -93,6 +96,7 @@ class Engram:
         self.llm = llm
         self._enricher = enricher
         self._embedder = embedder
+        self._load_lock = threading.Lock()
         self._shared = LockedEmbedder(lambda: self.embedder)
         self._lock = threading.RLock()
         url = database_url or sqlite_url(path)
@@ -109,6 +113,7 @@ class Engram:
             self.store, llm, self._neighbours_of, self.config.memory.enrich, self.clock)
         if self.enrich_jobs is not None:
             handlers[ENRICH] = self.enrich_jobs.handle
+        self._note_listeners: list[Callable[[str, Note], None]] = []
         self._runner = JobRunner(self.job_store, handlers, self.clock)
         self._workers = Workers(self._runner, workers, self.config.job_poll_s, self.config.memory.jobs.claim_batch)
         self._workers.start()
@@ -118,6 +123,21 @@ class Engram:
             interval = follow_interval if follow_interval is not None else _default_interval(signal)
             self.follower = ChangeFollower(self.apply_changes, signal, interval=interval)
             self.follower.start()
+
+    def on_note_change(self, listener: Callable[[str, Note], None]) -> None:
+        """Call ``listener(event, note)`` after a note changes what it says or leaves search:
+        ("update", the note before the edit), ("delete", the note), ("archive", the note). Derived
+        caches keyed by a note's text (the chat's chunk KV) drop it there. A listener's error is
+        logged, never raised: the write is already committed."""
+        self._note_listeners.append(listener)
+
+    def _notify(self, event: str, notes: Iterable[Note]) -> None:
+        for note in notes:
+            for listener in self._note_listeners:
+                try:
+                    listener(event, note)
+                except Exception:  # noqa: BLE001 - a cache hook must not fail a committed write
+                    log.exception("note listener failed on %s of %s", event, note.id)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -154,9 +174,12 @@ class Engram:
 
     @property
     def embedder(self) -> Embedder:
-        """Loaded on first use, so commands that never embed stay fast."""
+        """Loaded on first use, so commands that never embed stay fast. Once: the caller and a job
+        worker may both ask first (two concurrent model loads race in transformers' lazy imports)."""
         if self._embedder is None:
-            self._embedder = MiniLMEmbedder(batch_size=self.config.embed_batch)
+            with self._load_lock:
+                if self._embedder is None:
+                    self._embedder = MiniLMEmbedder(batch_size=self.config.embed_batch)
         return self._embedder
 
     # ---- writes ---------------------------------------------------------------------------
@@ -233,6 +256,7 @@ class Engram:
             if content is not None:
                 self.index.add([_indexed(note)], vector)
         self._workers.wake()
+        self._notify("update", [current])
         return note
 
     def delete(self, note_id: str, *, actor: str = "user") -> None:
@@ -244,6 +268,7 @@ class Engram:
             self.store.delete(note_id, self.clock(), actor, jobs=[retract_job_for(current)])
             self.index.remove(note_id)
         self._workers.wake()
+        self._notify("delete", [current])
 
     def consolidate(
         self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
@@ -259,6 +284,8 @@ class Engram:
             ids = self.store.set_archived(self.store.faded(scope, when, limit), True, when, "consolidate")
             for note_id in ids:
                 self.index.set_archived(note_id, True)
+        if self._note_listeners and ids:
+            self._notify("archive", self.store.get_many(ids).values())
         return ids
 
     def restore(self, note_ids: str | Sequence[str], *, actor: str = "user") -> list[str]:

@@ -53,6 +53,18 @@ class InternalError(ServiceError):
     code, status = "internal", 500
 
 
+class LLMUnavailable(ServiceError):
+    """No language model is configured, or the configured one cannot be reached."""
+
+    code, status = "llm_unavailable", 503
+
+
+class LLMOutputInvalid(ServiceError):
+    """The model's answer could not be made to fit the requested JSON schema."""
+
+    code, status = "llm_output_invalid", 502
+
+
 class ConnectionFailed(ServiceError):
     """Raised by the SDK only: the server could not be reached or the connection broke."""
 
@@ -69,7 +81,8 @@ _ENGINE_STATUS: dict[type[m.EngramError], int] = {
 _CLASSES: list[type[m.EngramError]] = [
     m.InvalidInput, m.ScopeRequired, m.EmptyContent, m.ContentTooLarge, m.InvalidFilter, m.InvalidTimestamp,
     m.NotFound, m.Conflict, m.StorageError,
-    Unauthorized, Forbidden, PayloadTooLarge, ValidationFailed, NotReady, InternalError,
+    Unauthorized, Forbidden, PayloadTooLarge, ValidationFailed, NotReady, InternalError, LLMUnavailable,
+    LLMOutputInvalid,
 ]
 ERROR_CLASSES: dict[str, type[m.EngramError]] = {cls.code: cls for cls in _CLASSES}
 

@@ -3,6 +3,7 @@ upload without Content-Length is cut off too, and the route never sees an oversi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -19,9 +20,10 @@ class _TooLarge(HTTPException):
 class BodyLimit:
     """Usage: ``app.add_middleware(BodyLimit, max_bytes=4 << 20)``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject: Callable[[], None] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_reject = on_reject  # e.g. count the rejection in the error metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,6 +31,8 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
+            if self.on_reject is not None:
+                self.on_reject()
             await _reject(send, self.max_bytes)
             return
         seen = 0

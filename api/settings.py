@@ -6,6 +6,7 @@ environment at import time. Usage: ``Settings(data_dir="/var/lib/engram", admin_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,16 @@ class Settings(BaseSettings):
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
     job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
+    llm: str = Field("local", description="chat model: 'local' (SmolLM2 in-process, chunk KV reuse), 'none' "
+                                          "(chat answers 503) or a litellm model name, e.g. 'openai/gpt-4o-mini'")
+    llm_api_base: str | None = Field(None, description="base URL of the litellm model's server")
+    llm_api_key: SecretStr | None = Field(None, description="API key of the litellm model's provider")
+    llm_threads: int = Field(2, ge=1, description="torch threads of the local engine")
+    kv_ram_bytes: int = Field(256 << 20, ge=1 << 20, description="RAM budget of the chunk KV store")
+    kv_disk_bytes: int = Field(2 << 30, ge=1 << 20, description="disk budget of the chunk KV store (<data_dir>/kv)")
+    chat_context_tokens: int = Field(384, ge=16, description="token budget of the memories in a chat prompt")
+    enrich_llm: bool = Field(False, description="also let the engine build notes (keywords, tags, context, "
+                             "evolution) and extract facts in every tenant's jobs; off keeps the rule-based path")
 
     def control_url(self) -> str:
         """Where tenants and keys live: the shared database, else ``<data_dir>/control.db``."""

@@ -23,9 +23,11 @@ from retrieval.embedder import Embedder
 class TenantRegistry:
     """Open tenants by id. Thread-safe; a tenant is opened once even when many requests race for it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, config: EngramConfig | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, config: EngramConfig | None = None,
+                 llm: Any | None = None) -> None:
         self._settings = settings
         self._embedder = embedder
+        self.llm = llm  # one engine for every tenant (it serialises its own generations); set before use
         self._config = config or EngramConfig(durable=settings.durable, embed_batch=settings.embed_batch)
         self._open: dict[str, Engram] = {}
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class TenantRegistry:
         folder = self._settings.tenant_dir(tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
         common: dict[str, Any] = {"embedder": self._embedder, "config": self._config,
-                                  "workers": self._settings.job_workers}
+                                  "workers": self._settings.job_workers, "llm": self.llm}
         if self._settings.uses_postgres():
             # One database, one schema per tenant; the derived index stays on local disk and
             # follows the change feed, so notes written through another process become searchable here.

@@ -12,7 +12,8 @@ top hits. Prints one JSON line per (method, question_type) plus an "all" row per
                                                            # temporal-reasoning questions (rule extractor)
 
 session_recall@k = |gold sessions ∩ sessions of the top-k turns| / |gold sessions|;
-turn_recall@10 = |has_answer turns in the top 10| / |has_answer turns| (questions that have any).
+turn_recall@10 = |has_answer turns in the top 10| / |has_answer turns| (questions that have any);
+latest_first@10 = share of questions with several gold sessions whose newest one shows up first.
 """
 from __future__ import annotations
 
@@ -96,7 +97,23 @@ def scores(ranked_meta: list[dict[str, Any]], q: dict[str, Any], n_answer_turns:
         out[f"session_recall@{k}"] = len(gold & sessions) / len(gold) if gold else None
     found = sum(1 for m in ranked_meta[:10] if m["has_answer"])
     out["turn_recall@10"] = found / n_answer_turns if n_answer_turns else None
+    out["latest_first@10"] = latest_first(ranked_meta[:10], q)
     return out
+
+
+def latest_first(ranked_meta: list[dict[str, Any]], q: dict[str, Any]) -> float | None:
+    """For a question with several gold sessions (an update and what it updated): 1 when the most
+    recent gold session shows up before every older one in the hits, 0 when an older one comes
+    first or only older ones show up; None when there is nothing to order."""
+    dates = dict(zip(q["haystack_session_ids"], q["haystack_dates"], strict=True))
+    gold = [s for s in q["answer_session_ids"] if s in dates]
+    if len(gold) < 2:
+        return None
+    newest = max(gold, key=lambda s: parse_date(dates[s]))
+    for m in ranked_meta:
+        if m["session"] in gold:
+            return 1.0 if m["session"] == newest else 0.0
+    return None
 
 
 def rank_bm25(mem: Engram, q: dict[str, Any]) -> list[str]:
@@ -208,7 +225,7 @@ def main() -> None:
 
 def _row(method: str, qtype: str, rows: list[dict[str, float | None]], subset: str) -> dict[str, Any]:
     out: dict[str, Any] = {"method": method, "question_type": qtype, "questions": len(rows), "subset": subset}
-    for key in ("session_recall@5", "session_recall@10", "turn_recall@10"):
+    for key in ("session_recall@5", "session_recall@10", "turn_recall@10", "latest_first@10"):
         vals = [r[key] for r in rows if r[key] is not None]
         out[key] = round(sum(vals) / len(vals), 4) if vals else None
     return out

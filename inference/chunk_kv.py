@@ -16,10 +16,12 @@ from typing import Any, Protocol
 import torch
 
 
-def chunk_key(model_id: str, quant: str, tokens: Sequence[int]) -> str:
-    """Position-independent key of a chunk's KV: a hex sha256 of model, quantization and token ids."""
+def chunk_key(model_id: str, quant: str, tokens: Sequence[int], salt: str = "") -> str:
+    """Position-independent key of a chunk's KV: a hex sha256 of model, quantization and token ids.
+    ``salt`` (the tenant) keeps tenants' caches apart: identical text in two tenants gives two
+    entries, so a cache hit's timing can never tell one tenant what another has stored."""
     h = hashlib.sha256()
-    for part in (model_id, quant):
+    for part in (model_id, quant, *((salt,) if salt else ())):
         raw = part.encode()
         h.update(struct.pack("<I", len(raw)) + raw)
     h.update(struct.pack(f"<{len(tokens)}i", *tokens))

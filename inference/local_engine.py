@@ -26,7 +26,7 @@ KV-cache reuse (issue 5)::
   (parent, tokens, model id, ``tenant``), kept after each generation; a later prompt starting
   with the same blocks restores their KV instead of prefilling them. Exact: same logits.
 - Chunk reuse (a ``SegmentedPrompt`` and a ``chunk_store``): each chunk is tokenised alone and
-  its KV, computed alone at positions 0.., is stored under ``chunk_key(model_id, quant, tokens)``;
+  its KV, computed alone at positions 0.., is stored under ``chunk_key(model_id, quant, tokens, tenant)``;
   at use it is rotated to its position and fixed up by selective recompute (``BlendConfig``:
   ``ratio`` of the chunk tokens recomputed in context; 1.0 = exact, 0 = naive concatenation).
   Without a chunk store a segmented prompt is prefilled in full (prefix cache still applies).

@@ -98,7 +98,7 @@ class SegmentPrefill:
         return Prefilled(logits[0, -1], p)
 
     def _chunk(self, tokens: Sequence[int], stats: CacheStats) -> ChunkKV:
-        key = chunk_key(self.model_id, self.quant, tokens)
+        key = chunk_key(self.model_id, self.quant, tokens, self.tenant)
         kv = self.store.get(key)
         if kv is not None and kv.tokens == tuple(tokens):
             stats.chunk_reused_tokens += len(tokens)

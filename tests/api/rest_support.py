@@ -26,15 +26,16 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def start(tmp_dir, embedder, raise_server_exceptions=True, **overrides):
+def start(tmp_dir, embedder, raise_server_exceptions=True, llm=None, **overrides):
     """Build the real app; returns (TestClient — enter it to start the app —, app)."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, **{**LIMITS, **overrides})
-    app = create_app(settings, embedder=embedder)
+    # No chat model unless a test asks for one (tests/api/chat_support.py): REST tests stay light.
+    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, **{"llm": "none", **LIMITS, **overrides})
+    app = create_app(settings, embedder=embedder, llm=llm)
     return TestClient(app, raise_server_exceptions=raise_server_exceptions), app
 
 

@@ -18,7 +18,7 @@ from tests.helpers import ROOT
 def service(tmp_path_factory):
     data = tmp_path_factory.mktemp("mcp_served")
     env = {**os.environ, **s.SERVER_ENV, "ENGRAM_DATA_DIR": str(data), "ENGRAM_ADMIN_KEY": "mcp-admin",
-           "ENGRAM_KEY_CACHE_SECONDS": "0", "ENGRAM_DURABLE": "false"}
+           "ENGRAM_KEY_CACHE_SECONDS": "0", "ENGRAM_DURABLE": "false", "ENGRAM_LLM": "none"}
     made = subprocess.run([sys.executable, "-m", "api.cli", "keys", "create", "--tenant", "acme"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300, check=True)
     key = made.stdout.strip().splitlines()[-1]

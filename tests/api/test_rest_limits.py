@@ -16,6 +16,7 @@ def test_huge_body_is_413_before_the_route_runs(rest):
     assert (r.status_code, r.json()["code"]) == (413, "payload_too_large")
     listed = rest.client.get("/v1/memories", params={"user_id": "u_big"}, headers=rest.acme).json()
     assert listed["results"] == []
+    assert 'engram_http_errors_total{code="payload_too_large"} 2.0' in rest.client.get("/metrics").text
 
 
 def test_batch_over_the_limit_is_413_and_stores_nothing(rest):
@@ -62,3 +63,21 @@ def test_unexpected_error_is_500_internal_without_a_stack(tmp_path, embedder):
         r = client.get("/boom")
     assert (r.status_code, r.json()["code"]) == (500, "internal")
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_not_ready_until_startup_has_loaded_the_embedder(tmp_path, embedder):
+    from tests.api.rest_support import bearer, start
+
+    client, app = start(tmp_path, embedder)
+    service = app.state.service
+    service.accounts.create_tenant("early")
+    _, key = service.accounts.create_key("early")
+    # Outside ``with client`` the lifespan has not run: the process is alive but not ready.
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"] == {"embedder": False, "control_store": True}
+    r = client.get("/v1/memories", params={"user_id": "u"}, headers=bearer(key))
+    assert (r.status_code, r.json()["code"]) == (503, "not_ready")
+    with client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/memories", params={"user_id": "u"}, headers=bearer(key)).status_code == 200

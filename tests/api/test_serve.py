@@ -30,7 +30,7 @@ def _engram(env, *args):
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("served")
     env = {**os.environ, "ENGRAM_DATA_DIR": str(data), "ENGRAM_ADMIN_KEY": "served-admin",
-           "ENGRAM_KEY_CACHE_SECONDS": "0", "ENGRAM_DURABLE": "false", "OMP_WAIT_POLICY": "PASSIVE",
+           "ENGRAM_KEY_CACHE_SECONDS": "0", "ENGRAM_DURABLE": "false", "ENGRAM_LLM": "none", "OMP_WAIT_POLICY": "PASSIVE",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     key = _engram(env, "keys", "create", "--tenant", "acme", "--label", "e2e").stdout.strip().splitlines()[-1]
     port = _free_port()

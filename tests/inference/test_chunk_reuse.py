@@ -105,18 +105,17 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> float:
     return float(F.kl_div(q_logits.log_softmax(-1), p_logits.log_softmax(-1), log_target=True, reduction="sum"))
 
 
-@pytest.mark.parametrize("measure", ["k", "v", "kv"])
-def test_partial_recompute_counts_and_moves_toward_full(fp32, segments, measure: str) -> None:
+def test_partial_recompute_counts_and_moves_toward_full(fp32, segments) -> None:
     prefix, chunks, suffix = segments
     ids = prefix + [t for c in chunks for t in c] + suffix
     full = fp32(torch.tensor([ids]), 0, fp32.new_cache(len(ids)))
     kls = {}
-    for ratio in (0.0, 0.3):
+    for ratio, measure in ((0.0, "k"), (0.3, "k"), (0.3, "v"), (0.3, "kv")):
         cache, rest, cached, _ = _assemble(fp32, segments)
         got, n = blend_prefill(fp32, cache, rest, len(prefix), cached, BlendConfig(ratio, measure=measure))
         assert n == round(ratio * int(cached.sum()))
-        kls[ratio] = _kl(full[0, 0], got[0, 0])
-    assert kls[0.3] < kls[0.0]
+        kls[ratio, measure] = _kl(full[0, 0], got[0, 0])
+    assert all(kls[0.3, m] < kls[0.0, "k"] for m in ("k", "v", "kv")), kls
 
 
 def test_int4_ratio_one_is_close_to_full_prefill(segments) -> None:
@@ -152,3 +151,18 @@ def test_offset_causal_attention_equals_the_masked_reference(dtype: torch.dtype)
     got = offset_causal_attention(q, k, v, start)
     assert got.dtype == dtype
     torch.testing.assert_close(got.float(), want, atol=1e-5 if dtype == torch.float32 else 2e-2, rtol=0)
+
+
+def test_partial_recompute_over_exact_kv_is_exact(fp32, segments) -> None:
+    """When the "reused" KV is already what a full prefill wrote, recomputing any subset of the
+    tokens (scattered rows, sparse causal mask) must give the full prefill's logits."""
+    prefix, chunks, suffix = segments
+    ids = prefix + [t for c in chunks for t in c] + suffix
+    cache = fp32.new_cache(len(ids))
+    full = fp32(torch.tensor([ids]), 0, cache)
+    p = len(prefix)
+    cached = torch.tensor([True] * (len(ids) - p - len(suffix)) + [False] * len(suffix))
+    for ratio in (0.1, 0.5):
+        got, n = blend_prefill(fp32, cache, torch.tensor([ids[p:]]), p, cached, BlendConfig(ratio))
+        assert 0 < n < int(cached.sum())
+        torch.testing.assert_close(got, full, atol=2e-4, rtol=0)

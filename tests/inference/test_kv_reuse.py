@@ -17,7 +17,7 @@ from tests.inference import smollm
 
 SYSTEM = ("<|im_start|>system\nYou are a careful assistant. Answer in one short sentence, using only "
           "the documents given. If the documents do not say, answer that you do not know.<|im_end|>\n")
-PARAMS = GenerationParams(max_tokens=12)
+PARAMS = GenerationParams(max_tokens=6)
 
 
 def _turn(question: str) -> str:
@@ -130,3 +130,14 @@ def test_int4_reuse_agrees_with_full_prefill_on_the_first_token() -> None:
         s = engine.stream_tokens(prompt, one, blend=BlendConfig(ratio=ratio))
         "".join(s)
         assert s.stats.chunk_reused_tokens > 0 and s.token_ids == full.token_ids
+
+
+def test_without_a_chunk_store_segments_are_prefilled_in_full() -> None:
+    smollm.require_model()
+    engine = smollm.engine("int4")  # the shared engine: default prefix cache, no chunk store
+    prompt = _segments(smollm.hotpot_text(2), "Which document is longer?")
+    s = engine.stream_tokens(prompt, GenerationParams(max_tokens=2), tenant="no-store-test")
+    "".join(s)
+    st = s.stats
+    assert st.chunk_reused_tokens == st.chunk_computed_tokens == st.recomputed_tokens == 0
+    assert st.prompt_tokens == engine.count_tokens(prompt) == st.prefix_hit_tokens + st.prefilled_tokens
