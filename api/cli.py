@@ -161,6 +161,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         data: Any = args.content if args.role is None else [{"role": args.role, "content": args.content}]
         for note in mem.add(data, metadata=args.metadata, timestamp=args.timestamp, **_scope(args)):
             _print(_note_json(note))
+        mem.wait_for_jobs()  # a command is short-lived: the graph is complete when it returns
     return 0
 
 
@@ -170,6 +171,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     records = list(_read_jsonl(args.file, _scope(args)))
     with _open(args) as mem, tqdm(total=len(records), unit="note", file=sys.stderr) as bar:
         notes = mem.add_many(records, batch_size=args.batch_size, progress=bar.update)
+        mem.wait_for_jobs(timeout=3600)  # the graph is complete when the command returns
     _print({"ingested": len(notes), "file": str(args.file)})
     return 0
 

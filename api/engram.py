@@ -96,6 +96,7 @@ class Engram:
         self.llm = llm
         self._enricher = enricher
         self._embedder = embedder
+        self._load_lock = threading.Lock()
         self._shared = LockedEmbedder(lambda: self.embedder)
         self._lock = threading.RLock()
         url = database_url or sqlite_url(path)
@@ -173,9 +174,12 @@ class Engram:
 
     @property
     def embedder(self) -> Embedder:
-        """Loaded on first use, so commands that never embed stay fast."""
+        """Loaded on first use, so commands that never embed stay fast. Once: the caller and a job
+        worker may both ask first (two concurrent model loads race in transformers' lazy imports)."""
         if self._embedder is None:
-            self._embedder = MiniLMEmbedder(batch_size=self.config.embed_batch)
+            with self._load_lock:
+                if self._embedder is None:
+                    self._embedder = MiniLMEmbedder(batch_size=self.config.embed_batch)
         return self._embedder
 
     # ---- writes ---------------------------------------------------------------------------
