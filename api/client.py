@@ -164,6 +164,17 @@ class _Api:
                 "now": now, "filters": filters, "include_facts": True, "explain": True}
         return self._send(_Call("POST", "/v1/search", json=_clean(body)))
 
+    def chat(self, message: str, *, user_id: str | None = None, agent_id: str | None = None,
+             session_id: str | None = None, history: Sequence[Mapping[str, str]] | None = None,
+             max_tokens: int = 128, temperature: float = 0.0, top_k: int | None = None,
+             remember: bool = True) -> Any:
+        """One memory-augmented chat turn (``POST /v1/chat``): ``{"reply", "memories", "written",
+        "stats", ...}``. ``history``: earlier turns ``[{role, content}]``; ``remember`` writes the
+        exchange back as notes."""
+        body = {"message": message, **_scope(user_id, agent_id, session_id), "history": list(history or []),
+                "max_tokens": max_tokens, "temperature": temperature, "top_k": top_k, "remember": remember}
+        return self._send(_Call("POST", "/v1/chat", json=_clean(body)))
+
     # ---- knowledge graph (mirrors ``Engram.graph``) -------------------------------------------
 
     def entities(self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
