@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	# The chat demo's browser test: Playwright's Python package drives Debian's chromium (Playwright
 	# never downloads a browser). Each step runs only when its piece is missing.
 	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
-	test -x /usr/bin/chromium || { apt-get install -y chromium || sudo apt-get install -y chromium; }
+	test -x /usr/bin/chromium || apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 install: $(STAMP)
