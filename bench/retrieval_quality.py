@@ -138,9 +138,10 @@ def rank_engram(mem: Engram, q: dict[str, Any], qvec: Any, ranking: RankingConfi
 GRAPH_TYPES = ("knowledge-update", "temporal-reasoning")
 
 
-def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any) -> tuple[list[str], float]:
-    """Engram's ranking with the knowledge graph built from the haystack's user turns; returns the
-    ids and the graph-building time per message (ms)."""
+def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, weights: dict[str, float]) -> tuple[dict[str, list[str]], float]:
+    """Engram's ranking with the knowledge graph built from the haystack's user turns, once per
+    weight of the graph's note list; returns the ids per method and the graph-building time per
+    message (ms)."""
     start = time.perf_counter()
     ran = mem.run_jobs()
     per_message = 1000 * (time.perf_counter() - start) / max(ran, 1)
@@ -148,8 +149,22 @@ def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any) -> tuple[list[str
     scope = Scope(q["question_id"])
     fvec = mem.embedder.embed([user_perspective(q["question"])])[0]
     graph = mem._graph_ranking(q["question"], fvec, scope, None, 10)  # noqa: SLF001
-    hits = mem._rank(q["question"], qvec, scope, None, 10, when, False, graph.note_ids if graph else [])  # noqa: SLF001
-    return [h.id for h in hits], per_message
+    base = mem.config
+    out = {}
+    for name, weight in weights.items():
+        mem.config = replace(base, ranking=replace(base.ranking, w_graph=weight))
+        hits = mem._rank(q["question"], qvec, scope, None, 10, when, False, graph.note_ids if graph else [])  # noqa: SLF001
+        out[name] = [h.id for h in hits]
+    mem.config = base
+    return out, per_message
+
+
+def graph_variants(grid: bool) -> dict[str, float]:
+    """The graph column at the default weight, and other weights of the graph's list when tuning."""
+    out = {"engram+graph": RankingConfig().w_graph}
+    if grid:
+        out.update({f"engram+graph_w{w}": w for w in (0.25, 0.5)})
+    return out
 
 
 def variants(grid: bool) -> dict[str, RankingConfig]:
@@ -183,7 +198,7 @@ def main() -> None:
     if args.types:
         questions = [q for q in questions if q["question_type"] in args.types]
     embedder = CachedEmbedder(MiniLMEmbedder(), CACHE)
-    methods = ["bm25", "dense", *variants(args.grid), *(["engram+graph"] if args.graph else [])]
+    methods = ["bm25", "dense", *variants(args.grid), *(graph_variants(args.grid) if args.graph else [])]
     graph_ms: list[float] = []
     per: dict[str, dict[str, list[dict[str, float | None]]]] = {m: defaultdict(list) for m in methods}
     start = time.perf_counter()
@@ -201,7 +216,8 @@ def main() -> None:
                 ranked[name] = rank_engram(mem, q, qvec, cfg)
             if args.graph and q["question_type"] in GRAPH_TYPES:
                 mem.config = config
-                ranked["engram+graph"], ms = rank_with_graph(mem, q, qvec)
+                by_weight, ms = rank_with_graph(mem, q, qvec, graph_variants(args.grid))
+                ranked.update(by_weight)
                 graph_ms.append(ms)
             notes = mem.store.get_many(list({nid for ids in ranked.values() for nid in ids}))
             for method, ids in ranked.items():
