@@ -2,6 +2,8 @@
 its chunk's predicted reuse, and archive / delete / edit drop the chunk's KV."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from api.chat.context import note_text
@@ -73,7 +75,8 @@ def test_archive_delete_and_edit_drop_the_notes_cache(pipeline, mem, clock, chan
 
 
 def test_notes_written_back_are_warmed_for_the_next_turn(pipeline, mem) -> None:
-    request = ChatRequest("I grow tomatoes on my balcony.", user_id="ann", max_tokens=4)
+    # a fresh text per run: the engine's store is shared by every test (and every backend's run)
+    request = ChatRequest(f"I grow {uuid.uuid4().hex[:6]} tomatoes on my balcony.", user_id="ann", max_tokens=4)
     result = pipeline.run(TENANT, mem, request)
     assert len(result.notes) == 2 and "notes" not in result.as_dict()
     keys = [pipeline.kv.key_of(TENANT, note_text(n)) for n in result.notes]
