@@ -7,6 +7,7 @@ Prints one JSON line per turn and a summary line:
 
     python bench/chat.py                 # 20 turns, max_tokens 24 (5-10 min on 2 shared cores)
     python bench/chat.py --turns 6       # quicker
+    python bench/chat.py --blend-ratio 0.5   # more selective recompute: closer to exact, slower
 
 Setup: an Engram (real SQLite, FAISS, MiniLM) holding the shipped sample conversation
 (api/data, 30 turns over eleven weeks); the real SmolLM2 engine (int4) with a prefix cache and a
@@ -14,7 +15,8 @@ tiered chunk store under the value-aware policy. Each turn is prepared once (the
 the same chunks, the same prompt) and generated twice, greedy, in the same run: with chunk reuse
 (chunks' KV from the store, selective recompute) and without (the chunk store detached: the
 prompt is prefilled, the prefix cache still serves what it can). The "on" reply is written back,
-so memory grows as in a real chat. ``agree``: the two greedy replies are identical.
+so memory grows as in a real chat; between turns the written-back notes' chunks are computed
+(``ChatPipeline.warm``, what the service does after sending a reply; ``--no-warm`` skips it). ``agree``: the two greedy replies are identical.
 """
 from __future__ import annotations
 
@@ -71,7 +73,10 @@ def main() -> None:
     from inference.local_engine import LocalEngine
 
     store = TieredChunkStore(StoreConfig(ram_bytes=256 << 20, policy="value"))
-    engine = LocalEngine(threads=2, chunk_store=store, prefix_cache_blocks=32, block_size=64)
+    from inference.blend import BlendConfig
+
+    engine = LocalEngine(threads=2, chunk_store=store, prefix_cache_blocks=32, block_size=64,
+                         blend=BlendConfig(ratio=args.blend_ratio))
     pipeline = ChatPipeline(engine, ChatConfig(context_tokens=args.budget, top_k=args.top_k), MemoryKV(engine))
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Engram(Path(tmp) / "bench.db", workers=0) as mem:
@@ -87,7 +92,9 @@ def main() -> None:
                 _generate(pipeline, off)
             finally:
                 engine.chunk_store = store
-            pipeline.finish("bench", mem, on)
+            result = pipeline.finish("bench", mem, on)
+            if args.warm:
+                pipeline.warm("bench", result)  # between turns, as the service does after replying
             row = _row(i, on, off)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -111,6 +118,7 @@ def _row(i, on, off) -> dict:
 def _summary(rows, args) -> dict:
     late = [r for r in rows if r["turn"] >= 3]
     return {"summary": "chat", "turns": len(rows), "max_tokens": args.max_tokens, "budget": args.budget,
+            "blend_ratio": args.blend_ratio, "warm": args.warm,
             "ttft_speedup_median_from_turn3": round(statistics.median(r["speedup"] for r in late), 2) if late else None,
             "ttft_on_median_ms": round(statistics.median(r["ttft_on_ms"] for r in late), 1) if late else None,
             "ttft_off_median_ms": round(statistics.median(r["ttft_off_ms"] for r in late), 1) if late else None,
@@ -128,6 +136,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--budget", type=int, default=512, help="token budget of the memory chunks")
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--no-warm", dest="warm", action="store_false",
+                   help="do not compute written-back notes' chunks between turns")
+    p.add_argument("--blend-ratio", type=float, default=0.15, help="selective recompute share (engine default 0.15)")
     return p.parse_args()
 
 

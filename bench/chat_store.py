@@ -14,7 +14,8 @@ tokenised with SmolLM2's tokenizer; the trace is recorded once, then replayed ag
 with the same byte budget (``--budget-share`` of all chunks' bytes, SmolLM2-135M fp32 KV: 46 KB
 per token). ``value+retention`` gets, after every turn, each used note's retention as its
 predicted reuse (what api/chat/memory_kv.py does); ``value`` is the same policy without hints;
-``lru`` is plain LRU. A get that misses is followed by a put (the engine computed the chunk).
+``lru`` is plain LRU. The value policy runs with each of ``--half-lives``
+(its frequency decay, in store ticks: about 16 per turn here). A get that misses is followed by a put (the engine computed the chunk).
 """
 from __future__ import annotations
 
@@ -72,13 +73,14 @@ def record(turns: int, recent: float, seed: int) -> list[tuple[list[tuple[str, i
     return trace
 
 
-def replay(trace, policy: str, hints: bool, budget: int) -> dict:
+def replay(trace, policy: str, hints: bool, budget: int, half_life: float | None = None) -> dict:
     import torch
 
     from inference.chunk_kv import ChunkKV
     from inference.chunk_store import StoreConfig, TieredChunkStore
 
-    store = TieredChunkStore(StoreConfig(ram_bytes=budget, policy=policy))
+    args = {"half_life": half_life} if half_life is not None else {}
+    store = TieredChunkStore(StoreConfig(ram_bytes=budget, policy=policy, policy_args=args))
     hits = misses = tok_hit = tok_all = 0
     for used, rets in trace:
         for key, n in used:
@@ -93,7 +95,7 @@ def replay(trace, policy: str, hints: bool, budget: int) -> dict:
             for key, r in rets.items():
                 store.set_reuse(key, min(1.0, max(0.0, r)))
     stats = store.stats()
-    return {"policy": f"{policy}+retention" if hints else policy, "budget_bytes": budget,
+    return {"policy": f"{policy}+retention" if hints else policy, "half_life": half_life, "budget_bytes": budget,
             "hit_rate": round(hits / max(hits + misses, 1), 4), "token_hit_rate": round(tok_hit / max(tok_all, 1), 4),
             "hits": hits, "misses": misses, "evictions": stats["tiers"]["ram"]["evictions"]}
 
@@ -104,17 +106,20 @@ def main() -> None:
     p.add_argument("--recent", type=float, default=0.6, help="share of turns about one of the last 20 notes")
     p.add_argument("--budget-share", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--half-lives", default="2000,250", help="value policy half-lives (store ticks) to compare")
     args = p.parse_args()
     trace = record(args.turns, args.recent, args.seed)
     sizes = {key: n for used, _ in trace for key, n in used}
     budget = int(args.budget_share * sum(sizes.values()) * LAYERS * KV_HEADS * HEAD_DIM * 4 * 2)
-    rows = [replay(trace, "lru", False, budget), replay(trace, "value", False, budget),
-            replay(trace, "value", True, budget)]
+    rows = [replay(trace, "lru", False, budget)]
+    for hl in (float(x) for x in args.half_lives.split(",")):
+        rows += [replay(trace, "value", False, budget, hl), replay(trace, "value", True, budget, hl)]
     for row in rows:
         print(json.dumps(row), flush=True)
     print(json.dumps({"summary": "chat_store", "turns": args.turns, "unique_chunks": len(sizes),
                       "budget_share": args.budget_share,
-                      "retention_vs_lru_hit_rate": round(rows[2]["hit_rate"] / max(rows[0]["hit_rate"], 1e-9), 3)}))
+                      "best_retention_vs_lru_hit_rate": round(max(r["hit_rate"] for r in rows if "retention" in r["policy"])
+                                                              / max(rows[0]["hit_rate"], 1e-9), 3)}))
 
 
 if __name__ == "__main__":

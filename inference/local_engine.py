@@ -155,6 +155,27 @@ class LocalEngine:
         out._steps = self._locked(inner, out)
         return out
 
+    def prepare_chunks(self, chunks: Sequence[str], *, tenant: str = "") -> int:
+        """Compute and store the KV of every chunk text missing from the chunk store (e.g. a note
+        just written, so the turn that first uses it finds it); returns how many were computed.
+        Waits for the engine's lock like a generation."""
+        from inference.chunk_kv import chunk_key
+        from inference.chunk_reuse import compute_chunk_kv
+
+        if self.chunk_store is None:
+            return 0
+        if self._owner == threading.get_ident():
+            raise InvalidParams("this thread has an unfinished stream on this engine; exhaust or close it first")
+        done = 0
+        with self._lock:
+            for text in chunks:
+                tokens = self.tokenizer.encode(text)
+                key = chunk_key(self.model_id, self.quant, tokens, tenant)
+                if tokens and self.chunk_store.get(key) is None:
+                    self.chunk_store.put(compute_chunk_kv(self.model, tokens, key))
+                    done += 1
+        return done
+
     def complete_json(self, messages: Sequence[Message], schema: dict[str, Any],
                       params: GenerationParams | None = None) -> dict[str, Any]:
         """A dict that validates against ``schema``, decoded under a JSON-schema grammar (greedy

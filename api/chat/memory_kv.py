@@ -1,6 +1,7 @@
 """Memory-aware chunk caching: the memory layer tells the chunk store what a note's KV is worth.
 
-- A note's chunk KV is computed the first time a turn uses the note (the engine stores it).
+- A note's chunk KV is computed when the chat writes it back (``warm``, after the reply is sent)
+  or else the first time a turn uses the note (the engine stores it).
 - Its predicted reuse (``set_reuse``) is the note's retention on the forgetting curve, refreshed
   every turn of its tenant for the notes this process has cached: a recalled note (retention back
   near 1) is protected, the caches of fading notes are the first the value-aware policy evicts.
@@ -72,6 +73,11 @@ class MemoryKV:
             note = notes.get(note_id)
             if note is not None:
                 self._store.set_reuse(key, min(1.0, max(0.0, mem.retention(note))))
+
+    def warm(self, tenant: str, notes: Sequence[Note]) -> int:
+        """Compute the chunk KV of notes just written (after the reply has gone out), so the turn
+        that first retrieves them reuses it instead of computing it on the reply path."""
+        return self._engine.prepare_chunks([note_text(n) for n in notes], tenant=tenant)
 
     def reuse_of(self, tenant: str, note_id: str) -> str | None:
         """The chunk key tracked for a note (tests and the demo's cache panel)."""

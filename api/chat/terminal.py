@@ -43,6 +43,7 @@ def chat_loop(pipeline: ChatPipeline, mem: Any, scope: dict[str, str | None], li
         s = result.stats
         out.write(f"\n  [ttft {s.get('ttft_ms', 0):.0f} ms, total {s.get('total_ms', 0):.0f} ms, chunk tokens "
                   f"reused {s.get('chunk_reused_tokens', 0)} / computed {s.get('chunk_computed_tokens', 0)}]\n")
+        pipeline.warm("", result)  # while the user reads and types
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": result.reply}]
         turns += 1
     return turns

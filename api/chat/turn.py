@@ -78,6 +78,8 @@ class PreparedTurn:
 
 @dataclass
 class ChatResult:
+    """What a turn returns; ``notes`` (the notes written back) is for ``warm``, not serialised."""
+
     reply: str
     finish_reason: str | None
     memories: list[dict[str, Any]]
@@ -85,9 +87,11 @@ class ChatResult:
     written: list[str]
     model: str
     completion_tokens: int
+    notes: list[Any] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in self.__dict__.items() if k != "notes"}
+
 
 
 class ChatPipeline:
@@ -134,15 +138,21 @@ class ChatPipeline:
     def finish(self, tenant: str, mem: Any, turn: PreparedTurn) -> ChatResult:
         """Write the exchange back (user and assistant notes) and refresh the chunk-store hints."""
         req = turn.request
-        written: list[str] = []
+        notes: list[Any] = []
         if req.remember and turn.text.strip() and turn.finish_reason != "cancelled":
             notes = mem.add([{"role": "user", "content": req.message}, {"role": "assistant", "content": turn.text}],
                             metadata={"source": "chat"}, **req.scope())
-            written = [n.id for n in notes]
+        written = [n.id for n in notes]
         if self.kv is not None and self.local:
             self.kv.after_turn(tenant, mem, turn.chunks)
         return ChatResult(turn.text, turn.finish_reason, [c.as_dict() for c in turn.chunks], turn.stats, written,
-                          self.engine.model_id, turn.completion_tokens)
+                          self.engine.model_id, turn.completion_tokens, notes)
+
+    def warm(self, tenant: str, result: ChatResult) -> int:
+        """Compute the chunk KV of the notes ``result`` wrote back (call after the reply is sent)."""
+        if self.kv is None or not self.local or not result.notes:
+            return 0
+        return self.kv.warm(tenant, result.notes)
 
     # ---- internals ---------------------------------------------------------------------------
 

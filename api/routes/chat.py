@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -28,11 +28,12 @@ def pipeline_of(service: Any) -> ChatPipeline:
 
 
 @router.post("/chat", summary="Chat with memory: retrieve, generate with chunk-cached KV, write back")
-async def chat(body: ChatBody, tenant: TenantDep, service: ServiceDep) -> Any:
+async def chat(body: ChatBody, tenant: TenantDep, service: ServiceDep, background: BackgroundTasks) -> Any:
     pipeline = pipeline_of(service)
     request = body.to_request()
     if not body.stream:
         result = await run_in_threadpool(pipeline.run, tenant.id, tenant.mem, request)
+        background.add_task(pipeline.warm, tenant.id, result)  # after the response is sent
         return result.as_dict()
     # Retrieval runs before the response starts, so bad input still gets a 4xx status.
     turn = await run_in_threadpool(pipeline.prepare, tenant.id, tenant.mem, request)
@@ -45,5 +46,7 @@ def _producer(pipeline: ChatPipeline, tenant: TenantContext, turn: PreparedTurn)
         emit(sse("memories", {"memories": [c.as_dict() for c in turn.chunks]}))
         for piece in pipeline.generate(turn, tenant.id, cancel):
             emit(sse("token", {"text": piece}))
-        emit(sse("done", pipeline.finish(tenant.id, tenant.mem, turn).as_dict()))
+        result = pipeline.finish(tenant.id, tenant.mem, turn)
+        emit(sse("done", result.as_dict()))
+        pipeline.warm(tenant.id, result)  # the client has its reply; the new notes' KV is ready next turn
     return produce

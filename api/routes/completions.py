@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +30,7 @@ _FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", None: "stop"
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion with memory")
-async def completions(body: CompletionBody, tenant: TenantDep, service: ServiceDep,
+async def completions(body: CompletionBody, tenant: TenantDep, service: ServiceDep, background: BackgroundTasks,
                       x_engram_user: str | None = Header(None),
                       x_engram_remember: str | None = Header(None)) -> Any:
     pipeline = pipeline_of(service)
@@ -38,6 +38,7 @@ async def completions(body: CompletionBody, tenant: TenantDep, service: ServiceD
     meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
     if not body.stream:
         result = await run_in_threadpool(pipeline.run, tenant.id, tenant.mem, request)
+        background.add_task(pipeline.warm, tenant.id, result)
         return _completion(meta, result)
     turn = await run_in_threadpool(pipeline.prepare, tenant.id, tenant.mem, request)
     return StreamingResponse(thread_stream(_producer(pipeline, tenant, turn, meta),
@@ -99,4 +100,5 @@ def _producer(pipeline: ChatPipeline, tenant: TenantContext, turn: PreparedTurn,
         result = pipeline.finish(tenant.id, tenant.mem, turn)
         emit(_chunk(meta, {}, _FINISH.get(result.finish_reason, "stop")))
         emit(sse(None, "[DONE]"))
+        pipeline.warm(tenant.id, result)
     return produce

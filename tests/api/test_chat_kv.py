@@ -2,6 +2,8 @@
 its chunk's predicted reuse, and archive / delete / edit drop the chunk's KV."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from api.chat.context import note_text
@@ -70,3 +72,18 @@ def test_archive_delete_and_edit_drop_the_notes_cache(pipeline, mem, clock, chan
         assert note.id in mem.consolidate(user_id="ann")
     assert entry(pipeline.engine, key) is None
     assert pipeline.kv.reuse_of(TENANT, note.id) is None
+
+
+def test_notes_written_back_are_warmed_for_the_next_turn(pipeline, mem) -> None:
+    # a fresh text per run: the engine's store is shared by every test (and every backend's run)
+    request = ChatRequest(f"I grow {uuid.uuid4().hex[:6]} tomatoes on my balcony.", user_id="ann", max_tokens=4)
+    result = pipeline.run(TENANT, mem, request)
+    assert len(result.notes) == 2 and "notes" not in result.as_dict()
+    keys = [pipeline.kv.key_of(TENANT, note_text(n)) for n in result.notes]
+    assert all(entry(pipeline.engine, k) is None for k in keys)
+    assert pipeline.warm(TENANT, result) == 2
+    assert all(entry(pipeline.engine, k) is not None for k in keys)
+    assert pipeline.warm(TENANT, result) == 0  # already there
+    out = turn(pipeline, mem, "What do I grow on my balcony?")
+    used = {m["id"] for m in out.memories}
+    assert result.notes[0].id in used and out.stats["chunk_reused_tokens"] > 0
