@@ -56,7 +56,7 @@ def _ingest(mem: Any) -> None:
 
 def _ask(mem: Any, question: str) -> None:
     print(f"Q: {question}   (asked at {ASK_AT:%Y-%m-%d})")
-    for hit in mem.search(question, user_id="sam", top_k=3, now=ASK_AT):
+    for hit in mem.search(question, user_id="sam", top_k=3, now=ASK_AT, include_facts=False):
         age = (ASK_AT - hit.event_time).days
         dense = f"{hit.dense:.2f}" if hit.dense is not None else "  - "
         bm25 = f"{hit.bm25:.2f}" if hit.bm25 is not None else "  - "
@@ -66,7 +66,7 @@ def _ask(mem: Any, question: str) -> None:
 
 
 def _show_links(mem: Any) -> None:
-    hit = mem.search("Pepper sprained paw vet", user_id="sam", top_k=1, now=ASK_AT)[0]
+    hit = mem.search("Pepper sprained paw vet", user_id="sam", top_k=1, now=ASK_AT, include_facts=False)[0]
     note = mem.get(hit.id, now=ASK_AT)
     print(f"Note {note.id[:8]}: {note.content[:70]}")
     print(f"  keywords {note.keywords}  tags {note.tags}\n  context  {note.context}")
@@ -88,7 +88,8 @@ def _forget_and_restore(mem: Any) -> None:
     recalled = sum(1 for n in active if n.recall_count > 0)
     print(f"Consolidate at {later:%Y-%m-%d}: {len(archived)} faded notes archived (nothing is deleted); "
           f"{len(active)} stay active, {recalled} of them strengthened by the recalls above.")
-    hits = mem.search("jazz club with Ines", user_id="sam", top_k=1, now=later, include_archived=True)
+    hits = mem.search("jazz club with Ines", user_id="sam", top_k=1, now=later, include_archived=True,
+                      include_facts=False)
     if hits and hits[0].note.archived:
         restored = mem.restore(hits[0].id)
         print(f"Restored {len(restored)} archived note: {hits[0].content[:70]}")

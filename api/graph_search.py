@@ -54,6 +54,29 @@ class FactHit:
     note_ids: list[str]
     kind: str = "fact"
 
+    # The explanation attributes of a note ``Hit``, so code that prints a mixed result list works:
+    # a fact has no forgetting curve or BM25 score of its own.
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"predicate": self.fact.predicate}
+
+    @property
+    def event_time(self) -> datetime:
+        return self.fact.valid_at or self.fact.created_at
+
+    @property
+    def dense(self) -> float:
+        return self.similarity
+
+    @property
+    def relevance(self) -> float:
+        return self.score
+
+    retention = None
+    recency = None
+    bm25 = None
+    note = None
+
     def as_dict(self) -> dict[str, Any]:
         f = self.fact
         return {

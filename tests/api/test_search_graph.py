@@ -37,6 +37,7 @@ def test_one_list_with_the_current_fact_and_its_note_above_the_old_ones(mem):
     fact = next(h for h in found if isinstance(h, FactHit))
     assert "Paris" in fact.content and "previously Berlin" in fact.content
     assert fact.note_ids == [mem.notes[2].id] and fact.as_dict()["kind"] == "fact"
+    assert (fact.retention, fact.bm25, fact.dense) == (None, None, fact.similarity)  # prints like a note hit
     notes = [h.id for h in found if isinstance(h, Hit)]
     assert notes.index(mem.notes[2].id) < notes.index(mem.notes[0].id)
     paris = next(h for h in found if isinstance(h, Hit) and h.id == mem.notes[2].id)
