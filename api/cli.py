@@ -299,6 +299,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # The key rides in the URL fragment: the browser keeps it, it never reaches a server log.
         print(f"Engram chat demo: http://{host}:{port}/#key={clear}", flush=True)
         print(f"API key (tenant 'demo'): {clear}", flush=True)
+    # Worker processes build their settings from ENGRAM_*: they must know there are several of
+    # them (each then follows the others' writes to a tenant's SQLite file).
+    os.environ["ENGRAM_WORKERS"] = str(workers)
     # A factory import string, so that each worker process builds its own app from ENGRAM_*.
     uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")

@@ -35,6 +35,7 @@ from api.worker import JobRunner, Workers
 from graph.extract_llm import LLMExtractor
 from graph.extract_rules import RuleExtractor
 from graph.protocols import Extractor
+from graph.ingest import owner_scope
 from graph.queries import user_perspective
 from graph.temporal_graph import TemporalGraph
 from inference.engine import Engine
@@ -348,9 +349,12 @@ class Engram:
         when = to_utc(now) if now is not None else self.clock()
         world = to_utc(as_of) if as_of is not None else None
         predicate = compile_filter(_until(filters, world)) if filters is not None or world is not None else None
-        perspective = user_perspective(query)
+        # Facts are matched from the user's perspective ("where do I live" → "... User live"): a
+        # second sentence in the same embedding batch, only when the scope has facts at all.
+        use_graph = self.config.graph_search.enabled and self.graph.store.has_facts(owner_scope(scope))
+        perspective = user_perspective(query) if use_graph else query
         vectors = self._shared.embed([query] if perspective == query else [query, perspective])
-        graph = self._graph_ranking(query, vectors[-1], scope, world, top_k)
+        graph = self._graph_ranking(query, vectors[-1], scope, world, top_k) if use_graph else None
         with self._lock:
             hits, top_raw = self._ranked(query, vectors[0], scope, predicate, top_k, when, include_archived,
                                          graph.note_ids if graph else [])

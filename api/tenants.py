@@ -73,4 +73,6 @@ class TenantRegistry:
             # follows the change feed, so notes written through another process become searchable here.
             return Engram(database_url=self._settings.database_url, db_schema=f"tenant_{tenant_id}",
                           index_dir=folder / "engram.index", follow=True, **common)
-        return Engram(folder / "engram.db", **common)
+        # Several server processes share the tenant's SQLite file: each index follows the others'
+        # writes (polling the change log), or a note added through one would stay unsearchable in the rest.
+        return Engram(folder / "engram.db", follow=self._settings.workers > 1, **common)

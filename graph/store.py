@@ -255,6 +255,13 @@ class GraphStore:
         with self._tx() as s:
             return [(fact_from_row(r), from_bytes(r.embedding)) for r in s.scalars(stmt.order_by(FactRow.id))]
 
+    def has_facts(self, scope: Scope | None) -> bool:
+        """Whether a scope holds any fact (closed ones included): one indexed probe, so a search can
+        skip the graph, and the embedding its fact search needs, for scopes without one."""
+        stmt = select(FactRow.id).where(*_scope_clauses(FactRow, scope)).limit(1)
+        with self._tx() as s:
+            return s.execute(stmt).first() is not None
+
     def fact_embeddings(self, fact_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Sentence embeddings of the given facts (those that have one)."""
         stmt = select(FactRow.id, FactRow.embedding).where(FactRow.id.in_(list(set(fact_ids))))

@@ -72,3 +72,29 @@ def test_graph_search_can_be_turned_off(tmp_path, embedder, clock):
     found = m.search("Where do I live now?", **U)
     assert found and all(isinstance(h, Hit) and h.graph_rank is None for h in found)
     m.close()
+
+
+class _Counting:
+    """The real embedder, recording the size of each batch."""
+
+    def __init__(self, inner):
+        self.inner, self.batches = inner, []
+        self.dim, self.model_id = inner.dim, inner.model_id
+
+    def embed(self, texts):
+        self.batches.append(len(texts))
+        return self.inner.embed(texts)
+
+
+def test_a_scope_without_facts_embeds_only_the_query(tmp_path, embedder, clock):
+    counting = _Counting(embedder)
+    m = Engram(tmp_path / "nofacts.db", embedder=counting, clock=clock, workers=0)
+    m.add(CHAT[0][0], timestamp=CHAT[0][1], **U)  # its graph job stays queued: no facts yet
+    counting.batches.clear()
+    m.search("Where do I live now?", **U)
+    assert counting.batches == [1]
+    m.wait_for_jobs(timeout=60)
+    counting.batches.clear()
+    m.search("Where do I live now?", **U)
+    assert counting.batches == [2]  # the query and its user-perspective form, one batch
+    m.close()
