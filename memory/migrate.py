@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,31 @@ def upgrade(engine: Engine, tree: MigrationTree) -> None:
         if current is None and inspect(conn).has_table(tree.marker_table):
             command.stamp(cfg, _base_revision(tree))
         command.upgrade(cfg, "head")
+
+
+def run_env(metadata: MetaData, default_version_table: str) -> None:
+    """The body of every tree's ``env.py``: online mode on the connection ``upgrade`` hands over,
+    never against a URL read from a config file."""
+    from alembic import context
+
+    config = context.config
+    connection = config.attributes["connection"]
+
+    def own_tables(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
+        # Autogenerate compares only this tree's tables: the other trees' (and their version
+        # tables) share the database and must never show up as tables to drop.
+        return type_ != "table" or name in metadata.tables
+
+    context.configure(
+        connection=connection,
+        include_name=own_tables,
+        target_metadata=metadata,
+        version_table=config.attributes.get("version_table", default_version_table),
+        # SQLite cannot ALTER most things: batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def current_revision(engine: Engine, tree: MigrationTree) -> str | None:

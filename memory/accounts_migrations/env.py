@@ -1,31 +1,8 @@
-"""Alembic environment of the control tables (tenants, API keys; memory/accounts.py).
-
-Runs on the connection handed over by memory.migrate when ``open_accounts_engine`` opens the
-control database; never against a URL read from a config file.
-"""
+"""Alembic environment of the control tables (tenants, API keys; memory/accounts.py), run when
+``open_accounts_engine`` opens the control database."""
 from __future__ import annotations
 
-from alembic import context
+from memory.accounts import _Base  # noqa: PLC2701 - the tree of that module
+from memory.migrate import run_env
 
-from memory.accounts import _Base as Base  # noqa: PLC2701 - the tree of that module
-
-config = context.config
-connection = config.attributes["connection"]
-
-
-def _own_tables(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
-    """Autogenerate compares only this tree's tables: the other tree's (and its version table)
-    share the database and must never show up as tables to drop."""
-    return type_ != "table" or name in Base.metadata.tables
-
-
-context.configure(
-    connection=connection,
-    include_name=_own_tables,
-    target_metadata=Base.metadata,
-    version_table=config.attributes.get("version_table", "alembic_version_accounts"),
-    # SQLite cannot ALTER most things: batch mode copies the table instead.
-    render_as_batch=connection.dialect.name == "sqlite",
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_env(_Base.metadata, "alembic_version_accounts")
