@@ -56,7 +56,7 @@ from memory.validation import clean_content, clean_importance, clean_metadata, c
 from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
 from retrieval.terms import Tokenizer
-from retrieval.ranking import Hit, fused_scores, rank
+from retrieval.ranking import Hit, rank, to_hits
 
 log = logging.getLogger("engram")
 
@@ -552,11 +552,11 @@ class Engram:
         cands = self.index.candidates(qvec, query, mask, self.config.ranking.pool(top_k))
         if graph_notes:
             cands = self.index.with_graph(cands, list(graph_notes), mask)
-        notes = self.store.get_many([c.note_id for c in cands])
-        rets = {nid: retention(days_between(n.last_touched, when), n.strength) for nid, n in notes.items()}
+        states = self.store.rank_states([c.note_id for c in cands])
+        rets = {nid: retention(days_between(st.last_touched, when), st.strength) for nid, st in states.items()}
         vectors = self.index.vectors_of([c.row for c in cands])
-        raw = fused_scores([c for c in cands if c.note_id in notes], self.config.ranking)
-        return rank(cands, notes, rets, vectors, when, top_k, self.config.ranking), float(raw.max(initial=0.0))
+        scored, top_raw = rank(cands, states, rets, vectors, when, top_k, self.config.ranking)
+        return to_hits(scored, self.store.get_many([s.candidate.note_id for s in scored])), top_raw
 
     def _graph_ranking(self, query: str, qvec: np.ndarray, scope: Scope, as_of: datetime | None,
                        top_k: int) -> GraphRanking | None:

@@ -1,13 +1,13 @@
 """The SQL store of the temporal graph: one transaction per write, facts closed but never deleted.
 
-Foreign (SQLAlchemy) errors are translated to StorageError here and nowhere else.
+Foreign (SQLAlchemy) errors become StorageError here (opening) and in memory.transactions (queries).
 Usage: ``store = GraphStore(engine); store.write(plan)``.
 """
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from graph.temporal import Closure
 from graph.types import Entity, Episode, Fact, Merge
 from memory.errors import InvalidInput, NotFound, StorageError
 from memory.migrate import MigrationTree, upgrade
+from memory.transactions import read_tx, session_tx
 from memory.types import Scope
 
 SqlEngine = Engine  # re-exported so the facade can name the type without importing sqlalchemy
@@ -75,13 +76,8 @@ class GraphStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot create graph tables: {exc}") from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return session_tx(self._sessions)
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -259,8 +255,8 @@ class GraphStore:
         """Whether a scope holds any fact (closed ones included): one indexed probe, so a search can
         skip the graph, and the embedding its fact search needs, for scopes without one."""
         stmt = select(FactRow.id).where(*_scope_clauses(FactRow, scope)).limit(1)
-        with self._tx() as s:
-            return s.execute(stmt).first() is not None
+        with read_tx(self._engine) as conn:
+            return conn.execute(stmt).first() is not None
 
     def fact_embeddings(self, fact_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Sentence embeddings of the given facts (those that have one)."""

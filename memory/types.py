@@ -64,6 +64,17 @@ class Note:
 
 
 @dataclass(frozen=True)
+class RankState:
+    """What ranking needs of a note (its forgetting-curve clock, age and session), read for a
+    whole candidate pool; the full notes are read only for the hits that win."""
+
+    session_id: str | None
+    event_time: datetime
+    last_touched: datetime
+    strength: float
+
+
+@dataclass(frozen=True)
 class Link:
     """A typed, directed link between two notes, by note id."""
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from memory.types import Note
+from memory.types import Note, RankState
 from retrieval.fusion import blend, group_context, mmr, recency, rrf
 from retrieval.hybrid import Candidate
 
@@ -100,28 +100,54 @@ def _linear(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     return cfg.w_dense * dense + cfg.w_bm25 * bm25 + cfg.w_graph * graph
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A candidate's place in a ranking, before its note is read."""
+
+    candidate: Candidate
+    score: float
+    relevance: float
+    retention: float
+    recency: float
+
+
 def rank(
     cands: list[Candidate],
-    notes: dict[str, Note],
+    states: dict[str, RankState],
     retentions: dict[str, float],
     vectors: np.ndarray,
     now: datetime,
     top_k: int,
     cfg: RankingConfig,
-) -> list[Hit]:
-    """Order candidates into at most ``top_k`` hits. ``vectors[i]`` belongs to ``cands[i]``."""
-    keep = [i for i, c in enumerate(cands) if c.note_id in notes]
+) -> tuple[list[Scored], float]:
+    """Order candidates into at most ``top_k`` (MMR order); ``vectors[i]`` belongs to ``cands[i]``.
+    Candidates without a state (deleted since indexing) drop out. Also returns the best fused
+    relevance before scaling, for placing other items (graph facts) on the same scale."""
+    keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
-    rel = relevance_scores(cands, cfg)
-    rel = group_context(rel, [notes[c.note_id].scope.session_id for c in cands], cfg.w_session)
-    hits = [_hit(c, notes[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
-    order = mmr(np.array([h.score for h in hits]), vectors, top_k, cfg.mmr_lambda)
-    return [hits[i] for i in order]
+    raw = fused_scores(cands, cfg)
+    top = float(raw.max(initial=0.0))
+    rel = raw / top if top > 0 else raw
+    rel = group_context(rel, [states[c.note_id].session_id for c in cands], cfg.w_session)
+    scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
+    order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda)
+    return [scored[i] for i in order], top
 
 
-def _hit(c: Candidate, note: Note, relevance: float, retention: float, now: datetime, cfg: RankingConfig) -> Hit:
-    age_days = (now - note.event_time).total_seconds() / 86400.0
+def to_hits(scored: list[Scored], notes: dict[str, Note]) -> list[Hit]:
+    """Hits for ranked candidates whose notes were read (one deleted in between drops out)."""
+    return [_hit(s, notes[s.candidate.note_id]) for s in scored if s.candidate.note_id in notes]
+
+
+def _scored(c: Candidate, state: RankState, relevance: float, retention: float, now: datetime,
+            cfg: RankingConfig) -> Scored:
+    age_days = (now - state.event_time).total_seconds() / 86400.0
     recent = recency(age_days, cfg.recency_half_life_days)
     score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency)
-    return Hit(note.id, note.content, note.metadata, note.event_time, score, relevance, retention, recent,
+    return Scored(c, score, relevance, retention, recent)
+
+
+def _hit(s: Scored, note: Note) -> Hit:
+    c = s.candidate
+    return Hit(note.id, note.content, note.metadata, note.event_time, s.score, s.relevance, s.retention, s.recency,
                c.dense, c.bm25, note, c.graph_rank)

@@ -1,0 +1,33 @@
+"""Transactions for the SQL stores (notes, jobs, graph): one place that turns SQLAlchemy's errors
+into StorageError, so no caller ever sees a foreign exception type."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from memory.errors import StorageError
+
+
+@contextmanager
+def session_tx(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """An ORM session in one transaction: committed when the block ends, rolled back on error."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+
+
+@contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    """A plain connection for reads that build no ORM objects (rolled back at the end). A search
+    runs several such reads; an ORM session around each cost more than the query itself."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
