@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ from memory.errors import Conflict, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
-from memory.linking import Evolution, evolve, links_for
+from memory.linking import Evolution, Neighbour, evolve, links_for
 from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
@@ -213,12 +214,24 @@ class Engram:
         """Store many notes, embedded in batches. Each record: {content, role?, user_id?, agent_id?,
         session_id?, metadata?, timestamp?, importance?}. Every record is validated before the first write."""
         specs = specs_from_records(records, self.clock(), self.config.memory)
+        chunks = [specs[start : start + batch_size] for start in range(0, len(specs), batch_size)]
         notes: list[Note] = []
-        for start in range(0, len(specs), batch_size):
-            chunk = specs[start : start + batch_size]
-            notes.extend(self._create(chunk, actor))
-            if progress:
-                progress(len(chunk))
+        # A pipeline of two: the next batch is drafted and embedded (torch releases the GIL) while
+        # this one is linked, indexed and committed (Python, SQL, the fsync), so neither the
+        # cores nor the disk wait for the other. Batches still commit one by one, in order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as ahead:
+            upcoming = ahead.submit(self._prepare, chunks[0]) if chunks else None
+            for i, chunk in enumerate(chunks):
+                drafted, vectors = upcoming.result()  # type: ignore[union-attr]
+                upcoming = ahead.submit(self._prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
+                try:
+                    notes.extend(self._store_new(drafted, vectors, actor))
+                except BaseException:
+                    if upcoming is not None:
+                        upcoming.cancel()
+                    raise
+                if progress:
+                    progress(len(chunk))
         return notes
 
     def update(
@@ -459,11 +472,19 @@ class Engram:
         return query
 
     def _create(self, specs: list[NoteSpec], actor: str) -> list[Note]:
+        return self._store_new(*self._prepare(specs), actor)
+
+    def _prepare(self, specs: list[NoteSpec]) -> tuple[list[Note], np.ndarray]:
+        """New notes drafted and embedded, not stored yet."""
         if len(specs) > self.config.max_batch:
             raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
         now = self.clock()
         notes = [self._new_note(spec, now) for spec in specs]
-        vectors = self._shared.embed([n.content for n in notes])
+        return notes, self._shared.embed([n.content for n in notes])
+
+    def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str) -> list[Note]:
+        """Link, index and commit prepared notes (one transaction)."""
+        now = notes[0].created_at if notes else self.clock()
         with self._lock:
             # The index goes first so that notes of one batch can link to each other; if the
             # SQL transaction fails, the derived rows are dropped again.
@@ -513,21 +534,14 @@ class Engram:
         """Link each new note to its nearest earlier notes in its scope (``note.links``) and plan how
         close neighbours evolve; every decision is keyed by note id."""
         cfg = self.config.memory.linking
+        neighbours = self._earlier_neighbours(notes, vectors, rows, cfg.neighbours)
         found = []
-        # A scope's rows once per batch; each note then searches the prefix of rows before it, so
-        # linking costs O(scope) per note, not O(all notes).
-        scope_rows: dict[Scope, np.ndarray] = {}
-        for note, vec, row in zip(notes, vectors, rows, strict=True):
-            scope = _link_scope(note.scope)
-            if scope not in scope_rows:
-                scope_rows[scope] = np.flatnonzero(self.index.mask(scope, include_archived=False))
-            allowed = scope_rows[scope]
-            neighbours = self.index.dense_among(vec, cfg.neighbours, allowed[: np.searchsorted(allowed, row)])
-            note.links = links_for(note, neighbours, cfg, now)
-            found.append([(nid, sim) for nid, sim in neighbours if sim >= cfg.evolve_threshold])
-        pending = {n.id: n for n in notes}
+        for note, near in zip(notes, neighbours, strict=True):
+            note.links = links_for(note, near, cfg, now)
+            found.append([(nid, sim) for nid, sim in near if sim >= cfg.evolve_threshold])
+        pending = {n.id: Neighbour.of(n) for n in notes}
         outside = {nid for close in found for nid, _ in close if nid not in pending}
-        current = {**self.store.get_many(sorted(outside)), **pending}
+        current = {**self.store.neighbours(sorted(outside)), **pending}
         evolutions: list[Evolution] = []
         for note, close in zip(notes, found, strict=True):
             for nid, sim in close:
@@ -535,9 +549,25 @@ class Engram:
                 if change is not None:
                     evolutions.append(change)
                     current[nid] = replace(current[nid], keywords=change.keywords, tags=change.tags)
-        for nid, note in pending.items():  # callers get the batch's notes as stored
-            note.keywords, note.tags = current[nid].keywords, current[nid].tags
+        for note in notes:  # callers get the batch's notes as stored
+            note.keywords, note.tags = current[note.id].keywords, current[note.id].tags
         return evolutions
+
+    def _earlier_neighbours(self, notes: list[Note], vectors: np.ndarray, rows: list[int],
+                            k: int) -> list[list[tuple[str, float]]]:
+        """Each note's ``k`` nearest notes among its linking scope's rows stored before it (so
+        linking costs O(scope) per note, not O(all notes)); a scope's notes in one batch share one
+        gather and one matrix product."""
+        by_scope: dict[Scope, list[int]] = {}
+        for i, note in enumerate(notes):
+            by_scope.setdefault(_link_scope(note.scope), []).append(i)
+        out: list[list[tuple[str, float]]] = [[] for _ in notes]
+        for scope, members in by_scope.items():
+            allowed = np.flatnonzero(self.index.mask(scope, include_archived=False))
+            found = self.index.dense_among_prefixes(vectors[members], k, allowed, [rows[i] for i in members])
+            for i, near in zip(members, found, strict=True):
+                out[i] = near
+        return out
 
     def _rank(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
               include_archived: bool, graph_notes: Sequence[str] = ()) -> list[Hit]:

@@ -27,13 +27,27 @@ class Evolution:
     cause_id: str
 
 
+@dataclass(frozen=True)
+class Neighbour:
+    """What evolution reads and changes of a note: read for every close neighbour of a batch."""
+
+    id: str
+    content: str
+    keywords: list[str]
+    tags: list[str]
+
+    @staticmethod
+    def of(note: Note) -> Neighbour:
+        return Neighbour(note.id, note.content, list(note.keywords), list(note.tags))
+
+
 def links_for(new: Note, neighbours: list[tuple[str, float]], cfg: LinkingConfig, now: datetime) -> list[Link]:
     """``related`` links from ``new`` to neighbours at or above the link threshold."""
     return [Link(new.id, nid, RELATED, round(sim, 4), now)
             for nid, sim in neighbours if nid != new.id and sim >= cfg.link_threshold]
 
 
-def evolve(neighbour: Note, new: Note, similarity: float, cfg: LinkingConfig) -> Evolution | None:
+def evolve(neighbour: Neighbour, new: Note, similarity: float, cfg: LinkingConfig) -> Evolution | None:
     """How ``neighbour`` changes because ``new`` arrived; None when nothing changes.
 
     Keywords: the new note's keywords that occur in the neighbour's own text (grounded, never

@@ -19,7 +19,7 @@ from memory.enrichment import Enrichment
 from memory.errors import NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
-from memory.linking import Evolution
+from memory.linking import Evolution, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
 from memory.schema import AccessRow, ChangeRow, HistoryRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx
@@ -316,6 +316,14 @@ class NoteStore:
         with read_tx(self._engine) as conn:
             return {row.id: note_from_row(row) for row in conn.execute(_GET_MANY, {"ids": list(note_ids)})}
 
+    def neighbours(self, note_ids: Sequence[str]) -> dict[str, Neighbour]:
+        """Text, keywords and tags of notes (missing ids are absent), for planning how they evolve."""
+        if not note_ids:
+            return {}
+        with read_tx(self._engine) as conn:
+            rows = conn.execute(_NEIGHBOURS, {"ids": list(note_ids)})
+            return {nid: Neighbour(nid, content, list(kw or []), list(tags or [])) for nid, content, kw, tags in rows}
+
     def rank_states(self, note_ids: Sequence[str]) -> dict[str, RankState]:
         """What ranking needs of each note (missing ids are absent): a search reads this for its
         whole candidate pool and full notes only for its hits."""
@@ -440,6 +448,7 @@ _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.colum
 _IDS = bindparam("ids", expanding=True)
 # Labelled with the attribute names (the metadata column is ``meta`` in Python) for Core reads.
 _GET_MANY = select(*[c.label(c.key) for c in _NOTE_COLUMNS]).where(NoteRow.id.in_(_IDS))
+_NEIGHBOURS = select(NoteRow.id, NoteRow.content, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(_IDS))
 _RANK_STATES = select(NoteRow.id, NoteRow.session_id, NoteRow.event_time, NoteRow.last_recalled_at,
                       NoteRow.strength).where(NoteRow.id.in_(_IDS))
 

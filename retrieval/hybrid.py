@@ -101,6 +101,12 @@ class HybridIndex:
         found, scores = self.vectors.search_rows(query_vec, k, rows)
         return [(self.catalog.note_ids[r], float(s)) for r, s in zip(found, scores, strict=True)]
 
+    def dense_among_prefixes(self, queries: np.ndarray, k: int, rows: np.ndarray,
+                             limits: list[int]) -> list[list[tuple[str, float]]]:
+        """``dense_among`` for several queries, query ``j`` among the sorted ``rows`` below ``limits[j]``."""
+        return [[(self.catalog.note_ids[r], float(s)) for r, s in zip(found, scores, strict=True)]
+                for found, scores in self.vectors.search_prefixes(queries, k, rows, limits)]
+
     def candidates(self, query_vec: np.ndarray, query: str, mask: np.ndarray, pool: int) -> list[Candidate]:
         """Union of the dense and BM25 top-``pool`` within ``mask``."""
         d_rows, d_scores = self.vectors.search(query_vec, pool, mask)

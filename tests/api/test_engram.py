@@ -78,6 +78,19 @@ def test_links_connect_related_notes_by_id(filled, mem):
         assert mem.store.get(link.target_id).scope.user_id == "ann"
 
 
+def test_add_many_pipelined_batches_link_like_single_adds(mem):
+    """add_many embeds the next batch while it stores this one: notes come back in record order,
+    and a note links to notes of earlier batches exactly as one-by-one adds would link them."""
+    records = [{"content": t["content"], "user_id": "ann", "timestamp": T0 + timedelta(days=i)} for i, t in enumerate(TURNS)]
+    notes = mem.add_many(records, batch_size=2)  # three batches: 2 + 2 + 1
+    assert [n.content for n in notes] == [t["content"] for t in TURNS]
+    assert all(mem.get(n.id).content == n.content for n in notes)
+    linked = {lk.target_id for lk in mem.get(notes[3].id).links if lk.source_id == notes[3].id}
+    assert notes[0].id in linked  # vaccine (batch 2) → beagle puppy named Max (batch 1)
+    hits = mem.search("what is the name of my dog?", user_id="ann", top_k=3)
+    assert "Max" in hits[0].content
+
+
 def test_evolution_updates_neighbour_tags_and_is_audited(mem):
     first = mem.add("Pepper the dog has been limping on her paw since the walk.", user_id="u", timestamp=T0)[0]
     mem.add("The vet said Pepper the dog has a sprained paw from the walk.", user_id="u", timestamp=T0)

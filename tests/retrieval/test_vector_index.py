@@ -84,3 +84,20 @@ def test_search_rows_equals_search_with_the_same_mask(backend):
         ref, ref_scores = idx.search(q, 8, mask)
         assert list(got) == list(ref)
         np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_search_prefixes_equals_search_rows_on_each_prefix(backend):
+    d = 24
+    data = _unit(700, d, 11)
+    idx = BACKENDS[backend](d)
+    idx.add(data)
+    queries = _unit(4, d, 12)
+    rows = np.arange(0, 700, 3)
+    limits = [0, 10, 351, 700]  # nothing before, a few rows, half, everything
+    found = idx.search_prefixes(queries, 6, rows, limits)
+    assert len(found) == 4 and len(found[0][0]) == 0
+    for q, limit, (got, scores) in zip(queries, limits, found, strict=True):
+        ref, ref_scores = idx.search_rows(q, 6, rows[rows < limit])
+        assert list(got) == list(ref)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
