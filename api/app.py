@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from api.deps import Service
 from api.errors import status_of
 from api.limits import BodyLimit
 from api.metrics import LatencyMiddleware, Metrics
+from api.nul_guard import reject_nul
 from api.chat.engines import build_engine
 from api.chat.memory_kv import MemoryKV
 from api.chat.turn import ChatConfig, ChatPipeline
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
                 engine.chunk_store.close()  # our own store: keep its chunks on disk for the next start
 
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
-                  responses=_error_responses())
+                  responses=_error_responses(), dependencies=[Depends(reject_nul)])
     app.state.service = service
     for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
                    health.router, chat.router, completions.router, demo_page.router):
@@ -87,7 +88,8 @@ def _pipeline(engine: Any, settings: Settings) -> ChatPipeline | None:
     if engine is None:
         return None
     kv = MemoryKV(engine) if getattr(engine, "chunk_store", None) is not None else None
-    return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens), kv)
+    return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens,
+                                                max_tokens_limit=settings.chat_max_tokens), kv)
 
 
 def create_app_from_env() -> FastAPI:

@@ -30,6 +30,8 @@ def pipeline_of(service: Any) -> ChatPipeline:
 @router.post("/chat", summary="Chat with memory: retrieve, generate with chunk-cached KV, write back")
 async def chat(body: ChatBody, tenant: TenantDep, service: ServiceDep, background: BackgroundTasks) -> Any:
     pipeline = pipeline_of(service)
+    if body.top_k is not None:
+        service.check_top_k(body.top_k)
     request = body.to_request()
     if not body.stream:
         result = await run_in_threadpool(pipeline.run, tenant.id, tenant.mem, request)
