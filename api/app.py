@@ -25,7 +25,7 @@ from api.deps import Service
 from api.errors import status_of
 from api.limits import BodyLimit
 from api.metrics import LatencyMiddleware, Metrics
-from api.nul_guard import reject_nul
+from api.text_guard import reject_unstorable_text
 from api.chat.engines import build_engine
 from api.chat.memory_kv import MemoryKV
 from api.chat.turn import ChatConfig, ChatPipeline
@@ -72,7 +72,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
                 engine.chunk_store.close()  # our own store: keep its chunks on disk for the next start
 
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
-                  responses=_error_responses(), dependencies=[Depends(reject_nul)])
+                  responses=_error_responses(), dependencies=[Depends(reject_unstorable_text)])
     app.state.service = service
     for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
                    health.router, chat.router, completions.router, demo_page.router):
