@@ -9,6 +9,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +23,9 @@ from starlette.exceptions import HTTPException
 
 from api.auth import KeyVerifier
 from api.deps import Service
-from api.errors import status_of
+from api.errors import RateLimited, status_of
 from api.limits import BodyLimit
+from api.rate_limit import TokenBuckets
 from api.metrics import LatencyMiddleware, Metrics
 from api.text_guard import reject_unstorable_text
 from api.chat.engines import build_engine
@@ -53,6 +55,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
     tenants = TenantRegistry(settings, shared, llm=llm if settings.enrich_llm else None)
     service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
                       Metrics(tenants.open_tenants))
+    if settings.rate_limit > 0:
+        service.limiter = TokenBuckets(settings.rate_limit, settings.burst())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -145,24 +149,28 @@ def _error_responses() -> dict[int | str, dict[str, Any]]:
 
     meaning = {400: "invalid input (code names the rule)", 401: "no, unknown or revoked API key",
                403: "admin key on a tenant route or the reverse", 404: "no such thing in this tenant",
-               413: "body or batch over the limit", 422: "request does not have the documented shape"}
+               413: "body or batch over the limit", 422: "request does not have the documented shape",
+               429: "over the per-key rate limit (ENGRAM_RATE_LIMIT); see Retry-After"}
     return {status: {"model": ErrorBody, "description": text} for status, text in meaning.items()}
 
 
 def _install_error_handlers(app: FastAPI, service: Service) -> None:
-    def body(code: str, message: str, status: int, details: Any = None) -> JSONResponse:
+    def body(code: str, message: str, status: int, details: Any = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
         service.metrics.errors.labels(code).inc()
         content: dict[str, Any] = {"code": code, "message": message}
         if details is not None:
             content["details"] = details
-        return JSONResponse(content, status_code=status)
+        return JSONResponse(content, status_code=status, headers=headers)
 
     @app.exception_handler(EngramError)
     async def engram_error(_: Request, exc: EngramError) -> JSONResponse:
         status = status_of(exc)
         if status >= 500:
             log.error("engine error: %s", exc)
-        return body(exc.code, str(exc), status)
+        # Retry-After is whole seconds (RFC 9110); rounding up never invites an early retry.
+        wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if isinstance(exc, RateLimited) else None
+        return body(exc.code, str(exc), status, headers=wait)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
