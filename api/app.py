@@ -25,7 +25,7 @@ from api.auth import KeyVerifier
 from api.deps import Service
 from api.errors import RateLimited, status_of
 from api.limits import BodyLimit
-from api.rate_limit import TokenBuckets
+from api.rate_limit import build_limiter
 from api.metrics import LatencyMiddleware, Metrics
 from api.text_guard import reject_unstorable_text
 from api.chat.engines import build_engine
@@ -55,8 +55,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
     tenants = TenantRegistry(settings, shared, llm=llm if settings.enrich_llm else None)
     service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
                       Metrics(tenants.open_tenants))
-    if settings.rate_limit > 0:
-        service.limiter = TokenBuckets(settings.rate_limit, settings.burst())
+    service.limiter = build_limiter(settings.rate_limit, settings.burst(), settings.rate_limit_redis_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

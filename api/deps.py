@@ -12,7 +12,7 @@ from api.auth import KeyVerifier, key_from_request
 from api.engram import Engram
 from api.errors import NotReady, PayloadTooLarge, RateLimited, ValidationFailed
 from api.metrics import Metrics
-from api.rate_limit import TokenBuckets, bucket_name
+from api.rate_limit import RedisTokenBuckets, TokenBuckets, bucket_name
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore
@@ -29,7 +29,7 @@ class Service:
     metrics: Metrics
     ready: bool = False
     chat: Any = None  # api.chat.ChatPipeline once the engine is loaded; None: no LLM configured
-    limiter: TokenBuckets | None = None  # per-key rate limit; None: ENGRAM_RATE_LIMIT=0
+    limiter: TokenBuckets | RedisTokenBuckets | None = None  # per-key rate limit; None: ENGRAM_RATE_LIMIT=0
 
     def check_rate(self, key: str) -> None:
         """RateLimited when ``key`` is over its rate; counts the request otherwise."""

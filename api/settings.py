@@ -30,6 +30,8 @@ class Settings(BaseSettings):
                               "(token bucket; over it: 429 with Retry-After); 0 turns the limit off")
     rate_limit_burst: int | None = Field(None, ge=1, description="requests a key may make at once "
                                          "(default: twice rate_limit, at least 1)")
+    rate_limit_redis_url: str | None = Field(None, description="redis://... to share each key's bucket between "
+                                             "processes (else each process keeps its own)")
     key_cache_seconds: float = Field(5.0, ge=0.0, description="how long a verified key is trusted without a lookup")
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64

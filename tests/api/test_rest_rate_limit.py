@@ -77,3 +77,47 @@ def test_off_by_default(tmp_path, embedder):
         client.post("/v1/admin/tenants", json={"id": "acme"}, headers=bearer(ADMIN))
         key = bearer(client.post("/v1/admin/tenants/acme/keys", json={}, headers=bearer(ADMIN)).json()["key"])
         assert {client.get("/v1/memories", params={"user_id": "u"}, headers=key).status_code for _ in range(50)} == {200}
+
+
+def _two_apps(tmp_path, embedder, **limits):
+    """Two apps on one data dir, as two `engram serve` processes would be, and a key valid on both."""
+    first, _ = start(tmp_path, embedder, **limits)
+    second, _ = start(tmp_path, embedder, **limits)
+    return first, second
+
+
+def _alternate(first, second, key, n):
+    return [(first if i % 2 == 0 else second).get("/v1/memories", params={"user_id": "u"}, headers=key).status_code
+            for i in range(n)]
+
+
+def test_redis_shares_one_limit_between_processes(tmp_path, embedder):
+    import redis
+
+    limits = {"rate_limit": 0.2, "rate_limit_burst": 3}
+    redis.Redis(host="127.0.0.1").delete("engram:rate:" + bucket_name(ADMIN))  # a run seconds ago used it
+    first, second = _two_apps(tmp_path / "shared", embedder, rate_limit_redis_url="redis://127.0.0.1:6379/0", **limits)
+    with first, second:
+        first.post("/v1/admin/tenants", json={"id": "acme"}, headers=bearer(ADMIN))
+        key = bearer(first.post("/v1/admin/tenants/acme/keys", json={}, headers=bearer(ADMIN)).json()["key"])
+        assert _alternate(first, second, key, 5) == [200, 200, 200, 429, 429]  # one bucket of 3 for both
+        r = second.get("/v1/memories", params={"user_id": "u"}, headers=key)
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 5
+    # Without Redis each process has its own bucket: the same key gets the burst from each.
+    first, second = _two_apps(tmp_path / "local", embedder, **limits)
+    with first, second:
+        first.post("/v1/admin/tenants", json={"id": "acme"}, headers=bearer(ADMIN))
+        key = bearer(first.post("/v1/admin/tenants/acme/keys", json={}, headers=bearer(ADMIN)).json()["key"])
+        assert _alternate(first, second, key, 8) == [200] * 6 + [429, 429]
+
+
+def test_redis_down_lets_requests_through(tmp_path, embedder, caplog):
+    from tests.api.served_support import free_port
+
+    client, app = start(tmp_path, embedder, rate_limit=0.2, rate_limit_burst=1,
+                        rate_limit_redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with client:
+        client.post("/v1/admin/tenants", json={"id": "acme"}, headers=bearer(ADMIN))
+        key = bearer(client.post("/v1/admin/tenants/acme/keys", json={}, headers=bearer(ADMIN)).json()["key"])
+        assert {client.get("/v1/memories", params={"user_id": "u"}, headers=key).status_code for _ in range(3)} == {200}
+    assert "Redis unavailable" in caplog.text
