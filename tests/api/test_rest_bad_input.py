@@ -241,6 +241,18 @@ def test_top_k_zero_negative_huge_is_422(api, top_k):
     _error(client.get("/v1/jobs", params={"limit": top_k}, headers=key), 422)
 
 
+def test_chat_top_k_and_max_tokens_out_of_range_are_4xx(api):
+    client, key = api
+    for top_k in (0, -1, 51, 10**30):
+        r = client.post("/v1/chat", json={"message": "hi", "user_id": "ann", "top_k": top_k}, headers=key)
+        _error(r, 422, "validation_error")
+    for max_tokens in (0, -5):
+        _error(client.post("/v1/chat", json={"message": "hi", "user_id": "ann", "max_tokens": max_tokens},
+                           headers=key), 422, "validation_error")
+        body = {"messages": [{"role": "user", "content": "hi"}], "user": "ann", "max_tokens": max_tokens}
+        _error(client.post("/v1/chat/completions", json=body, headers=key), 422, "validation_error")
+
+
 def test_top_k_edges_that_are_valid(api, app_on):
     client, key = api
     _, _, kept = app_on
