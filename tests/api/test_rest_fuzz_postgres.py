@@ -10,7 +10,7 @@ from tests.api.rest_support import ADMIN, bearer
 from tests.api.served_support import serve
 from tests.helpers import drop_pg_schema, pg_schema_url
 
-EXAMPLES = 10  # per operation and mode
+EXAMPLES = 8  # per operation and mode
 
 
 def test_schemathesis_on_postgres_finds_no_server_error(tmp_path, embedder):
