@@ -35,7 +35,7 @@ from api.routes import admin, chat, completions, demo_page, graph, health, jobs,
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore, open_accounts_engine
-from memory.errors import EngramError
+from memory.errors import EngramError, StorageError
 from retrieval.embedder import Embedder, MiniLMEmbedder
 
 log = logging.getLogger("engram.api")
@@ -165,11 +165,14 @@ def _install_error_handlers(app: FastAPI, service: Service) -> None:
     @app.exception_handler(EngramError)
     async def engram_error(_: Request, exc: EngramError) -> JSONResponse:
         status = status_of(exc)
+        message = str(exc)
         if status >= 500:
             log.error("engine error: %s", exc)
+            if isinstance(exc, StorageError):  # the driver's text holds the SQL and its parameters: log only
+                message = "the database failed and the request was rolled back; see the server log"
         # Retry-After is whole seconds (RFC 9110); rounding up never invites an early retry.
         wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if isinstance(exc, RateLimited) else None
-        return body(exc.code, str(exc), status, headers=wait)
+        return body(exc.code, message, status, headers=wait)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -280,3 +280,18 @@ def test_overlong_ids_are_4xx(api):
     _error(r, 400)
     assert client.get("/v1/memories/" + "x" * 5000, headers=key).status_code in (400, 404)
     assert client.get("/v1/graph/entities/" + "x" * 5000, params={"user_id": "ann"}, headers=key).status_code == 404
+
+
+def test_a_database_error_answers_503_without_the_sql(tmp_path, embedder):
+    from memory.errors import StorageError
+
+    client, app = start(tmp_path, embedder, raise_server_exceptions=False)
+
+    def failing() -> None:
+        raise StorageError("database error: DataError: [SQL: SELECT notes.content FROM notes] [parameters: ('ann',)]")
+
+    app.add_api_route("/failing", failing)
+    with client:
+        r = client.get("/failing")
+    assert (r.status_code, r.json()["code"]) == (503, "storage_error")
+    assert "SELECT" not in r.text and "ann" not in r.text and "rolled back" in r.json()["message"]
