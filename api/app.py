@@ -189,7 +189,9 @@ def _install_error_handlers(app: FastAPI, service: Service) -> None:
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return body("internal", "internal error; see the server log", 500)
+        # Starlette re-raises after this response and uvicorn then closes the connection: say so,
+        # or a keep-alive client's next request on it fails with a connection reset.
+        return body("internal", "internal error; see the server log", 500, headers={"Connection": "close"})
 
 
 _DESCRIPTION = """Agent memory over HTTP: Zettelkasten notes with a forgetting curve, hybrid search,
