@@ -9,12 +9,13 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -22,9 +23,11 @@ from starlette.exceptions import HTTPException
 
 from api.auth import KeyVerifier
 from api.deps import Service
-from api.errors import status_of
+from api.errors import RateLimited, status_of
 from api.limits import BodyLimit
+from api.rate_limit import build_limiter
 from api.metrics import LatencyMiddleware, Metrics
+from api.text_guard import reject_unstorable_text
 from api.chat.engines import build_engine
 from api.chat.memory_kv import MemoryKV
 from api.chat.turn import ChatConfig, ChatPipeline
@@ -32,7 +35,7 @@ from api.routes import admin, chat, completions, demo_page, graph, health, jobs,
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore, open_accounts_engine
-from memory.errors import EngramError
+from memory.errors import EngramError, StorageError
 from retrieval.embedder import Embedder, MiniLMEmbedder
 
 log = logging.getLogger("engram.api")
@@ -52,6 +55,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
     tenants = TenantRegistry(settings, shared, llm=llm if settings.enrich_llm else None)
     service = Service(settings, accounts, KeyVerifier(accounts, admin_key, settings.key_cache_seconds), tenants,
                       Metrics(tenants.open_tenants))
+    service.limiter = build_limiter(settings.rate_limit, settings.burst(), settings.rate_limit_redis_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +75,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
                 engine.chunk_store.close()  # our own store: keep its chunks on disk for the next start
 
     app = FastAPI(title="Engram", version="1", lifespan=lifespan, description=_DESCRIPTION,
-                  responses=_error_responses())
+                  responses=_error_responses(), dependencies=[Depends(reject_unstorable_text)])
     app.state.service = service
     for router in (memories.router, search.router, graph.router, jobs.router, transfer.router, admin.router,
                    health.router, chat.router, completions.router, demo_page.router):
@@ -87,7 +91,8 @@ def _pipeline(engine: Any, settings: Settings) -> ChatPipeline | None:
     if engine is None:
         return None
     kv = MemoryKV(engine) if getattr(engine, "chunk_store", None) is not None else None
-    return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens), kv)
+    return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens,
+                                                max_tokens_limit=settings.chat_max_tokens), kv)
 
 
 def create_app_from_env() -> FastAPI:
@@ -143,24 +148,31 @@ def _error_responses() -> dict[int | str, dict[str, Any]]:
 
     meaning = {400: "invalid input (code names the rule)", 401: "no, unknown or revoked API key",
                403: "admin key on a tenant route or the reverse", 404: "no such thing in this tenant",
-               413: "body or batch over the limit", 422: "request does not have the documented shape"}
+               413: "body or batch over the limit", 422: "request does not have the documented shape",
+               429: "over the per-key rate limit (ENGRAM_RATE_LIMIT); see Retry-After"}
     return {status: {"model": ErrorBody, "description": text} for status, text in meaning.items()}
 
 
 def _install_error_handlers(app: FastAPI, service: Service) -> None:
-    def body(code: str, message: str, status: int, details: Any = None) -> JSONResponse:
+    def body(code: str, message: str, status: int, details: Any = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
         service.metrics.errors.labels(code).inc()
         content: dict[str, Any] = {"code": code, "message": message}
         if details is not None:
             content["details"] = details
-        return JSONResponse(content, status_code=status)
+        return JSONResponse(content, status_code=status, headers=headers)
 
     @app.exception_handler(EngramError)
     async def engram_error(_: Request, exc: EngramError) -> JSONResponse:
         status = status_of(exc)
+        message = str(exc)
         if status >= 500:
             log.error("engine error: %s", exc)
-        return body(exc.code, str(exc), status)
+            if isinstance(exc, StorageError):  # the driver's text holds the SQL and its parameters: log only
+                message = "the database failed and the request was rolled back; see the server log"
+        # Retry-After is whole seconds (RFC 9110); rounding up never invites an early retry.
+        wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if isinstance(exc, RateLimited) else None
+        return body(exc.code, message, status, headers=wait)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,7 +189,9 @@ def _install_error_handlers(app: FastAPI, service: Service) -> None:
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return body("internal", "internal error; see the server log", 500)
+        # Starlette re-raises after this response and uvicorn then closes the connection: say so,
+        # or a keep-alive client's next request on it fails with a connection reset.
+        return body("internal", "internal error; see the server log", 500, headers={"Connection": "close"})
 
 
 _DESCRIPTION = """Agent memory over HTTP: Zettelkasten notes with a forgetting curve, hybrid search,

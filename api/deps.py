@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import KeyVerifier, key_from_request
 from api.engram import Engram
-from api.errors import NotReady, PayloadTooLarge, ValidationFailed
+from api.errors import NotReady, PayloadTooLarge, RateLimited, ValidationFailed
 from api.metrics import Metrics
+from api.rate_limit import RedisTokenBuckets, TokenBuckets, bucket_name
 from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore
@@ -28,6 +29,15 @@ class Service:
     metrics: Metrics
     ready: bool = False
     chat: Any = None  # api.chat.ChatPipeline once the engine is loaded; None: no LLM configured
+    limiter: TokenBuckets | RedisTokenBuckets | None = None  # per-key rate limit; None: ENGRAM_RATE_LIMIT=0
+
+    def check_rate(self, key: str) -> None:
+        """RateLimited when ``key`` is over its rate; counts the request otherwise."""
+        if self.limiter is None:
+            return
+        wait = self.limiter.take(bucket_name(key))
+        if wait is not None:
+            raise RateLimited(f"over {self.limiter.rate:g} requests/s for this key; retry in {wait:.2f} s", wait)
 
     def check_top_k(self, value: int, name: str = "top_k") -> int:
         if not 1 <= value <= self.settings.max_top_k:
@@ -63,6 +73,7 @@ _XApiKey = Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_err
 # (a key lookup, opening a tenant) goes to the threadpool.
 async def _tenant(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> TenantContext:
     key = key_from_request(request)
+    service.check_rate(key)
     tenant_id = service.keys.cached_tenant(key)
     if tenant_id is None:
         tenant_id = await run_in_threadpool(service.keys.tenant_of, key)
@@ -75,7 +86,9 @@ async def _tenant(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiK
 
 
 async def _admin(request: Request, service: ServiceDep, _b: _Bearer, _k: _XApiKey) -> None:
-    await run_in_threadpool(service.keys.require_admin, key_from_request(request))
+    key = key_from_request(request)
+    service.check_rate(key)
+    await run_in_threadpool(service.keys.require_admin, key)
 
 
 TenantDep = Annotated[TenantContext, Depends(_tenant)]

@@ -13,6 +13,7 @@ into the exception class the embedded API would have raised.
           +-- Forbidden          403 a tenant key on an admin route, or the reverse
           +-- PayloadTooLarge    413 body over the size limit, batch over the batch limit
           +-- ValidationFailed   422 the request does not have the documented shape
+          +-- RateLimited        429 the key made more requests than ENGRAM_RATE_LIMIT allows
           +-- NotReady           503 the embedder is still loading
           +-- InternalError      500 a bug; the body never carries a stack trace
           +-- ConnectionFailed   (SDK) the server could not be reached
@@ -43,6 +44,16 @@ class PayloadTooLarge(ServiceError):
 
 class ValidationFailed(ServiceError, ValueError):
     code, status = "validation_error", 422
+
+
+class RateLimited(ServiceError):
+    """Over the per-key rate limit; ``retry_after``: seconds until the next request would pass."""
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotReady(ServiceError):
@@ -81,7 +92,7 @@ _ENGINE_STATUS: dict[type[m.EngramError], int] = {
 _CLASSES: list[type[m.EngramError]] = [
     m.InvalidInput, m.ScopeRequired, m.EmptyContent, m.ContentTooLarge, m.InvalidFilter, m.InvalidTimestamp,
     m.NotFound, m.Conflict, m.StorageError,
-    Unauthorized, Forbidden, PayloadTooLarge, ValidationFailed, NotReady, InternalError, LLMUnavailable,
+    Unauthorized, Forbidden, PayloadTooLarge, ValidationFailed, RateLimited, NotReady, InternalError, LLMUnavailable,
     LLMOutputInvalid,
 ]
 ERROR_CLASSES: dict[str, type[m.EngramError]] = {cls.code: cls for cls in _CLASSES}
@@ -102,7 +113,7 @@ def error_for(code: str, status: int, message: str) -> m.EngramError:
     cls = ERROR_CLASSES.get(code)
     if cls is None:
         cls = {401: Unauthorized, 403: Forbidden, 404: m.NotFound, 409: m.Conflict, 413: PayloadTooLarge,
-               422: ValidationFailed, 503: NotReady}.get(status, ServiceError if status < 500 else InternalError)
+               422: ValidationFailed, 429: RateLimited, 503: NotReady}.get(status, ServiceError if status < 500 else InternalError)
     exc = cls(message)
     if isinstance(exc, ServiceError):
         exc.status = status

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     max_batch: int = Field(1000, ge=1, description="notes per add or import request")
     max_top_k: int = Field(100, ge=1, le=1000, description="largest top_k / limit a request may ask for")
+    rate_limit: float = Field(0.0, ge=0.0, description="requests per second per API key in each process "
+                              "(token bucket; over it: 429 with Retry-After); 0 turns the limit off")
+    rate_limit_burst: int | None = Field(None, ge=1, description="requests a key may make at once "
+                                         "(default: twice rate_limit, at least 1)")
+    rate_limit_redis_url: str | None = Field(None, description="redis://... to share each key's bucket between "
+                                             "processes (else each process keeps its own)")
     key_cache_seconds: float = Field(5.0, ge=0.0, description="how long a verified key is trusted without a lookup")
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
@@ -38,8 +44,13 @@ class Settings(BaseSettings):
     kv_ram_bytes: int = Field(256 << 20, ge=1 << 20, description="RAM budget of the chunk KV store")
     kv_disk_bytes: int = Field(2 << 30, ge=1 << 20, description="disk budget of the chunk KV store (<data_dir>/kv)")
     chat_context_tokens: int = Field(384, ge=16, description="token budget of the memories in a chat prompt")
+    chat_max_tokens: int = Field(1024, ge=1, description="largest max_tokens a chat request may ask for (larger: 400)")
     enrich_llm: bool = Field(False, description="also let the engine build notes (keywords, tags, context, "
                              "evolution) and extract facts in every tenant's jobs; off keeps the rule-based path")
+
+    def burst(self) -> int:
+        """The bucket size of the per-key rate limit."""
+        return self.rate_limit_burst or max(1, round(2 * self.rate_limit))
 
     def control_url(self) -> str:
         """Where tenants and keys live: the shared database, else ``<data_dir>/control.db``."""

@@ -152,7 +152,7 @@ class JobStore:
     def retry(self, job_id: int, now: datetime) -> Job:
         """Queue a failed job again with fresh attempts (its last error stays until it runs)."""
         with self._tx() as s:
-            row = s.get(JobRow, job_id) if isinstance(job_id, int) else None
+            row = s.get(JobRow, job_id) if _possible_id(job_id) else None
             if row is None:
                 raise NotFound(f"no job {job_id!r}")
             if row.state != FAILED:
@@ -174,7 +174,7 @@ class JobStore:
 
     def get(self, job_id: int) -> Job:
         with self._tx() as s:
-            row = s.get(JobRow, job_id) if isinstance(job_id, int) else None
+            row = s.get(JobRow, job_id) if _possible_id(job_id) else None
             if row is None:
                 raise NotFound(f"no job {job_id!r}")
             return _job(row)
@@ -224,3 +224,12 @@ def _held(job: Job) -> list[Any]:
 def _job(row: Any) -> Job:
     return Job(row.id, row.kind, row.note_id, dict(row.payload or {}), row.state, row.attempts, row.max_attempts,
                row.next_run_at, row.lease_until, row.last_error, row.result, row.created_at, row.updated_at)
+
+
+# Job ids are INTEGER: 32 bits on PostgreSQL, 64 on SQLite. An id past that cannot name a job, and
+# handing it to the driver fails (OverflowError, NumericValueOutOfRange) instead of finding nothing.
+_MAX_ID = 2**31 - 1
+
+
+def _possible_id(job_id: object) -> bool:
+    return isinstance(job_id, int) and not isinstance(job_id, bool) and 1 <= job_id <= _MAX_ID

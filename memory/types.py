@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from memory.errors import ScopeRequired
+from memory.errors import InvalidInput, ScopeRequired
+
+SCOPE_MAX_CHARS = 255  # the scope columns are VARCHAR(255): PostgreSQL refuses longer, SQLite would not
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class Scope:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ScopeRequired(f"{name} must be a non-empty string when given")
+            if value is not None and len(value) > SCOPE_MAX_CHARS:
+                raise InvalidInput(f"{name} is over {SCOPE_MAX_CHARS} characters")
         if self.is_empty():
             raise ScopeRequired("one of user_id, agent_id or session_id is required")
 

@@ -15,6 +15,8 @@ def clean_content(content: Any, cfg: MemoryConfig) -> str:
         raise InvalidInput(f"content must be a string, got {type(content).__name__}")
     if "\x00" in content:
         raise InvalidInput("content must not contain null bytes")
+    if not _is_utf8(content):
+        raise InvalidInput("content must not contain lone surrogates (\\ud800-\\udfff)")
     if not content.strip():
         raise EmptyContent("content is empty")
     if len(content) > cfg.max_content_chars:
@@ -34,6 +36,9 @@ def clean_metadata(metadata: Any, cfg: MemoryConfig) -> dict[str, Any]:
         raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from exc
     if "\\u0000" in encoded:
         raise InvalidInput("metadata must not contain null bytes")
+    if not _is_utf8(json.dumps(metadata, ensure_ascii=False)):
+        # Stored escaped it would load fine, then fail every response that serialises it.
+        raise InvalidInput("metadata must not contain lone surrogates (\\ud800-\\udfff)")
     if len(encoded.encode()) > cfg.max_metadata_bytes:
         raise ContentTooLarge(f"metadata is over {cfg.max_metadata_bytes} bytes")
     return json.loads(encoded)
@@ -54,3 +59,12 @@ def clean_note_id(note_id: Any) -> str:
     if not isinstance(note_id, str) or not note_id or len(note_id) > 64:
         raise InvalidInput(f"not a note id: {note_id!r}")
     return note_id
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string holding a lone UTF-16 surrogate (JSON can carry one; UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

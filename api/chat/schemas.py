@@ -25,7 +25,7 @@ class ChatBody(ScopeFields):
     ]})
     message: str = Field(min_length=1)
     stream: bool = False
-    max_tokens: int = Field(128, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="default 128 (the service's limit when lower)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_k: int | None = Field(None, ge=1, description="memories retrieved (default: the service's)")
     remember: bool = Field(True, description="write the exchange back as notes")

@@ -54,7 +54,7 @@ class ChatRequest:
     agent_id: str | None = None
     session_id: str | None = None
     history: list[Message] = field(default_factory=list)
-    max_tokens: int = 128
+    max_tokens: int | None = None  # None: 128, or the service's limit when that is lower
     temperature: float = 0.0
     top_k: int | None = None
     remember: bool = True
@@ -116,7 +116,8 @@ class ChatPipeline:
         found = mem.search(request.message, top_k=request.top_k or cfg.top_k, **request.scope())
         chunks = assemble(found, self.engine.count_tokens, cfg.context_tokens)
         with _engine_errors():
-            params = GenerationParams(max_tokens=request.max_tokens, temperature=request.temperature)
+            params = GenerationParams(max_tokens=request.max_tokens or min(128, cfg.max_tokens_limit),
+                                      temperature=request.temperature)
         if self.kv is not None:
             self.kv.watch(tenant, mem)
         return PreparedTurn(request, chunks, params)
@@ -189,7 +190,7 @@ class ChatPipeline:
             raise InvalidInput(f"message is over {cfg.max_message_chars} characters")
         if all(v is None for v in req.scope().values()):
             raise ScopeRequired("a chat needs a memory scope: user_id, agent_id or session_id")
-        if not 1 <= req.max_tokens <= cfg.max_tokens_limit:
+        if req.max_tokens is not None and not 1 <= req.max_tokens <= cfg.max_tokens_limit:
             raise InvalidInput(f"max_tokens must be in [1, {cfg.max_tokens_limit}]")
         if not 0.0 <= req.temperature <= 2.0:
             raise InvalidInput("temperature must be in [0, 2]")

@@ -29,6 +29,8 @@ def pipeline_of(service: Any) -> ChatPipeline:
 
 @router.post("/chat", summary="Chat with memory: retrieve, generate with chunk-cached KV, write back")
 async def chat(body: ChatBody, tenant: TenantDep, service: ServiceDep, background: BackgroundTasks) -> Any:
+    if body.top_k is not None:
+        service.check_top_k(body.top_k)  # bad input is a 4xx whether or not a model is configured
     pipeline = pipeline_of(service)
     request = body.to_request()
     if not body.stream:

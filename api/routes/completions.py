@@ -58,7 +58,7 @@ def to_request(body: CompletionBody, user: str | None, remember: bool) -> ChatRe
     from api.chat.prompt import SYSTEM
 
     return ChatRequest(last.text(), user_id=user, history=history,
-                       max_tokens=body.max_completion_tokens or body.max_tokens or 128,
+                       max_tokens=body.max_completion_tokens or body.max_tokens,
                        temperature=body.temperature or 0.0, remember=remember,
                        system=f"{SYSTEM}\n{system}" if system else None, json_schema=_schema(body.response_format))
 

@@ -16,6 +16,7 @@ from memory.types import Note, Scope
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 NOT_FOUND = {404: {"description": "no such note in this tenant"}}
+MAX_OFFSET = 2**31 - 1  # past what the databases' OFFSET takes (SQLite: an OverflowError, a 500)
 
 
 @router.post("", status_code=201, response_model=AddResponse, summary="Add a note or a batch of chat messages")
@@ -37,7 +38,7 @@ def list_memories(
     user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,
     include_archived: bool = False,
     filters: str | None = Query(None, description='JSON filter, e.g. {"role": {"eq": "user"}}'),
-    limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1), offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> dict[str, Any]:
     service.check_top_k(limit, "limit")
     scope = Scope(user_id, agent_id, session_id)

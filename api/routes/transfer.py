@@ -1,6 +1,7 @@
 """``/v1/export`` and ``/v1/import``: a scope as JSON lines (``application/x-ndjson``)."""
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,8 +24,11 @@ NDJSON = "application/x-ndjson"
 def export_scope(tenant: TenantDep, user_id: str | None = None, agent_id: str | None = None,
                  session_id: str | None = None) -> StreamingResponse:
     scope = Scope(user_id, agent_id, session_id)
-    # A sync generator: Starlette pulls it in the threadpool, page by page.
-    return StreamingResponse(export_lines(tenant.mem, scope), media_type=NDJSON)
+    # A sync generator: Starlette pulls it in the threadpool, page by page. The first page is read
+    # here, before the response starts, so a failing query still gets its error status and body.
+    lines = export_lines(tenant.mem, scope)
+    first = next(lines, None)
+    return StreamingResponse(itertools.chain([] if first is None else [first], lines), media_type=NDJSON)
 
 
 @router.post("/import", status_code=201, response_model=ImportResponse, summary="Load an export (JSON lines)",

@@ -14,11 +14,19 @@ from tests.api.chat_support import start_chat
 @contextmanager
 def serve(tmp_dir, embedder, engine, **overrides) -> Iterator[str]:
     """Yield the base URL of the running app; stop it on exit."""
+    _, app = start_chat(tmp_dir, embedder, engine, **overrides)
+    with serve_app(app) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app, **uvicorn_options) -> Iterator[str]:
+    """Run ``app`` on uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
     import uvicorn
 
-    _, app = start_chat(tmp_dir, embedder, engine, **overrides)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           **{"log_level": "warning", **uvicorn_options}))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
