@@ -67,13 +67,15 @@ def emit(obj: dict) -> None:
 class Server:
     """``engram serve`` in a subprocess, ready when /readyz answers 200; its log goes to a file."""
 
-    def __init__(self, data_dir: Path, database_url: str | None, job_workers: int) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None, job_workers: int,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ENGRAM_DATA_DIR": str(data_dir), "ENGRAM_JOB_WORKERS": str(job_workers),
                "ENGRAM_KEY_CACHE_SECONDS": "60", "ENGRAM_LLM": "none", "ENGRAM_MAX_TOP_K": "1000"}
         if database_url:
             env["ENGRAM_DATABASE_URL"] = database_url
+        env.update(extra_env or {})
         self.log = open(data_dir / f"server-{self.port}.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)], cwd=ROOT,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -111,7 +113,7 @@ class Deployment:
         return [s.url for s in self.servers]
 
 
-def start(backend: str, tmp: Path, job_workers: int) -> Deployment:
+def start(backend: str, tmp: Path, job_workers: int, extra_env: dict[str, str] | None = None) -> Deployment:
     """One server on a SQLite data dir, or two servers (own data dirs) on one PostgreSQL."""
     tenant = f"load{uuid.uuid4().hex[:8]}"
     for path in (tmp / "a", tmp / "b"):
@@ -119,14 +121,14 @@ def start(backend: str, tmp: Path, job_workers: int) -> Deployment:
     if backend == "sqlite":
         settings = Settings(data_dir=tmp / "a")
         key = _make_tenant(settings, tenant)
-        servers = [Server(tmp / "a", None, job_workers)]
+        servers = [Server(tmp / "a", None, job_workers, extra_env)]
         deployment = Deployment(servers, key, f"sqlite:///{settings.tenant_dir(tenant) / 'engram.db'}")
     else:
         control = f"load_ctl_{uuid.uuid4().hex[:8]}"
         _pg_admin(f'CREATE SCHEMA "{control}"')
         url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={control}')}"
         key = _make_tenant(Settings(data_dir=tmp / "a", database_url=url), tenant)
-        servers = [Server(tmp / name, url, job_workers) for name in ("a", "b")]
+        servers = [Server(tmp / name, url, job_workers, extra_env) for name in ("a", "b")]
         tenant_url = f"{POSTGRES_URL}?options={quote(f'-csearch_path=tenant_{tenant}')}"
         deployment = Deployment(servers, key, tenant_url, [control, f"tenant_{tenant}"])
     for server in deployment.servers:

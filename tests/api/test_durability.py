@@ -44,7 +44,9 @@ def test_sigkill_mid_ingest_loses_nothing_acknowledged(database_url, tmp_path, e
         assert acked <= notes, f"lost acknowledged notes: {sorted(acked - notes)[:5]}"
         assert len(notes - acked) <= 4, "only the call in flight may be committed but unacknowledged"
         _assert_nothing_half_written(mem.store.engine, notes)
-        assert mem.index_status in ("loaded", "caught_up", "rebuilt")
+        # The writer saved its index every few calls: the newest whole save loads and catches up
+        # from the change feed (a save the kill tore is skipped by its checksums).
+        assert mem.index_status in ("loaded", "caught_up")
         assert set(mem.index.catalog.row_of) == notes
         recovered = _rankings(mem, embedder)
 
