@@ -52,7 +52,7 @@ from bench.http_latency import free_port  # noqa: E402
 from memory.accounts import AccountStore, open_accounts_engine  # noqa: E402
 from memory.database import postgres_driver_url  # noqa: E402
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 USERS = 8
 MARKER = re.compile(r"\[load-([0-9a-f]+)-w(\d+)-(\d+)\]")
 
@@ -107,13 +107,15 @@ class Deployment:
     key: str
     tenant_db_url: str
     cleanup: list[str] = field(default_factory=list)  # PostgreSQL schemas to drop
+    pg_url: str = DEFAULT_POSTGRES_URL
 
     @property
     def urls(self) -> list[str]:
         return [s.url for s in self.servers]
 
 
-def start(backend: str, tmp: Path, job_workers: int, extra_env: dict[str, str] | None = None) -> Deployment:
+def start(backend: str, tmp: Path, job_workers: int, extra_env: dict[str, str] | None = None,
+          pg_url: str = DEFAULT_POSTGRES_URL) -> Deployment:
     """One server on a SQLite data dir, or two servers (own data dirs) on one PostgreSQL."""
     tenant = f"load{uuid.uuid4().hex[:8]}"
     for path in (tmp / "a", tmp / "b"):
@@ -125,12 +127,12 @@ def start(backend: str, tmp: Path, job_workers: int, extra_env: dict[str, str] |
         deployment = Deployment(servers, key, f"sqlite:///{settings.tenant_dir(tenant) / 'engram.db'}")
     else:
         control = f"load_ctl_{uuid.uuid4().hex[:8]}"
-        _pg_admin(f'CREATE SCHEMA "{control}"')
-        url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={control}')}"
+        _pg_admin(pg_url, f'CREATE SCHEMA "{control}"')
+        url = f"{pg_url}?options={quote(f'-csearch_path={control}')}"
         key = _make_tenant(Settings(data_dir=tmp / "a", database_url=url), tenant)
         servers = [Server(tmp / name, url, job_workers, extra_env) for name in ("a", "b")]
-        tenant_url = f"{POSTGRES_URL}?options={quote(f'-csearch_path=tenant_{tenant}')}"
-        deployment = Deployment(servers, key, tenant_url, [control, f"tenant_{tenant}"])
+        tenant_url = f"{pg_url}?options={quote(f'-csearch_path=tenant_{tenant}')}"
+        deployment = Deployment(servers, key, tenant_url, [control, f"tenant_{tenant}"], pg_url)
     for server in deployment.servers:
         server.wait_ready()
     return deployment
@@ -140,7 +142,7 @@ def stop(deployment: Deployment) -> None:
     for server in deployment.servers:
         server.stop()
     for schema in deployment.cleanup:
-        _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        _pg_admin(deployment.pg_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _make_tenant(settings: Settings, tenant: str) -> str:
@@ -152,10 +154,10 @@ def _make_tenant(settings: Settings, tenant: str) -> str:
     return key
 
 
-def _pg_admin(sql: str) -> None:
+def _pg_admin(pg_url: str, sql: str) -> None:
     import psycopg
 
-    with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True) as conn:
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(sql)
 
 
@@ -336,10 +338,10 @@ def sweep(deployment: Deployment, backend: str, steps: list[int], seconds: float
 
 def run(backend: str, duration: float, writers: int = 8, readers: int = 8, seed_notes: int = 1000,
         steps: list[int] | None = None, step_seconds: float = 0.0, p95_ms: float = 200.0,
-        job_workers: int = 1) -> dict[str, Any]:
+        job_workers: int = 1, pg_url: str = DEFAULT_POSTGRES_URL) -> dict[str, Any]:
     """Start the deployment, seed it, run the load and (optionally) the sweep; returns the load line."""
     with tempfile.TemporaryDirectory() as tmp:
-        deployment = start(backend, Path(tmp), job_workers)
+        deployment = start(backend, Path(tmp), job_workers, pg_url=pg_url)
         try:
             seed(deployment, seed_notes)
             summary = load_summary(deployment, backend, writers, readers, duration)
@@ -362,9 +364,11 @@ def main() -> None:
     ap.add_argument("--step-seconds", type=float, default=10.0, help="0 skips the sweep")
     ap.add_argument("--p95-ms", type=float, default=200.0)
     ap.add_argument("--job-workers", type=int, default=1, help="graph job threads per server")
+    ap.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a database the bench may add schemas to")
     args = ap.parse_args()
     summary = run(args.backend, args.duration, args.writers, args.readers, args.seed_notes,
-                  [int(s) for s in args.steps.split(",")], args.step_seconds, args.p95_ms, args.job_workers)
+                  [int(s) for s in args.steps.split(",")], args.step_seconds, args.p95_ms, args.job_workers,
+                  args.postgres_url)
     if summary["errors"] or summary["lost"] or summary["duplicated"] or summary["wrong_id"]:
         sys.exit(1)
 

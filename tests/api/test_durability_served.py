@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bench.load import Recorder, Server, audit, start, stop
+from tests.helpers import POSTGRES_URL
 
 CLIENTS = 4
 ACKS = 30
@@ -24,7 +25,7 @@ LEASE = {"ENGRAM_JOB_LEASE_SECONDS": "2"}
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_serve_killed_mid_ingest(kind, tmp_path):
-    deployment = start(kind, tmp_path, job_workers=1, extra_env=LEASE)
+    deployment = start(kind, tmp_path, job_workers=1, extra_env=LEASE, pg_url=POSTGRES_URL)
     try:
         rec = _ingest_until_killed(deployment.servers[0], deployment.key)
         if kind == "sqlite":
