@@ -28,7 +28,7 @@ from memory.types import Scope
 from tests.api.durability_writer import config
 from tests.helpers import ROOT
 
-ACKS = 20  # acknowledged calls before the kill (every fourth call adds a batch of 4 notes)
+ACKS = 14  # acknowledged calls before the kill (every fourth call adds a batch of 4 notes)
 LEASE_S = 2.0
 QUERIES = ["trip to Lisbon with my sister", "bought a road bike", "learning Spanish", "repair shop", "rent is lower"]
 

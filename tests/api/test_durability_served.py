@@ -19,7 +19,7 @@ from bench.load import Recorder, Server, audit, start, stop
 from tests.helpers import POSTGRES_URL
 
 CLIENTS = 4
-ACKS = 30
+ACKS = 16
 LEASE = {"ENGRAM_JOB_LEASE_SECONDS": "2"}
 
 

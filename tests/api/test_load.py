@@ -9,7 +9,7 @@ from tests.helpers import POSTGRES_URL
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_concurrent_writers_and_readers_lose_nothing(kind):
-    summary = run(kind, duration=5, seed_notes=100, pg_url=POSTGRES_URL)
+    summary = run(kind, duration=4, seed_notes=60, pg_url=POSTGRES_URL)
     assert summary["servers"] == (1 if kind == "sqlite" else 2)
     assert summary["errors"] == 0, summary["error_samples"]
     assert summary["acked"] > 0 and summary["ops"]["search"]["n"] > 0 and summary["ops"]["get"]["n"] > 0
