@@ -371,19 +371,22 @@ class Engram:
         with self._lock:
             hits, top_raw = self._ranked(query, vectors[0], scope, predicate, top_k, when, include_archived,
                                          graph.note_ids if graph else [])
-            found: list[Hit | FactHit] = list(hits)
-            if include_facts and graph is not None:
-                found = place_facts(hits, graph.facts, top_raw, top_k, self.config.ranking, self.config.graph_search)
-            self._reinforce([h for h in found if isinstance(h, Hit)], when, query)
+        found: list[Hit | FactHit] = list(hits)
+        if include_facts and graph is not None:
+            found = place_facts(hits, graph.facts, top_raw, top_k, self.config.ranking, self.config.graph_search)
+        # Outside the index lock: reinforcing is a SQL transaction of its own (a note deleted in
+        # between is skipped), and holding the lock through its commit made every other request
+        # of this process wait for that commit too.
+        self._reinforce([h for h in found if isinstance(h, Hit)], when, query)
         return found
 
     def get(self, note_id: str, *, now: TimeLike | None = None) -> Note:
         """One note with its links; counts as a recall."""
         note_id = clean_note_id(note_id)
         when = to_utc(now) if now is not None else self.clock()
-        with self._lock:
-            self.store.recall([note_id], when, "get", None)
-            return self.store.get(note_id)
+        # SQL only (the index is not read), so no index lock: a get never queues behind a write.
+        self.store.recall([note_id], when, "get", None)
+        return self.store.get(note_id)
 
     def get_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None,

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
     job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
+    job_lease_seconds: float = Field(300.0, gt=0, description="how long a claimed job is held; a crashed "
+                                     "process's jobs are taken over once their lease has run out")
     llm: str = Field("local", description="chat model: 'local' (SmolLM2 in-process, chunk KV reuse), 'none' "
                                           "(chat answers 503) or a litellm model name, e.g. 'openai/gpt-4o-mini'")
     llm_api_base: str | None = Field(None, description="base URL of the litellm model's server")

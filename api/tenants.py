@@ -17,6 +17,7 @@ from api.config import EngramConfig
 from api.engram import Engram
 from api.settings import Settings
 from memory.accounts import check_tenant_id
+from memory.config import JobConfig, MemoryConfig
 from retrieval.embedder import Embedder
 
 
@@ -28,7 +29,9 @@ class TenantRegistry:
         self._settings = settings
         self._embedder = embedder
         self.llm = llm  # one engine for every tenant (it serialises its own generations); set before use
-        self._config = config or EngramConfig(durable=settings.durable, embed_batch=settings.embed_batch)
+        self._config = config or EngramConfig(
+            durable=settings.durable, embed_batch=settings.embed_batch,
+            memory=MemoryConfig(jobs=JobConfig(lease_s=settings.job_lease_seconds)))
         self._open: dict[str, Engram] = {}
         self._lock = threading.Lock()
         self._opening: dict[str, threading.Lock] = {}

@@ -148,7 +148,7 @@ class NoteStore:
                             "new": {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}})
             state[change.note_id] = (list(change.keywords), list(change.tags))
         s.execute(update(NoteRow), [{"id": nid, "keywords": kw, "tags": tags, "updated_at": now}
-                                    for nid, (kw, tags) in state.items()])
+                                    for nid, (kw, tags) in sorted(state.items())])  # id order: see recall
         s.execute(insert(HistoryRow), history)
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
@@ -258,7 +258,10 @@ class NoteStore:
             return out
         cols = (NoteRow.id, NoteRow.event_time, NoteRow.last_recalled_at, NoteRow.strength, NoteRow.recall_count)
         with self._relaxed_tx() as s:
-            rows = s.execute(select(*cols).where(NoteRow.id.in_(_IDS)).with_for_update(), {"ids": list(note_ids)}).all()
+            # Rows locked in id order, as every writer of several notes does: two transactions
+            # locking overlapping notes in different orders would deadlock on PostgreSQL.
+            rows = s.execute(select(*cols).where(NoteRow.id.in_(_IDS)).order_by(NoteRow.id).with_for_update(),
+                             {"ids": list(note_ids)}).all()
             updates, accesses = [], []
             for nid, event_time, last, strength, count in rows:
                 r = retention(days_between(last or event_time, now), strength)

@@ -26,6 +26,17 @@ class Candidate:
     graph_rank: int | None = None
 
 
+def shared_ranks(scores: np.ndarray) -> list[int]:
+    """1-based ranks of ``scores`` (sorted best first) where equal scores share the best rank of
+    their run: a retriever that cannot tell two notes apart must not order them by row, since rows
+    follow insertion order and a rebuilt index (rows in id order) would then rank differently from
+    the one that grew note by note. Usage: ``shared_ranks(np.array([3., 2., 2., 1.]))`` → [1, 2, 2, 4]."""
+    ranks: list[int] = []
+    for i, score in enumerate(scores):
+        ranks.append(ranks[-1] if i and score == scores[i - 1] else i + 1)
+    return ranks
+
+
 class HybridIndex:
     """Usage: ``idx = HybridIndex(384); idx.add([note], vecs); idx.candidates(qv, "q", mask, 50)``."""
 
@@ -112,9 +123,9 @@ class HybridIndex:
         d_rows, d_scores = self.vectors.search(query_vec, pool, mask)
         b_rows, b_scores = self.bm25.search(query, pool, mask)
         found: dict[int, dict[str, float | int]] = {}
-        for rank, (row, score) in enumerate(zip(d_rows, d_scores, strict=True), start=1):
+        for row, score, rank in zip(d_rows, d_scores, shared_ranks(d_scores), strict=True):
             found.setdefault(int(row), {}).update(dense=float(score), dense_rank=rank)
-        for rank, (row, score) in enumerate(zip(b_rows, b_scores, strict=True), start=1):
+        for row, score, rank in zip(b_rows, b_scores, shared_ranks(b_scores), strict=True):
             found.setdefault(int(row), {}).update(bm25=float(score), bm25_rank=rank)
         return [
             Candidate(self.catalog.note_ids[row], row, f.get("dense"), f.get("dense_rank"),  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memory.types import Note, RankState
-from retrieval.fusion import blend, group_context, mmr, recency, rrf
+from retrieval.fusion import blend, group_context, mmr, recency
 from retrieval.hybrid import Candidate
 
 
@@ -83,12 +83,10 @@ def fused_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     if not cands:
         return np.zeros(0)
     if cfg.fusion == "rrf":
-        dense = sorted((c for c in cands if c.dense_rank), key=lambda c: c.dense_rank or 0)
-        bm25 = sorted((c for c in cands if c.bm25_rank), key=lambda c: c.bm25_rank or 0)
-        graph = sorted((c for c in cands if c.graph_rank), key=lambda c: c.graph_rank or 0)
-        fused = rrf({"dense": [c.row for c in dense], "bm25": [c.row for c in bm25], "graph": [c.row for c in graph]},
-                    {"dense": cfg.w_dense, "bm25": cfg.w_bm25, "graph": cfg.w_graph}, cfg.rrf_k)
-        return np.array([fused.get(c.row, 0.0) for c in cands])
+        # Each candidate's own ranks, not its position in a sorted list: tied scores share a rank
+        # (see retrieval.hybrid.shared_ranks), so fusion does not depend on row order.
+        return np.array([sum(w / (cfg.rrf_k + r) for w, r in ((cfg.w_dense, c.dense_rank), (cfg.w_bm25, c.bm25_rank),
+                                                             (cfg.w_graph, c.graph_rank)) if r) for c in cands])
     return _linear(cands, cfg)
 
 
