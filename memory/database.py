@@ -52,8 +52,8 @@ def bookkeeping_engine(engine: Engine) -> Engine:
     than the rest of a search. On PostgreSQL the same engine: those transactions say
     ``SET LOCAL synchronous_commit TO OFF`` themselves. Notes, links, history and jobs keep
     fully durable commits."""
-    if engine.dialect.name != "sqlite":
-        return engine
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return engine  # PostgreSQL; or an in-memory SQLite, which a second engine would not share
     relaxed = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
     _install_sqlite_pragmas(relaxed, durable=False)
     return relaxed

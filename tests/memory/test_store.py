@@ -36,6 +36,23 @@ def test_sqlite_file_runs_in_wal_mode(tmp_path):
     s.close()
 
 
+def test_recall_bookkeeping_commits_without_fsync_and_survives_reopening(tmp_path):
+    """Notes commit with synchronous=FULL (fsync); recalls go through a second engine with NORMAL
+    (WAL: safe against a process crash), and what they wrote is there for the next process."""
+    url = sqlite_url(tmp_path / "s.db")
+    s = NoteStore(open_engine(url), ForgettingConfig())
+    s.insert([_note(1, Scope("u"))], [None], "m", "test")
+    with s._engine.connect() as full, s._bookkeeping.connect() as relaxed:  # noqa: SLF001 - the pragmas
+        assert full.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert relaxed.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    s.recall(["n1"], T0 + timedelta(days=3), "search", "q")
+    s.close()
+    again = NoteStore(open_engine(url), ForgettingConfig())
+    note = again.get("n1")
+    assert note.recall_count == 1 and note.last_recalled_at == T0 + timedelta(days=3) and note.strength > 10.0
+    again.close()
+
+
 def test_insert_get_and_history(store):
     store.insert([_note(1, Scope("u", session_id="s"))], [b"\x00" * 8], "m", "alice")
     note = store.get("n1")
