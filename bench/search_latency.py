@@ -61,6 +61,14 @@ def time_calls(fn, items: list) -> list[float]:
     return out
 
 
+def raw_embed_rate(embedder: MiniLMEmbedder, texts: list[str], batch: int) -> float:
+    """Notes/s of the embedder alone on 5,000 of the texts, in the batches ingest uses."""
+    start = time.perf_counter()
+    for i in range(0, 5000, batch):
+        embedder.embed(texts[i : i + batch])
+    return 5000 / (time.perf_counter() - start)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -72,10 +80,7 @@ def main() -> None:
     queries = synthetic.questions(args.queries)
     embedder = MiniLMEmbedder()
     embedder.embed(texts[:64])  # warm-up
-    start = time.perf_counter()
-    for i in range(0, 5000, args.batch):
-        embedder.embed(texts[i : i + args.batch])
-    raw_rate = 5000 / (time.perf_counter() - start)
+    raw_rate = raw_embed_rate(embedder, texts, args.batch)
     print(json.dumps({"baseline": "raw_embedder", "notes_s": round(raw_rate, 1), "texts": 5000,
                       "dtype": embedder.dtype}), flush=True)
     # workers=0: graph jobs are queued with the notes but not run, so they do not share the cores
@@ -87,6 +92,11 @@ def main() -> None:
             mem.add_many(records(texts[done:size], done), batch_size=args.batch)
             ingest_rate = (size - done) / (time.perf_counter() - start)
             done = size
+            # The embedder's speed drifts on this VM: measure it again after each ingest and hold
+            # ingest against the faster of the two measurements (the stricter baseline).
+            again = raw_embed_rate(embedder, texts, args.batch)
+            print(json.dumps({"baseline": "raw_embedder", "after_notes": size, "notes_s": round(again, 1)}), flush=True)
+            raw_rate = max(raw_rate, again)
             embed_only = time_calls(lambda q: embedder.embed([q]), queries)
             for scope_name, scope in (("user", lambda i: {"user_id": f"u{i % USERS}"}), ("all", lambda i: {"agent_id": "bench"})):
                 lat = time_calls(lambda iq: mem.search(iq[1], top_k=10, **scope(iq[0])), list(enumerate(queries)))
