@@ -30,8 +30,9 @@ class TokenTable(nn.Module):
     def __init__(self, codes: torch.Tensor, block_scales: torch.Tensor):
         super().__init__()
         self.register_buffer("codes", codes.contiguous())  # [V, D] int8
-        self.register_buffer("block_scales", block_scales.float().contiguous())  # [V, D/32]
-        self.fast = Int4Linear(*quantize_int4(dequantize_blocks8(codes, block_scales)))
+        # fp16, as Q8_0 stores them (exact for a Q8_0 file); products with them are fp32
+        self.register_buffer("block_scales", block_scales.half().contiguous())  # [V, D/32]
+        self.fast = Int4Linear(*quantize_int4(dequantize_blocks8(self.codes, self.block_scales)))
 
     @classmethod
     def from_raw(cls, raw: RawTensor) -> TokenTable:
