@@ -171,9 +171,11 @@ def measure_hf(threads: int) -> dict:
 def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     """The reference peer: llama.cpp through llama-cpp-python, same GGUF, same token ids.
 
-    Not exercised here (the package is not installed on the machine this was written on); it
-    runs in its own subprocess, so a crash (the default build's AMX kernel on this CPU, see the
-    issue) becomes a "skipped" line instead of ending the bench.
+    Runs in its own subprocess, so a crash (a default build's AMX kernel on this CPU, see
+    docs/benchmarks.md) becomes a "skipped" line instead of ending the bench. Greedy decode reads
+    the last logits straight from the context (``Llama.sample`` would build a sampler chain per
+    token, llama-cpp-python overhead that is not llama.cpp's). ``rss_mb`` counts the mapped GGUF
+    pages llama.cpp reads its weights from (use_mmap, its default), like our resident copy.
     """
     import numpy as np
     from llama_cpp import Llama
@@ -185,18 +187,18 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     prompt, windows = texts(Tokenizer.from_gguf(GGUFFile.open(path).metadata))
 
     def load(**kw):  # noqa: ANN003, ANN202
-        args = dict(model_path=path, n_threads=threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
-                    verbose=False, **kw)
-        try:
-            return Llama(use_extra_bufts=False, **args)  # avoids the AMX crash where supported
-        except TypeError:
-            return Llama(**args)
+        return Llama(model_path=path, n_threads=threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
+                     n_ubatch=PREFILL_TOKENS, verbose=False, **kw)
 
     before = rss_mb()
     t = time.perf_counter()
     llm = load(n_ctx=PREFILL_TOKENS + DECODE_TOKENS + 8)
     load_s = time.perf_counter() - t
     model_mb = resident_growth(before)
+    n_vocab = llm.n_vocab()
+
+    def last_argmax() -> int:
+        return int(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).argmax())
 
     def prefill() -> None:
         llm.reset()
@@ -205,10 +207,13 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     def decode() -> None:
         prefill()
         for _ in range(DECODE_TOKENS):
-            llm.eval([int(llm.sample(temp=0.0))])  # greedy from the last logits
+            llm.eval([last_argmax()])
 
+    llm.eval(prompt[:64])  # warm-up, as for the local engines
     prefill_s = best_of(3, prefill)
     decode_s = best_of(2, decode) - prefill_s
+    peak_mb = round(rss_mb() - before, 1)
+    del llm
     scorer = load(n_ctx=EVAL_LEN + 8, logits_all=True)
     argmax = []
     for w in windows:
@@ -217,9 +222,12 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
         argmax += np.asarray(scorer.scores[: len(w)]).argmax(-1).tolist()
     ref = json.loads(ref_path.read_text()) if ref_path.exists() else None
     top1 = round(sum(a == b for a, b in zip(argmax, ref)) / len(ref), 4) if ref else None
+    import llama_cpp
+
     return {"engine": "llama.cpp", "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
             "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
-            "load_s": round(load_s, 2), "top1_vs_fp32": top1, "threads": threads}
+            "load_s": round(load_s, 2), "top1_vs_fp32": top1, "peak_rss_growth_mb": peak_mb,
+            "threads": threads, "version": f"llama-cpp-python {llama_cpp.__version__}"}
 
 
 def run_llama_cpp(threads: int, ref: Path) -> None:

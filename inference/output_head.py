@@ -19,9 +19,10 @@ from torch import nn
 
 from inference.gguf_file import RawTensor
 from inference.linear import Int4Linear
-from inference.quant import dequantize_blocks8, dequantize_gguf, gguf_q8_0_codes, quantize_int4, quantize_q8_0
+from inference.quant import BLOCK, dequantize_blocks8, dequantize_gguf, gguf_q8_0_codes, quantize_int4, quantize_q8_0
 
 REFINE_TOP = 64
+SHORTLIST_GROUP = 64
 
 
 class TokenTable(nn.Module):
@@ -32,7 +33,12 @@ class TokenTable(nn.Module):
         self.register_buffer("codes", codes.contiguous())  # [V, D] int8
         # fp16, as Q8_0 stores them (exact for a Q8_0 file); products with them are fp32
         self.register_buffer("block_scales", block_scales.half().contiguous())  # [V, D/32]
-        self.fast = Int4Linear(*quantize_int4(dequantize_blocks8(self.codes, self.block_scales)))
+        # groups of 64: half the scales of 32 (-1.7 MiB for SmolLM2) and measured a little faster
+        # (0.63 vs 0.76 ms per row); the exact top-1 stayed inside the shortlist at all 1,800
+        # positions checked, the refinement absorbs the coarser approximation
+        group = SHORTLIST_GROUP if codes.shape[1] % SHORTLIST_GROUP == 0 else BLOCK
+        w = dequantize_blocks8(self.codes, self.block_scales)
+        self.fast = Int4Linear(*quantize_int4(w, group), group=group)
 
     @classmethod
     def from_raw(cls, raw: RawTensor) -> TokenTable:
