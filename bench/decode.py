@@ -9,7 +9,8 @@ Prints one JSON line per engine:
     python bench/decode.py --engines fp32,int8,int4,int4:2   # int4 again with 2 decode threads
 
 Prefill runs on ``--threads`` (2); decode steps on ``--decode-threads`` (1, the engine's default,
-see ``Transformer.use_threads``); llama.cpp gets n_threads = n_threads_batch = ``--threads``.
+see ``Transformer.use_threads``). llama.cpp runs twice: n_threads = n_threads_batch = ``--threads``
+(the issue's setting), and n_threads = ``--decode-threads`` with n_threads_batch = ``--threads``.
 
 llama.cpp (llama-cpp-python) is measured the same way when it is importable, else one
 "skipped" line says why.
@@ -189,7 +190,7 @@ def measure_hf(threads: int) -> dict:
             "load_s": round(load_s, 2), "top1_vs_fp32": None, "threads": threads}
 
 
-def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
+def measure_llama_cpp(threads: int, decode_threads: int, ref_path: Path) -> dict:
     """The reference peer: llama.cpp through llama-cpp-python, same GGUF, same token ids.
 
     Runs in its own subprocess, so a crash (a default build's AMX kernel on this CPU, see
@@ -197,6 +198,8 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     the last logits straight from the context (``Llama.sample`` would build a sampler chain per
     token, llama-cpp-python overhead that is not llama.cpp's). ``rss_mb`` counts the mapped GGUF
     pages llama.cpp reads its weights from (use_mmap, its default), like our resident copy.
+    llama.cpp has the same split as our engine: ``n_threads`` for generation, ``n_threads_batch``
+    for the prompt.
     """
     import numpy as np
     from llama_cpp import Llama
@@ -208,7 +211,7 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     prompt, windows = texts(Tokenizer.from_gguf(GGUFFile.open(path).metadata))
 
     def load(**kw):  # noqa: ANN003, ANN202
-        return Llama(model_path=path, n_threads=threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
+        return Llama(model_path=path, n_threads=decode_threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
                      n_ubatch=PREFILL_TOKENS, verbose=False, **kw)
 
     before, split_before = rss_mb(), resident_now()
@@ -251,10 +254,10 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     return {"engine": "llama.cpp", "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
             "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
             "load_s": round(load_s, 2), "top1_vs_fp32": top1, **split, "peak_rss_growth_mb": peak_mb,
-            "threads": threads, "version": f"llama-cpp-python {llama_cpp.__version__}"}
+            "threads": threads, "decode_threads": decode_threads, "version": f"llama-cpp-python {llama_cpp.__version__}"}
 
 
-def run_llama_cpp(threads: int, ref: Path) -> None:
+def run_llama_cpp(threads: int, decode_threads: int, ref: Path) -> None:
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -262,8 +265,8 @@ def run_llama_cpp(threads: int, ref: Path) -> None:
                           "it builds from source (16-23 min on 2 cores), so the peer column is left out"}),
               flush=True)
         return
-    done = subprocess.run([sys.executable, __file__, "--worker", "llama.cpp", "--ref", str(ref),
-                           "--threads", str(threads)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--worker", "llama.cpp", "--ref", str(ref), "--threads",
+                           str(threads), "--decode-threads", str(decode_threads)], capture_output=True, text=True)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         print(json.dumps({"engine": "llama.cpp", "skipped": f"worker failed (exit {done.returncode}): "
@@ -286,7 +289,7 @@ def main() -> None:
         print(json.dumps(measure_hf(args.threads)), flush=True)
         return
     if args.worker == "llama.cpp":
-        line = measure_llama_cpp(args.threads, Path(args.ref))
+        line = measure_llama_cpp(args.threads, args.decode_threads, Path(args.ref))
         print(json.dumps({**line, "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         return
     if args.worker:
@@ -303,7 +306,8 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--worker", "fp32", *common], check=True, capture_output=True)
         for spec in sorted(engines, key=lambda q: not q.startswith("fp32")):
             subprocess.run([sys.executable, __file__, "--worker", spec, *common], check=True)
-        run_llama_cpp(args.threads, ref)
+        for dt in sorted({args.threads, args.decode_threads}, reverse=True):  # the issue's n_threads=2 first
+            run_llama_cpp(args.threads, dt, ref)
     if args.hf:
         subprocess.run([sys.executable, __file__, "--worker", "hf", "--threads", str(args.threads)], check=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)
