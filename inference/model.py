@@ -160,10 +160,10 @@ class Transformer(nn.Module):
     def use_threads(self, prefill: int, decode: int) -> None:
         """Run forwards of one token on ``decode`` threads and longer ones on ``prefill`` threads.
 
-        A decode step is ~90 small parallel regions; on a shared 2-core machine each one waits for
-        the slower of two threads, and when another process holds a core that wait is a
-        scheduler slice. Measured (int4, load average ~4.7): 21-35 ms per token on 1 thread,
-        57-173 ms on 2. Prefill is compute-bound and keeps both cores. Switching costs ~1 ms
+        A decode step runs ~180 matmuls that torch splits over its threads; on a shared 2-core
+        machine each one waits for the slower of two threads, and when another process holds a
+        core that wait is a scheduler slice. Measured (int4, load average ~4.7): 21-35 ms per
+        token on 1 thread, 57-173 ms on 2; at load ~3, 59 against 52 tokens/s. Prefill is compute-bound and keeps both cores. Switching costs ~1 ms
         (torch resizes its OpenMP pool), paid once per generation, not per token.
         """
         self.threads = (prefill, decode)
