@@ -20,7 +20,6 @@ from torch import nn
 from inference.gguf_file import RawTensor
 from inference.linear import Int4Linear
 from inference.quant import (
-    BLOCK,
     dequantize_blocks8,
     dequantize_gguf,
     gguf_q8_0_codes,
