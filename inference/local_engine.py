@@ -71,8 +71,8 @@ class LocalEngine:
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
-                 decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32, block_size: int = 64,
-                 blend: BlendConfig | None = None):
+                 decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
+                 block_size: int = 64, blend: BlendConfig | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1 or decode_threads < 1:
