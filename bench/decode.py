@@ -6,19 +6,27 @@ Prints one JSON line per engine:
     python bench/decode.py                  # fp32, int8, int4 on the SmolLM2 GGUF, threads=2
     python bench/decode.py --engines int4   # one engine
     python bench/decode.py --hf             # plus HF transformers bf16 on the same GGUF (reference)
+    python bench/decode.py --engines fp32,int8,int4,int4:2   # int4 again with 2 decode threads
+
+Prefill runs on ``--threads`` (2); decode steps on ``--decode-threads`` (1, the engine's default,
+see ``Transformer.use_threads``). llama.cpp runs twice: n_threads = n_threads_batch = ``--threads``
+(the issue's setting), and n_threads = ``--decode-threads`` with n_threads_batch = ``--threads``.
 
 llama.cpp (llama-cpp-python) is measured the same way when it is importable, else one
 "skipped" line says why.
 
 Each engine runs in its own subprocess so that load time and resident memory are its own:
 ``rss_mb`` is the growth of the process's resident set across loading the model (weights,
-tokenizer, Python objects; after the loader's scratch memory is returned with malloc_trim);
+tokenizer, Python objects; after the loader's scratch memory is returned with malloc_trim),
+split into ``rss_anon_mb`` (private memory) and ``rss_file_mb`` (pages of mapped files: shared
+library code the load runs for the first time, llama.cpp's memory-mapped GGUF);
 ``weights_mb`` the bytes of the model's tensors; ``peak_rss_growth_mb`` the growth after the runs
 (adds KV cache and the 300-token full-vocabulary logits of the quality check); torch itself is
 in ``process_rss_mb`` only. Prefill: one 512-token prompt of HotpotQA text (best of 3, after a
-warm-up). Decode: 128 greedy tokens after that prompt (best of 2). ``top1_vs_fp32``: share of 600
-positions of other HotpotQA text where the engine's most likely next token equals fp32's;
-``ppl``: perplexity on the same positions.
+warm-up). Decode: 128 greedy tokens after that prompt (best of 2; the decode loop alone is
+timed). ``top1_vs_fp32``: share of 600 positions of other HotpotQA text where the engine's most
+likely next token equals fp32's; ``ppl``: perplexity on the same positions. Other processes
+share the machine: every line carries the 1-minute load average when it finished.
 """
 from __future__ import annotations
 
@@ -42,10 +50,12 @@ DATA = ROOT.parent / "shared" / "data" / "hotpotqa_dev.json"
 PREFILL_TOKENS, DECODE_TOKENS, EVAL_WINDOWS, EVAL_LEN = 512, 128, 2, 300
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident MiB: VmRSS (all), RssAnon (private memory) or RssFile (mapped files: library code,
+    a memory-mapped model)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -60,9 +70,18 @@ def resident_growth(before: float) -> float:
     return round(rss_mb() - before, 1)
 
 
+def resident_split(before: dict[str, float]) -> dict[str, float]:
+    """Growth of private memory and of mapped-file pages since ``before`` (call after resident_growth)."""
+    return {f"rss_{k}_mb": round(rss_mb(f) - before[f], 1) for k, f in (("anon", "RssAnon"), ("file", "RssFile"))}
+
+
+def resident_now() -> dict[str, float]:
+    return {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
+
+
 def tensor_mb(model) -> float:  # noqa: ANN001
     seen, total = set(), 0
-    for t in [*model.buffers(), *model.parameters(), model.rot]:
+    for t in [*model.buffers(), *model.parameters(), model.rotations(PREFILL_TOKENS + DECODE_TOKENS)]:
         if t.data_ptr() not in seen:
             seen.add(t.data_ptr())
             total += t.numel() * t.element_size()
@@ -91,14 +110,15 @@ def best_of(n: int, fn) -> float:  # noqa: ANN001
     return min(times)
 
 
-def measure_local(quant: str, threads: int, ref_path: Path) -> dict:
+def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path) -> dict:
     import torch
 
     from inference.local_engine import LocalEngine
 
-    before = rss_mb()
-    engine = LocalEngine(quant=quant, threads=threads)
+    before, split_before = rss_mb(), resident_now()
+    engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads)
     model_mb = resident_growth(before)
+    split = resident_split(split_before)
     model = engine.model
     prompt, windows = texts(engine.tokenizer)
     cache = model.new_cache(PREFILL_TOKENS + DECODE_TOKENS)
@@ -106,20 +126,22 @@ def measure_local(quant: str, threads: int, ref_path: Path) -> dict:
     model(x[:, :64], 0, cache)  # warm-up
     prefill_s = best_of(3, lambda: model(x, 0, cache))
 
-    def decode() -> None:
-        logits = model(x, 0, cache)[0, -1]
+    def decode() -> float:
+        logits = model(x, 0, cache)[0, -1]  # the prompt, not timed
+        t = time.perf_counter()
         for i in range(DECODE_TOKENS):
             tok = int(logits.argmax())
             logits = model(torch.tensor([[tok]]), PREFILL_TOKENS + i, cache)[0, -1]
+        return time.perf_counter() - t
 
-    decode_s = best_of(2, decode) - prefill_s
+    decode_s = min(decode() for _ in range(2))
     top1, ppl = quality(model, windows, ref_path)
     return {
         "engine": quant, "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
         "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
-        "load_s": round(engine.load_seconds, 2), "top1_vs_fp32": top1, "ppl": ppl,
+        "load_s": round(engine.load_seconds, 2), "top1_vs_fp32": top1, "ppl": ppl, **split,
         "weights_mb": round(tensor_mb(model), 1), "peak_rss_growth_mb": round(rss_mb() - before, 1),
-        "process_rss_mb": round(rss_mb(), 1), "threads": threads,
+        "process_rss_mb": round(rss_mb(), 1), "threads": threads, "decode_threads": decode_threads,
     }
 
 
@@ -168,12 +190,16 @@ def measure_hf(threads: int) -> dict:
             "load_s": round(load_s, 2), "top1_vs_fp32": None, "threads": threads}
 
 
-def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
+def measure_llama_cpp(threads: int, decode_threads: int, ref_path: Path) -> dict:
     """The reference peer: llama.cpp through llama-cpp-python, same GGUF, same token ids.
 
-    Not exercised here (the package is not installed on the machine this was written on); it
-    runs in its own subprocess, so a crash (the default build's AMX kernel on this CPU, see the
-    issue) becomes a "skipped" line instead of ending the bench.
+    Runs in its own subprocess, so a crash (a default build's AMX kernel on this CPU, see
+    docs/benchmarks.md) becomes a "skipped" line instead of ending the bench. Greedy decode reads
+    the last logits straight from the context (``Llama.sample`` would build a sampler chain per
+    token, llama-cpp-python overhead that is not llama.cpp's). ``rss_mb`` counts the mapped GGUF
+    pages llama.cpp reads its weights from (use_mmap, its default), like our resident copy.
+    llama.cpp has the same split as our engine: ``n_threads`` for generation, ``n_threads_batch``
+    for the prompt.
     """
     import numpy as np
     from llama_cpp import Llama
@@ -185,30 +211,36 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
     prompt, windows = texts(Tokenizer.from_gguf(GGUFFile.open(path).metadata))
 
     def load(**kw):  # noqa: ANN003, ANN202
-        args = dict(model_path=path, n_threads=threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
-                    verbose=False, **kw)
-        try:
-            return Llama(use_extra_bufts=False, **args)  # avoids the AMX crash where supported
-        except TypeError:
-            return Llama(**args)
+        return Llama(model_path=path, n_threads=decode_threads, n_threads_batch=threads, n_batch=PREFILL_TOKENS,
+                     n_ubatch=PREFILL_TOKENS, verbose=False, **kw)
 
-    before = rss_mb()
+    before, split_before = rss_mb(), resident_now()
     t = time.perf_counter()
     llm = load(n_ctx=PREFILL_TOKENS + DECODE_TOKENS + 8)
     load_s = time.perf_counter() - t
     model_mb = resident_growth(before)
+    split = resident_split(split_before)
+    n_vocab = llm.n_vocab()
+
+    def last_argmax() -> int:
+        return int(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).argmax())
 
     def prefill() -> None:
         llm.reset()
         llm.eval(prompt)
 
-    def decode() -> None:
-        prefill()
+    def decode() -> float:
+        prefill()  # not timed
+        t = time.perf_counter()
         for _ in range(DECODE_TOKENS):
-            llm.eval([int(llm.sample(temp=0.0))])  # greedy from the last logits
+            llm.eval([last_argmax()])
+        return time.perf_counter() - t
 
+    llm.eval(prompt[:64])  # warm-up, as for the local engines
     prefill_s = best_of(3, prefill)
-    decode_s = best_of(2, decode) - prefill_s
+    decode_s = min(decode() for _ in range(2))
+    peak_mb = round(rss_mb() - before, 1)
+    llm.close()  # frees the context and weights before the scorer loads
     scorer = load(n_ctx=EVAL_LEN + 8, logits_all=True)
     argmax = []
     for w in windows:
@@ -217,12 +249,15 @@ def measure_llama_cpp(threads: int, ref_path: Path) -> dict:
         argmax += np.asarray(scorer.scores[: len(w)]).argmax(-1).tolist()
     ref = json.loads(ref_path.read_text()) if ref_path.exists() else None
     top1 = round(sum(a == b for a, b in zip(argmax, ref)) / len(ref), 4) if ref else None
+    import llama_cpp
+
     return {"engine": "llama.cpp", "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
             "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
-            "load_s": round(load_s, 2), "top1_vs_fp32": top1, "threads": threads}
+            "load_s": round(load_s, 2), "top1_vs_fp32": top1, **split, "peak_rss_growth_mb": peak_mb,
+            "threads": threads, "decode_threads": decode_threads, "version": f"llama-cpp-python {llama_cpp.__version__}"}
 
 
-def run_llama_cpp(threads: int, ref: Path) -> None:
+def run_llama_cpp(threads: int, decode_threads: int, ref: Path) -> None:
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -230,8 +265,8 @@ def run_llama_cpp(threads: int, ref: Path) -> None:
                           "it builds from source (16-23 min on 2 cores), so the peer column is left out"}),
               flush=True)
         return
-    done = subprocess.run([sys.executable, __file__, "--worker", "llama.cpp", "--ref", str(ref),
-                           "--threads", str(threads)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--worker", "llama.cpp", "--ref", str(ref), "--threads",
+                           str(threads), "--decode-threads", str(decode_threads)], capture_output=True, text=True)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         print(json.dumps({"engine": "llama.cpp", "skipped": f"worker failed (exit {done.returncode}): "
@@ -242,8 +277,10 @@ def run_llama_cpp(threads: int, ref: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--engines", default="fp32,int8,int4")
+    ap.add_argument("--engines", default="fp32,int8,int4",
+                    help="comma-separated; QUANT:N runs decode steps on N threads (default --decode-threads)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--decode-threads", type=int, default=1)
     ap.add_argument("--hf", action="store_true", help="also run HF transformers bf16 as a reference line")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--ref", help=argparse.SUPPRESS)
@@ -252,21 +289,25 @@ def main() -> None:
         print(json.dumps(measure_hf(args.threads)), flush=True)
         return
     if args.worker == "llama.cpp":
-        print(json.dumps(measure_llama_cpp(args.threads, Path(args.ref))), flush=True)
+        line = measure_llama_cpp(args.threads, args.decode_threads, Path(args.ref))
+        print(json.dumps({**line, "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         return
     if args.worker:
-        print(json.dumps(measure_local(args.worker, args.threads, Path(args.ref))), flush=True)
+        quant, _, dt = args.worker.partition(":")
+        line = measure_local(quant, args.threads, int(dt or args.decode_threads), Path(args.ref))
+        print(json.dumps({**line, "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         return
+    print(json.dumps({"note": "load average at the start", "loadavg": os.getloadavg()}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "fp32_argmax.json"
         engines = args.engines.split(",")
-        if "fp32" not in engines:  # the quality column needs the fp32 reference first
-            subprocess.run([sys.executable, __file__, "--worker", "fp32", "--ref", str(ref),
-                            "--threads", str(args.threads)], check=True, capture_output=True)
-        for quant in sorted(engines, key=lambda q: q != "fp32"):
-            subprocess.run([sys.executable, __file__, "--worker", quant, "--ref", str(ref),
-                            "--threads", str(args.threads)], check=True)
-        run_llama_cpp(args.threads, ref)
+        common = ["--ref", str(ref), "--threads", str(args.threads), "--decode-threads", str(args.decode_threads)]
+        if not any(e.startswith("fp32") for e in engines):  # the quality column needs the fp32 reference first
+            subprocess.run([sys.executable, __file__, "--worker", "fp32", *common], check=True, capture_output=True)
+        for spec in sorted(engines, key=lambda q: not q.startswith("fp32")):
+            subprocess.run([sys.executable, __file__, "--worker", spec, *common], check=True)
+        for dt in sorted({args.threads, args.decode_threads}, reverse=True):  # the issue's n_threads=2 first
+            run_llama_cpp(args.threads, dt, ref)
     if args.hf:
         subprocess.run([sys.executable, __file__, "--worker", "hf", "--threads", str(args.threads)], check=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)

@@ -69,7 +69,7 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
     h = model.embed(tokens)  # [1, T, dim]
     n_recomputed = int(cached.sum())
     for i, block in enumerate(model.blocks):
-        q, k, v = block.project(h, model.rot[start + sel], act)
+        q, k, v = block.project(h, model.rotations(start + t)[start + sel], act)
         if i == check and cfg.ratio < 1.0 and bool(cached.any()):
             keep = _select(cache, i, start, k, v, cached, cfg)  # bool over sel (== all T here)
             n_recomputed = int((keep & cached).sum())

@@ -47,7 +47,7 @@ def rope_shift(k: torch.Tensor, rot_delta: torch.Tensor) -> torch.Tensor:
 
 def shift_rotation(model: Transformer, delta: int) -> torch.Tensor:
     """[1, D/2] complex rotation by ``delta`` positions (negative: the conjugate)."""
-    rot = model.rot[abs(delta) : abs(delta) + 1]
+    rot = model.rotations(abs(delta) + 1)[abs(delta) : abs(delta) + 1]
     return rot if delta >= 0 else rot.conj()
 
 

@@ -191,17 +191,29 @@ def _parse_header(data: np.ndarray) -> tuple[dict[str, Any], dict[str, tuple[lis
 
 def _tensor(data: np.ndarray, base: int, name: str, dims: list[int], ggml_type: int, offset: int) -> RawTensor:
     """Raw rows of one tensor, torch order (out, in); quantized rows are uint8 block bytes."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    qtype = GGMLQuantizationType(ggml_type)
-    block, type_size = GGML_QUANT_SIZES[qtype]
+    qtype, block, type_size = _ggml_type(ggml_type)
     shape = tuple(int(d) for d in reversed(dims))
     row_bytes = dims[0] // block * type_size
     n_rows = int(np.prod(dims[1:])) if len(dims) > 1 else 1
     start = base + offset
     raw = data[start : start + n_rows * row_bytes]
-    if qtype.name in ("F32", "F16"):
-        arr = raw.view(np.float32 if qtype.name == "F32" else np.float16).reshape(shape)
+    if qtype in ("F32", "F16"):
+        arr = raw.view(np.float32 if qtype == "F32" else np.float16).reshape(shape)
     else:
         arr = raw.reshape(*shape[:-1], row_bytes)
-    return RawTensor(name=name, qtype=qtype.name, shape=shape, data=arr)
+    return RawTensor(name=name, qtype=qtype, shape=shape, data=arr)
+
+
+# GGML type id -> (name, weights per block, bytes per block) for the types this package decodes
+# itself; others are looked up in the ``gguf`` package, whose import costs ~2.3 MiB of
+# resident memory (it pulls in yaml and its writer) that loading SmolLM2 does not need.
+_GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 8: ("Q8_0", 32, 34)}
+
+
+def _ggml_type(ggml_type: int) -> tuple[str, int, int]:
+    if ggml_type in _GGML_TYPES:
+        return _GGML_TYPES[ggml_type]
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    qtype = GGMLQuantizationType(ggml_type)
+    return (qtype.name, *GGML_QUANT_SIZES[qtype])

@@ -62,7 +62,8 @@ class LocalEngine:
     """In-process engine over a Llama-architecture GGUF file.
 
     ``quant``: "int4" (default; Q4_0/Q4_1 kept exactly), "int8" or "fp32" (reference).
-    ``threads`` sets torch's intra-op threads for the whole process.
+    ``threads`` sets torch's intra-op threads for the whole process (prefill);
+    ``decode_threads`` those of one-token decode steps (1 by default: see ``Transformer.use_threads``).
     ``chunk_store``: where chunk KV lives (None: segmented prompts are prefilled in full).
     ``prefix_cache_blocks`` x ``block_size`` tokens of prefix cache (0 blocks: none); each
     64-token block of SmolLM2-135M holds 2.9 MB of fp32 K/V. ``blend``: the default selective
@@ -70,12 +71,12 @@ class LocalEngine:
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
-                 chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32, block_size: int = 64,
-                 blend: BlendConfig | None = None):
+                 decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
+                 block_size: int = 64, blend: BlendConfig | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
-        if threads < 1:
-            raise InvalidParams("threads must be >= 1")
+        if threads < 1 or decode_threads < 1:
+            raise InvalidParams("threads and decode_threads must be >= 1")
         if prefix_cache_blocks < 0 or block_size < 1:
             raise InvalidParams("prefix_cache_blocks must be >= 0 and block_size >= 1")
         torch.set_num_threads(threads)
@@ -86,6 +87,7 @@ class LocalEngine:
         self.tokenizer = Tokenizer.from_gguf(gf.metadata)
         self.template = ChatTemplate.from_gguf(gf.metadata)
         self.model = Transformer.from_gguf(gf, quant)
+        self.model.use_threads(threads, decode_threads)
         self.quant = quant
         self.model_id = f"local/{path.stem}/{quant}"
         self.load_seconds = time.perf_counter() - start

@@ -149,9 +149,24 @@ class Transformer(nn.Module):
         self.cfg, self.quant = cfg, quant
         self.embed, self.blocks, self.head = embed, nn.ModuleList(blocks), head
         self.register_buffer("norm", norm.float())
-        self.rot = rope_tables(cfg.head_dim, cfg.context_length, cfg.rope_base, freq_factors)
+        self.freq_factors = freq_factors
+        # grown on demand by rotations(): a table for SmolLM2's whole 8,192-position context is
+        # 2 MiB that short conversations never read
+        self.rot = rope_tables(cfg.head_dim, min(_ROPE_CHUNK, cfg.context_length), cfg.rope_base, freq_factors)
         # fp32 is the numerical reference; the quantized modes compute in bf16 (AMX/AVX512-BF16)
         self.act_dtype = torch.float32 if quant == "fp32" else torch.bfloat16
+        self.threads: tuple[int, int] | None = None  # (prefill, decode); None: leave torch's setting
+
+    def use_threads(self, prefill: int, decode: int) -> None:
+        """Run forwards of one token on ``decode`` threads and longer ones on ``prefill`` threads.
+
+        A decode step runs ~180 matmuls that torch splits over its threads; on a shared 2-core
+        machine each one waits for the slower of two threads, and when another process holds a
+        core that wait is a scheduler slice. Measured (int4, load average ~4.7): 21-35 ms per
+        token on 1 thread, 57-173 ms on 2; at load ~3, 59 against 52 tokens/s. Prefill is compute-bound and keeps both cores. Switching costs ~1 ms
+        (torch resizes its OpenMP pool), paid once per generation, not per token.
+        """
+        self.threads = (prefill, decode)
 
     @classmethod
     def from_gguf(cls, gf: GGUFFile, quant: str = "int4") -> Transformer:
@@ -163,6 +178,13 @@ class Transformer(nn.Module):
         out_norm = gf.tensor("output_norm.weight")
         norm = dequantize_gguf(out_norm.data, out_norm.qtype, (cfg.dim,))
         return cls(cfg, embed, blocks, norm, head, quant, factors)
+
+    def rotations(self, end: int) -> torch.Tensor:
+        """RoPE rotations of positions 0..end-1 (at least): [>= end, D/2] complex64."""
+        if end > self.rot.shape[0]:
+            n = max(end, min(2 * self.rot.shape[0], self.cfg.context_length))
+            self.rot = rope_tables(self.cfg.head_dim, n, self.cfg.rope_base, self.freq_factors)
+        return self.rot
 
     def new_cache(self, max_len: int, batch: int = 1) -> KVCache:
         # fp32 even for the bf16 modes: decode attention over an fp32 cache measured 2x faster
@@ -176,8 +198,12 @@ class Transformer(nn.Module):
         (non-zero only after in-sequence eviction compacted the cache).
         """
         t = tokens.shape[1]
+        if self.threads is not None:
+            want = self.threads[1] if tokens.numel() == 1 else self.threads[0]
+            if torch.get_num_threads() != want:  # process-wide: torch has no per-call thread count
+                torch.set_num_threads(want)
         pos = start + cache.pos_offset
-        rot = self.rot[pos : pos + t]  # [T, D/2] complex
+        rot = self.rotations(pos + t)[pos : pos + t]  # [T, D/2] complex
         h = self.embed(tokens)  # [B, T, dim] fp32
         for i, block in enumerate(self.blocks):
             h = block(h, i, start, cache, rot, self.act_dtype)
@@ -242,6 +268,8 @@ def random_model(cfg: ModelConfig, quant: str = "fp32", seed: int = 0) -> Transf
         embed, head = Embedding(table=tt), TiedHead(tt)
     return Transformer(c, embed, blocks, torch.ones(c.dim), head, quant)
 
+
+_ROPE_CHUNK = 1024  # first size of the RoPE table; it doubles when a position needs more
 
 TINY_CONFIG = ModelConfig(vocab_size=512, dim=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=256,
                           rope_base=10000.0, norm_eps=1e-5, context_length=256)

@@ -8,6 +8,9 @@ keys ``tokenizer.ggml.*`` and chooses the pre-tokenizer named by ``tokenizer.ggm
 """
 from __future__ import annotations
 
+import functools
+import itertools
+from array import array
 from typing import Any
 
 from inference.errors import ModelLoadError
@@ -32,7 +35,15 @@ class Tokenizer:
     def __init__(self, backend: Any, vocab_tokens: list[str], special_ids: list[int],
                  eos_token_ids: list[int], bos_token_id: int | None, add_bos: bool):
         self._tk = backend
-        self.vocab_tokens = vocab_tokens
+        self._vocab_size = len(vocab_tokens)
+        # Only constrained decoding reads the token strings (as a list, built on first use). The
+        # BPE backend holds them already, so they are kept here only when it cannot give them
+        # all back (a vocabulary with duplicate strings): as a list of 49k str objects they
+        # were 4.3 MiB of SmolLM2's resident engine.
+        self._vocab_text, self._vocab_ends = "", array("l")
+        if backend.get_vocab_size(with_added_tokens=False) != len(vocab_tokens):
+            self._vocab_text = "".join(vocab_tokens)
+            self._vocab_ends = array("l", itertools.accumulate(len(t) for t in vocab_tokens))
         self.special_ids = special_ids
         self.eos_token_ids = eos_token_ids
         self.bos_token_id = bos_token_id
@@ -54,7 +65,15 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.vocab_tokens)
+        return self._vocab_size
+
+    @functools.cached_property
+    def vocab_tokens(self) -> list[str]:
+        """The raw GGUF token strings by id (one list object, so callers may cache on identity)."""
+        if not self._vocab_ends:
+            return [self._tk.id_to_token(i) for i in range(self._vocab_size)]
+        text, ends = self._vocab_text, self._vocab_ends
+        return [text[a:b] for a, b in zip(itertools.chain((0,), ends), ends)]
 
     def encode(self, text: str) -> list[int]:
         """Text -> token ids; special-token strings such as "<|im_start|>" map to their ids."""

@@ -40,7 +40,7 @@ def alone_at(model, tokens: list[int], start: int) -> torch.Tensor:  # noqa: ANN
     ks = []
     with torch.inference_mode():
         for block in model.blocks:
-            q, k, v = block.project(h, model.rot[start : start + n], act)
+            q, k, v = block.project(h, model.rotations(start + n)[start : start + n], act)
             ks.append(k[0])
             o = F.scaled_dot_product_attention(q, k, v.float(), is_causal=True, enable_gqa=True)
             h = block.mix(h, o, act)

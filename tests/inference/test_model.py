@@ -106,3 +106,25 @@ def test_quantized_top1_agreement_and_perplexity(quant: str, text_tokens: list[l
     print(f"{quant}: top-1 agreement {agree.mean():.4f} over {agree.numel()}; perplexity {ppl:.3f} vs {ppl_ref:.3f}")
     assert agree.mean() >= MIN_AGREEMENT[quant], f"top-1 agreement {agree.mean():.3f}"
     assert abs(ppl / ppl_ref - 1) < 0.03, f"perplexity {ppl:.3f} vs fp32 {ppl_ref:.3f}"
+
+
+def test_rope_table_grows_on_demand_with_the_same_values() -> None:
+    model = random_model(TINY_CONFIG, "fp32")
+    small = model.rotations(8)[:8].clone()
+    grown = model.rotations(TINY_CONFIG.context_length + 5)  # past the context: still computed
+    assert grown.shape[0] >= TINY_CONFIG.context_length + 5
+    torch.testing.assert_close(grown[:8], small)
+    torch.testing.assert_close(grown, rope_tables(TINY_CONFIG.head_dim, grown.shape[0], TINY_CONFIG.rope_base))
+
+
+def test_one_token_forwards_run_on_the_decode_thread_count() -> None:
+    model, saved = random_model(TINY_CONFIG, "int4"), torch.get_num_threads()
+    try:
+        model.use_threads(2, 1)
+        cache = model.new_cache(8)
+        model(torch.tensor([[1, 2, 3]]), 0, cache)
+        assert torch.get_num_threads() == 2
+        model(torch.tensor([[4]]), 3, cache)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
