@@ -53,6 +53,9 @@ def top_k_exact(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int
     """Exact inner-product top-k among ``rows``; returns (rows, scores) best first."""
     if len(rows) == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if 4 * len(rows) >= len(vectors):
+        # Most rows: scoring every vector in place beats copying most of the matrix out first.
+        return _top_k(rows, (vectors @ query)[rows], k)
     return _top_k(rows, vectors[rows] @ query, k)
 
 
