@@ -100,7 +100,8 @@ class Engram:
         self._embedder = embedder
         self._load_lock = threading.Lock()
         self._shared = LockedEmbedder(lambda: self.embedder)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the derived index
+        self._write_lock = threading.RLock()  # adds, from indexing to commit
         url = database_url or sqlite_url(path)
         engine = open_engine(url, durable=self.config.durable, schema=db_schema)
         # Tags this instance's change rows: its follower skips what it indexed while writing.
@@ -149,13 +150,14 @@ class Engram:
         if self.follower is not None:
             self.follower.stop()  # outside the lock: the follower may be waiting for it
         self._workers.stop()
-        with self._lock:
+        with self._write_lock, self._lock:  # this order everywhere: an add takes both in it
             self.save_index()
             self.store.close()
 
     def save_index(self) -> None:
         if self._index_dir is not None:
-            with self._lock:
+            # The write lock too: a saved index never holds the rows of an add not yet committed.
+            with self._write_lock, self._lock:
                 if self.follower is not None:
                     self.apply_changes()
                 persist(self.index, self.store, self._index_dir, self._model_id(), following=self.follower is not None)
@@ -488,18 +490,25 @@ class Engram:
     def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str) -> list[Note]:
         """Link, index and commit prepared notes (one transaction)."""
         now = notes[0].created_at if notes else self.clock()
-        with self._lock:
-            # The index goes first so that notes of one batch can link to each other; if the
-            # SQL transaction fails, the derived rows are dropped again.
-            rows = self.index.add([_indexed(n) for n in notes], vectors)
+        # Adds take turns (the write lock) from indexing to commit, so each one links against
+        # everything added before it. The index lock is held only while the index is changed or
+        # read, not through the commit's fsync: a search meanwhile may see the new rows, finds no
+        # stored state for them yet and leaves them out (``rank``), instead of waiting.
+        with self._write_lock:
+            with self._lock:
+                # The index goes first so that notes of one batch can link to each other; if the
+                # SQL transaction fails, the derived rows are dropped again.
+                rows = self.index.add([_indexed(n) for n in notes], vectors)
             try:
-                evolutions = self._plan_links(notes, vectors, rows, now)
+                with self._lock:
+                    evolutions = self._plan_links(notes, vectors, rows, now)
                 links = [link for n in notes for link in n.links]
                 jobs = [job for n in notes for job in self._jobs_for(n)]
                 self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs)
             except BaseException:
-                for note in notes:
-                    self.index.remove(note.id)
+                with self._lock:
+                    for note in notes:
+                        self.index.remove(note.id)
                 raise
         self._workers.wake()
         return notes
