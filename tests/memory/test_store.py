@@ -32,6 +32,7 @@ def test_sqlite_file_runs_in_wal_mode(tmp_path):
     s.insert([_note(1, Scope("u"))], [None], "m", "test")
     with s._engine.connect() as conn:  # noqa: SLF001 - checking the pragma on the real file
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 256 * 2**20  # reads through a memory map
     assert (tmp_path / "s.db").exists()
     s.close()
 
