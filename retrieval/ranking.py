@@ -119,7 +119,8 @@ def rank(
     cfg: RankingConfig,
 ) -> tuple[list[Scored], float]:
     """Order candidates into at most ``top_k`` (MMR order); ``vectors[i]`` belongs to ``cands[i]``.
-    Candidates without a state (deleted since indexing) drop out. Also returns the best fused
+    Candidates without a state (deleted since indexing, or indexed by an add not committed yet)
+    drop out. Also returns the best fused
     relevance before scaling, for placing other items (graph facts) on the same scale."""
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
