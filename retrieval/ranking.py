@@ -120,8 +120,8 @@ def rank(
 ) -> tuple[list[Scored], float]:
     """Order candidates into at most ``top_k`` (MMR order); ``vectors[i]`` belongs to ``cands[i]``.
     Candidates without a state (deleted since indexing, or indexed by an add not committed yet)
-    drop out. Also returns the best fused
-    relevance before scaling, for placing other items (graph facts) on the same scale."""
+    drop out. Also returns the best fused relevance before scaling, for placing other items (graph
+    facts) on the same scale."""
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     raw = fused_scores(cands, cfg)
