@@ -20,8 +20,6 @@ for _key, _value in {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1", 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -41,11 +39,13 @@ from api.config import EngramConfig  # noqa: E402
 from api.engram import Engram  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from bench import synthetic  # noqa: E402
+from bench.served import Server  # noqa: E402
 from memory.accounts import AccountStore, open_accounts_engine  # noqa: E402
 from retrieval.embedder import MiniLMEmbedder  # noqa: E402
 
 USERS = 100
 TENANT = "bench"
+SERVER_ENV = {"ENGRAM_MAX_TOP_K": "100"}
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -64,12 +64,6 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build(settings: Settings, n: int, embedder: MiniLMEmbedder) -> str:
     """The tenant, its key and ``n`` notes, written through the embedded API; returns the key."""
     accounts = AccountStore(open_accounts_engine(settings.control_url()))
@@ -85,31 +79,6 @@ def build(settings: Settings, n: int, embedder: MiniLMEmbedder) -> str:
         mem.add_many(records, batch_size=256)
     emit({"setup": "notes", "notes": n, "seconds": round(time.perf_counter() - start, 1)})
     return key
-
-
-class Server:
-    """``engram serve`` in a subprocess, ready when /readyz answers 200."""
-
-    def __init__(self, data_dir: Path, job_workers: int) -> None:
-        self.port = free_port()
-        env = {**os.environ, "ENGRAM_DATA_DIR": str(data_dir), "ENGRAM_JOB_WORKERS": str(job_workers),
-               "ENGRAM_KEY_CACHE_SECONDS": "60", "ENGRAM_MAX_TOP_K": "100"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)], cwd=ROOT,
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("server did not get ready")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
 
 
 def server_time(url: str, route: str, status: str = "200") -> tuple[float, int]:
@@ -214,7 +183,8 @@ def main() -> None:
         db = settings.tenant_dir(TENANT) / "engram.db"
         # The embedded side opens the same file with its own index, never saved (the server owns it).
         mem = Engram(db, embedder=embedder, workers=0, config=EngramConfig(persist_index=False))
-        server = Server(Path(tmp), job_workers=0)
+        server = Server(Path(tmp), job_workers=0, env=SERVER_ENV)
+        server.wait_ready()
         try:
             with SearchClient(server.url, api_key=key) as client:
                 for q in queries[:10]:  # warm both paths
@@ -235,7 +205,8 @@ def main() -> None:
                 add_latency(mem, client, args.adds, "queued, no worker running", server.url)
         finally:
             server.stop()
-        server = Server(Path(tmp), job_workers=1)
+        server = Server(Path(tmp), job_workers=1, env=SERVER_ENV)
+        server.wait_ready()
         try:
             with Client(server.url, api_key=key) as client:
                 client.add("warm up", user_id="adder_h")

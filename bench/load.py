@@ -27,7 +27,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -48,12 +47,13 @@ sys.path.insert(0, str(ROOT))
 
 from api.settings import Settings  # noqa: E402
 from bench import synthetic  # noqa: E402
-from bench.http_latency import free_port  # noqa: E402
+from bench.served import Server  # noqa: E402
 from memory.accounts import AccountStore, open_accounts_engine  # noqa: E402
 from memory.database import postgres_driver_url  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 USERS = 8
+SERVER_ENV = {"ENGRAM_LLM": "none", "ENGRAM_MAX_TOP_K": "1000"}
 MARKER = re.compile(r"\[load-([0-9a-f]+)-w(\d+)-(\d+)\]")
 
 
@@ -62,41 +62,6 @@ def emit(obj: dict) -> None:
 
 
 # ---- the deployment under test ---------------------------------------------------------------
-
-
-class Server:
-    """``engram serve`` in a subprocess, ready when /readyz answers 200; its log goes to a file."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, job_workers: int,
-                 extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "ENGRAM_DATA_DIR": str(data_dir), "ENGRAM_JOB_WORKERS": str(job_workers),
-               "ENGRAM_KEY_CACHE_SECONDS": "60", "ENGRAM_LLM": "none", "ENGRAM_MAX_TOP_K": "1000"}
-        if database_url:
-            env["ENGRAM_DATABASE_URL"] = database_url
-        env.update(extra_env or {})
-        self.log = open(data_dir / f"server-{self.port}.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)], cwd=ROOT,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("server did not get ready")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
-        self.log.close()
 
 
 @dataclass
@@ -123,14 +88,14 @@ def start(backend: str, tmp: Path, job_workers: int, extra_env: dict[str, str] |
     if backend == "sqlite":
         settings = Settings(data_dir=tmp / "a")
         key = _make_tenant(settings, tenant)
-        servers = [Server(tmp / "a", None, job_workers, extra_env)]
+        servers = [Server(tmp / "a", job_workers, None, {**SERVER_ENV, **(extra_env or {})})]
         deployment = Deployment(servers, key, f"sqlite:///{settings.tenant_dir(tenant) / 'engram.db'}")
     else:
         control = f"load_ctl_{uuid.uuid4().hex[:8]}"
         _pg_admin(pg_url, f'CREATE SCHEMA "{control}"')
         url = f"{pg_url}?options={quote(f'-csearch_path={control}')}"
         key = _make_tenant(Settings(data_dir=tmp / "a", database_url=url), tenant)
-        servers = [Server(tmp / name, url, job_workers, extra_env) for name in ("a", "b")]
+        servers = [Server(tmp / name, job_workers, url, {**SERVER_ENV, **(extra_env or {})}) for name in ("a", "b")]
         tenant_url = f"{pg_url}?options={quote(f'-csearch_path=tenant_{tenant}')}"
         deployment = Deployment(servers, key, tenant_url, [control, f"tenant_{tenant}"], pg_url)
     for server in deployment.servers:

@@ -15,7 +15,8 @@ import time
 import httpx
 import pytest
 
-from bench.load import Recorder, Server, audit, start, stop
+from bench.load import SERVER_ENV, Recorder, audit, start, stop
+from bench.served import Server
 from tests.helpers import POSTGRES_URL
 
 CLIENTS = 4
@@ -29,7 +30,7 @@ def test_serve_killed_mid_ingest(kind, tmp_path):
     try:
         rec = _ingest_until_killed(deployment.servers[0], deployment.key)
         if kind == "sqlite":
-            deployment.servers[0] = Server(tmp_path / "a", None, 1, LEASE)  # same data dir
+            deployment.servers[0] = Server(tmp_path / "a", 1, None, {**SERVER_ENV, **LEASE})  # same data dir
             deployment.servers[0].wait_ready()
             survivor = deployment.servers[0]
         else:
