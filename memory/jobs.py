@@ -20,19 +20,19 @@ Usage::
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memory.config import JobConfig
-from memory.errors import InvalidInput, NotFound, StorageError
+from memory.errors import InvalidInput, NotFound
 from memory.schema import JobRow
+from memory.transactions import session_tx
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)
@@ -91,13 +91,8 @@ class JobStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.cfg = cfg
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return session_tx(self._sessions)
 
     # ---- writes -------------------------------------------------------------------------
 

@@ -313,28 +313,18 @@ class NoteStore:
 
     def get_many(self, note_ids: Sequence[str]) -> dict[str, Note]:
         """Notes by id (missing ids are absent from the result)."""
-        if not note_ids:
-            return {}
-        # Plain column tuples, not ORM objects, and a prepared statement: this runs on every search.
-        with read_tx(self._engine) as conn:
-            return {row.id: note_from_row(row) for row in conn.execute(_GET_MANY, {"ids": list(note_ids)})}
+        return {row.id: note_from_row(row) for row in self._rows_by_id(_GET_MANY, note_ids)}
 
     def neighbours(self, note_ids: Sequence[str]) -> dict[str, Neighbour]:
         """Text, keywords and tags of notes (missing ids are absent), for planning how they evolve."""
-        if not note_ids:
-            return {}
-        with read_tx(self._engine) as conn:
-            rows = conn.execute(_NEIGHBOURS, {"ids": list(note_ids)})
-            return {nid: Neighbour(nid, content, list(kw or []), list(tags or [])) for nid, content, kw, tags in rows}
+        return {nid: Neighbour(nid, content, list(kw or []), list(tags or []))
+                for nid, content, kw, tags in self._rows_by_id(_NEIGHBOURS, note_ids)}
 
     def rank_states(self, note_ids: Sequence[str]) -> dict[str, RankState]:
         """What ranking needs of each note (missing ids are absent): a search reads this for its
         whole candidate pool and full notes only for its hits."""
-        if not note_ids:
-            return {}
-        with read_tx(self._engine) as conn:
-            rows = conn.execute(_RANK_STATES, {"ids": list(note_ids)})
-            return {nid: RankState(session, event, last or event, strength) for nid, session, event, last, strength in rows}
+        return {nid: RankState(session, event, last or event, strength)
+                for nid, session, event, last, strength in self._rows_by_id(_RANK_STATES, note_ids)}
 
     def list_notes(self, scope: Scope | None, include_archived: bool, limit: int, offset: int) -> list[Note]:
         """Notes of a scope, oldest event first, paginated."""
@@ -425,6 +415,14 @@ class NoteStore:
             self._bookkeeping.dispose()
 
     # ---- helpers ------------------------------------------------------------------------
+
+    def _rows_by_id(self, stmt: Any, note_ids: Sequence[str]) -> list[Any]:
+        """Rows of a prepared ``... WHERE id IN :ids`` statement, on a plain connection (no ORM
+        session): searches and ingest batches read notes this way on every call."""
+        if not note_ids:
+            return []
+        with read_tx(self._engine) as conn:
+            return list(conn.execute(stmt, {"ids": list(note_ids)}))
 
     @staticmethod
     def _row(s: Session, note_id: str) -> NoteRow:

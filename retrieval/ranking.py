@@ -72,9 +72,13 @@ class Hit:
 
 def relevance_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
     """Fused relevance of each candidate, scaled so the best is 1."""
-    raw = fused_scores(cands, cfg)
-    top = raw.max() if len(raw) else 0.0
-    return raw / top if top > 0 else raw
+    return _scaled(fused_scores(cands, cfg))[0]
+
+
+def _scaled(raw: np.ndarray) -> tuple[np.ndarray, float]:
+    """``raw`` divided by its maximum (unchanged when that is not positive), and the maximum."""
+    top = float(raw.max(initial=0.0))
+    return (raw / top if top > 0 else raw), top
 
 
 def fused_scores(cands: list[Candidate], cfg: RankingConfig) -> np.ndarray:
@@ -124,9 +128,7 @@ def rank(
     facts) on the same scale."""
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
-    raw = fused_scores(cands, cfg)
-    top = float(raw.max(initial=0.0))
-    rel = raw / top if top > 0 else raw
+    rel, top = _scaled(fused_scores(cands, cfg))
     rel = group_context(rel, [states[c.note_id].session_id for c in cands], cfg.w_session)
     scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda)
