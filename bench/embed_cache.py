@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,18 @@ class CachedEmbedder:
         self._key = f"{inner.model_id}:{getattr(inner, 'dtype', 'float32')}"
         self.dim = inner.dim
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
+        # add_many embeds the next batch on a worker thread while it stores the current one.
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._mutex = threading.Lock()
         self._db.execute("CREATE TABLE IF NOT EXISTS emb (model TEXT, key TEXT, vec BLOB, PRIMARY KEY (model, key))")
         self.hits = 0
         self.misses = 0
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        with self._mutex:
+            return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         found = self._lookup(keys)
         missing = [i for i, k in enumerate(keys) if k not in found]
