@@ -184,6 +184,9 @@ def variants(grid: bool) -> dict[str, RankingConfig]:
     out["recency0.2"] = replace(base, w_recency=0.2, w_retention=0.0)
     for ws in (0.15, 0.3, 0.5):
         out[f"session{ws}"] = replace(base, w_session=ws)
+    for same in (0.3, 0.5, 0.8):
+        out[f"spread{same}"] = replace(base, mmr_same_session=same)
+        out[f"spread{same}_mmr0.7"] = replace(base, mmr_same_session=same, mmr_lambda=0.7)
     return out
 
 

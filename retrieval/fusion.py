@@ -52,11 +52,14 @@ def group_context(scores: np.ndarray, groups: Sequence[str | None], weight: floa
     return (1.0 - weight) * scores + weight * lifted
 
 
-def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float,
+        groups: Sequence[str | None] | None = None, same_group: float = 0.0) -> list[int]:
     """Maximal marginal relevance: indices of ``k`` items trading score against redundancy.
 
     ``scores`` should be on a 0..1 scale (cosine similarities of ``vectors`` are); ``lam = 1``
-    returns plain score order.
+    returns plain score order. ``same_group`` > 0 counts two items of one group (a conversation
+    session) as at least that similar, so the top ``k`` spread over sessions instead of filling
+    up with turns of the one that matches best.
     """
     n = len(scores)
     if n == 0 or k <= 0:
@@ -64,6 +67,8 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int
     if lam >= 1.0:
         return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
     sims = vectors @ vectors.T
+    if groups is not None and same_group > 0.0:
+        sims = np.maximum(sims, same_group * _same_group(groups))
     chosen: list[int] = []
     max_sim = np.full(n, -np.inf)
     available = np.ones(n, bool)
@@ -75,3 +80,10 @@ def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int
         available[best] = False
         max_sim = np.maximum(max_sim, sims[best])
     return chosen
+
+
+def _same_group(groups: Sequence[str | None]) -> np.ndarray:
+    """1.0 where items i and j share a group (items without one share nothing)."""
+    codes: dict[str, int] = {}
+    ids = np.array([codes.setdefault(g, len(codes)) if g is not None else -1 - i for i, g in enumerate(groups)])
+    return (ids[:, None] == ids[None, :]).astype(np.float32)

@@ -26,6 +26,8 @@ class RankingConfig:
     w_recency: float = 0.05
     recency_half_life_days: float = 30.0
     mmr_lambda: float = 0.8
+    # MMR counts two hits of one session as at least this similar (0 = sessions play no part).
+    mmr_same_session: float = 0.0
     # Share of a hit's relevance taken from the best hit of its session (0 = turns stand alone).
     w_session: float = 0.0
     pool_factor: int = 5
@@ -129,9 +131,10 @@ def rank(
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel, top = _scaled(fused_scores(cands, cfg))
-    rel = group_context(rel, [states[c.note_id].session_id for c in cands], cfg.w_session)
+    sessions = [states[c.note_id].session_id for c in cands]
+    rel = group_context(rel, sessions, cfg.w_session)
     scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
-    order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda)
+    order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda, sessions, cfg.mmr_same_session)
     return [scored[i] for i in order], top
 
 

@@ -41,3 +41,16 @@ def test_group_context_lifts_a_turn_toward_its_sessions_best():
     assert lifted.tolist() == pytest.approx([1.0, 0.6, 0.4, 0.3])  # best and ungrouped unchanged
     assert lifted[1] > lifted[2]  # the weak turn of the matching session now outranks s2
     assert group_context(scores, groups, 0.0) is scores
+
+
+def test_mmr_same_group_spreads_over_sessions():
+    # Three orthogonal items: by score alone the top two are both from session "a".
+    scores = np.array([1.0, 0.9, 0.8])
+    vectors = np.eye(3, dtype=np.float32)
+    groups = ["a", "a", "b"]
+    assert mmr(scores, vectors, 2, 0.8, groups, same_group=0.0) == [0, 1]
+    assert mmr(scores, vectors, 2, 0.8, groups, same_group=0.8) == [0, 2]
+    # Items without a session never count as one group.
+    assert mmr(scores, vectors, 2, 0.8, [None, None, "b"], same_group=0.8) == [0, 1]
+    # All k still come back when every item shares the session.
+    assert sorted(mmr(scores, vectors, 3, 0.8, ["a", "a", "a"], same_group=0.8)) == [0, 1, 2]
