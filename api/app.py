@@ -25,6 +25,7 @@ from api.auth import KeyVerifier
 from api.deps import Service
 from api.errors import RateLimited, status_of
 from api.limits import BodyLimit
+from api.openai_errors import OPENAI_ROUTE, openai_error
 from api.rate_limit import build_limiter
 from api.metrics import LatencyMiddleware, Metrics
 from api.text_guard import reject_unstorable_text
@@ -154,16 +155,20 @@ def _error_responses() -> dict[int | str, dict[str, Any]]:
 
 
 def _install_error_handlers(app: FastAPI, service: Service) -> None:
-    def body(code: str, message: str, status: int, details: Any = None,
+    def body(request: Request, code: str, message: str, status: int, details: Any = None,
              headers: dict[str, str] | None = None) -> JSONResponse:
         service.metrics.errors.labels(code).inc()
         content: dict[str, Any] = {"code": code, "message": message}
         if details is not None:
             content["details"] = details
+        if request.url.path.endswith(OPENAI_ROUTE):
+            # OpenAI's SDKs (and litellm) read the message from an "error" object; the stable
+            # Engram fields stay beside it.
+            content["error"] = openai_error(code, message, status)
         return JSONResponse(content, status_code=status, headers=headers)
 
     @app.exception_handler(EngramError)
-    async def engram_error(_: Request, exc: EngramError) -> JSONResponse:
+    async def engram_error(request: Request, exc: EngramError) -> JSONResponse:
         status = status_of(exc)
         message = str(exc)
         if status >= 500:
@@ -172,26 +177,26 @@ def _install_error_handlers(app: FastAPI, service: Service) -> None:
                 message = "the database failed and the request was rolled back; see the server log"
         # Retry-After is whole seconds (RFC 9110); rounding up never invites an early retry.
         wait = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if isinstance(exc, RateLimited) else None
-        return body(exc.code, message, status, headers=wait)
+        return body(request, exc.code, message, status, headers=wait)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                    for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
-        return body("validation_error", f"{where}: {first['msg']}" if where else first["msg"], 422, details)
+        return body(request, "validation_error", f"{where}: {first['msg']}" if where else first["msg"], 422, details)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return body(_HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return body(request, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         # Starlette re-raises after this response and uvicorn then closes the connection: say so,
         # or a keep-alive client's next request on it fails with a connection reset.
-        return body("internal", "internal error; see the server log", 500, headers={"Connection": "close"})
+        return body(request, "internal", "internal error; see the server log", 500, headers={"Connection": "close"})
 
 
 _DESCRIPTION = """Agent memory over HTTP: Zettelkasten notes with a forgetting curve, hybrid search,

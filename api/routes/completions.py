@@ -22,8 +22,10 @@ from api.chat.schemas import CompletionBody
 from api.chat.sse import Emit, error_body, sse, thread_stream
 from api.chat.turn import ChatPipeline, ChatRequest, ChatResult, PreparedTurn
 from api.deps import ServiceDep, TenantContext, TenantDep
+from api.errors import status_of
+from api.openai_errors import openai_error
 from api.routes.chat import pipeline_of
-from memory.errors import InvalidInput, ScopeRequired
+from memory.errors import EngramError, InvalidInput, ScopeRequired
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 _FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", None: "stop"}
@@ -42,8 +44,15 @@ async def completions(body: CompletionBody, tenant: TenantDep, service: ServiceD
         return _completion(meta, result)
     turn = await run_in_threadpool(pipeline.prepare, tenant.id, tenant.mem, request)
     return StreamingResponse(thread_stream(_producer(pipeline, tenant, turn, meta),
-                                           lambda e: sse(None, {"error": error_body(e)})),
+                                           lambda e: sse(None, {"error": _stream_error(e)})),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _stream_error(exc: BaseException) -> dict[str, Any]:
+    """An error after the stream began (status 200 already sent), as OpenAI streams one."""
+    found = error_body(exc)
+    status = status_of(exc) if isinstance(exc, EngramError) else 500
+    return openai_error(found["code"], found["message"], status)
 
 
 def to_request(body: CompletionBody, user: str | None, remember: bool) -> ChatRequest:

@@ -55,6 +55,28 @@ def test_the_scope_may_come_from_a_header_and_is_required(served) -> None:
     assert r.status_code == 200 and any(m["content"] == LISBON for m in r.json()["engram"]["memories"])
 
 
+def test_errors_carry_openais_error_object_beside_engrams_fields(served) -> None:
+    import openai
+
+    base, key, client = served
+    body = {"model": "engram", "max_tokens": 4, "messages": [{"role": "user", "content": "Where do I live?"}]}
+    r = client.post("/v1/chat/completions", json=body, headers=bearer(key))
+    out = r.json()
+    assert out["code"] == "scope_required"
+    assert out["error"] == {"message": out["message"], "type": "invalid_request_error", "param": None,
+                            "code": "scope_required"}
+    assert "error" not in client.get("/v1/memories/nope", headers=bearer(key)).json()  # other routes unchanged
+    # The openai SDK shows the message of the error object.
+    sdk = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=60)
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.chat.completions.create(**body)
+    assert bad.value.code == "scope_required" and "X-Engram-User" in bad.value.message
+    wrong = openai.OpenAI(base_url=f"{base}/v1", api_key="eng_wrong", max_retries=0, timeout=60)
+    with pytest.raises(openai.AuthenticationError) as denied:
+        wrong.chat.completions.create(**body, user="ann")
+    assert denied.value.body["type"] == "authentication_error"
+
+
 def test_json_schema_response_format_is_decoded_under_the_schema(served) -> None:
     _, key, client = served
     fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY}}
