@@ -24,16 +24,23 @@ from collections.abc import Callable
 from typing import Any
 
 from memory.accounts import split_key
+from memory.errors import InvalidInput
 
 log = logging.getLogger("engram.api")
 _MAX_BUCKETS = 10_000  # past this, buckets that have refilled completely are dropped (they equal new ones)
+
+
+def _check(rate: float, burst: int) -> None:
+    """A limiter's settings are checked always, not by ``assert`` (gone under ``python -O``)."""
+    if not rate > 0 or burst < 1:
+        raise InvalidInput(f"a rate limit needs a positive rate and a burst of at least 1 (got {rate}, {burst})")
 
 
 class TokenBuckets:
     """Thread-safe token buckets by name. ``rate`` tokens per second, at most ``burst`` held."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        assert rate > 0 and burst >= 1, "a limiter needs a positive rate and a burst of at least one"
+        _check(rate, burst)
         self.rate = rate
         self.burst = float(burst)
         self._clock = clock
@@ -84,7 +91,7 @@ class RedisTokenBuckets:
     it must not become a way for Redis to take it down."""
 
     def __init__(self, client: Any, rate: float, burst: int, prefix: str = "engram:rate:") -> None:
-        assert rate > 0 and burst >= 1, "a limiter needs a positive rate and a burst of at least one"
+        _check(rate, burst)
         self.rate = rate
         self.burst = float(burst)
         self._client = client

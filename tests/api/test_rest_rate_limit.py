@@ -28,6 +28,14 @@ def test_bucket_allows_the_burst_then_the_rate():
     assert [buckets.take("a") for _ in range(4)][:3] == [None, None, None]  # refilled to the burst, no more
 
 
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 5), (1, 0)])
+def test_bucket_settings_are_checked_even_under_python_O(rate, burst):
+    from memory.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="positive rate"):
+        TokenBuckets(rate=rate, burst=burst)
+
+
 def test_bucket_memory_is_bounded_and_holds_no_clear_key(monkeypatch):
     import api.rate_limit as rl
 
