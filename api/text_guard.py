@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.requests import Request
 
 from api.errors import ValidationFailed
+from memory.validation import is_utf8
 
 # A JSON ``\\u0000`` escape, not preceded by an odd run of backslashes (``\\\\u0000`` is the
 # six characters "\\u0000", which are harmless text).
@@ -46,12 +47,7 @@ def _has_lone_surrogate(body: bytes) -> bool:
         docs: list[Any] = [json.loads(body)]
     except ValueError:
         docs = _json_lines(body)  # /v1/import: one document per line
-    try:
-        for doc in docs:
-            json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return not all(is_utf8(json.dumps(doc, ensure_ascii=False)) for doc in docs)
 
 
 def _json_lines(body: bytes) -> list[Any]:

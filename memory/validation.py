@@ -15,7 +15,7 @@ def clean_content(content: Any, cfg: MemoryConfig) -> str:
         raise InvalidInput(f"content must be a string, got {type(content).__name__}")
     if "\x00" in content:
         raise InvalidInput("content must not contain null bytes")
-    if not _is_utf8(content):
+    if not is_utf8(content):
         raise InvalidInput("content must not contain lone surrogates (\\ud800-\\udfff)")
     if not content.strip():
         raise EmptyContent("content is empty")
@@ -36,7 +36,7 @@ def clean_metadata(metadata: Any, cfg: MemoryConfig) -> dict[str, Any]:
         raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from exc
     if "\\u0000" in encoded:
         raise InvalidInput("metadata must not contain null bytes")
-    if not _is_utf8(json.dumps(metadata, ensure_ascii=False)):
+    if not is_utf8(json.dumps(metadata, ensure_ascii=False)):
         # Stored escaped it would load fine, then fail every response that serialises it.
         raise InvalidInput("metadata must not contain lone surrogates (\\ud800-\\udfff)")
     if len(encoded.encode()) > cfg.max_metadata_bytes:
@@ -61,7 +61,7 @@ def clean_note_id(note_id: Any) -> str:
     return note_id
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for a string holding a lone UTF-16 surrogate (JSON can carry one; UTF-8 cannot)."""
     try:
         text.encode("utf-8")
