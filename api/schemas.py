@@ -10,13 +10,19 @@ Timestamp = datetime | str | float | int
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"code": "not_found", "message": "no note '3f1c...'"},
+        {"code": "validation_error", "message": "body.top_k: Input should be less than or equal to 100",
+         "details": [{"loc": ["body", "top_k"], "msg": "Input should be less than or equal to 100",
+                      "type": "less_than_equal"}]}]})
     code: str = Field(examples=["not_found"])
     message: str = Field(examples=["no note '3f1c...'"])
     details: list[dict[str, Any]] | None = None
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"role": "user", "content": "I moved to Lisbon in May.", "timestamp": "2026-05-03T10:00:00Z"}]})
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
     timestamp: Timestamp | None = None
@@ -82,7 +88,22 @@ class RestoreRequest(BaseModel):
     ids: list[str] = Field(min_length=1)
 
 
+_LINK = {"source": "3f1c2a9e-5b7d-4e21-9a0c-1d2e3f4a5b6c", "target": "9b8a7c6d-1e2f-4a3b-8c7d-6e5f4a3b2c1d",
+         "kind": "related", "weight": 0.71, "created_at": "2026-05-03T10:00:00Z"}
+_NOTE = {"id": "3f1c2a9e-5b7d-4e21-9a0c-1d2e3f4a5b6c", "user_id": "ann", "agent_id": None, "session_id": "s1",
+         "content": "I moved to Lisbon in May and I love the trams there.", "keywords": ["lisbon", "trams"],
+         "tags": ["place", "role:user"], "context": "User moved to Lisbon in May.", "metadata": {"role": "user"},
+         "event_time": "2026-05-03T10:00:00Z", "created_at": "2026-05-03T10:00:01Z",
+         "last_recalled_at": "2026-06-01T08:30:00Z", "recall_count": 2, "strength": 3.2, "importance": 0.5,
+         "archived": False, "links": [_LINK]}
+_ENTITY = {"id": "e2", "name": "Lisbon", "type": "place", "user_id": "ann", "summary": "", "aliases": [],
+           "attributes": {}, "created_at": "2026-05-03T10:00:05Z", "last_seen_at": "2026-05-03T10:00:05Z"}
+_KEY = {"id": "k7f3a", "tenant_id": "acme", "label": "support-bot", "created_at": "2026-05-01T09:00:00Z",
+        "revoked_at": None}
+
+
 class LinkOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_LINK]})
     source: str
     target: str
     kind: str
@@ -91,6 +112,7 @@ class LinkOut(BaseModel):
 
 
 class NoteOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_NOTE]})
     id: str
     user_id: str | None = None
     agent_id: str | None = None
@@ -111,6 +133,7 @@ class NoteOut(BaseModel):
 
 
 class NoteList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [_NOTE], "limit": 50, "offset": 0, "next_offset": None}]})
     results: list[NoteOut]
     limit: int
     offset: int
@@ -118,10 +141,14 @@ class NoteList(BaseModel):
 
 
 class AddResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [_NOTE]}]})
     results: list[NoteOut]
 
 
 class HitOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": _NOTE["id"], "content": _NOTE["content"], "metadata": {"role": "user"},
+                                                              "event_time": "2026-05-03T10:00:00Z", "score": 0.93, "user_id": "ann",
+                                                              "relevance": 1.0, "retention": 0.88, "recency": 0.63, "dense": 0.71, "bm25": 7.4}]})
     id: str
     content: str
     metadata: dict[str, Any]
@@ -138,6 +165,11 @@ class HitOut(BaseModel):
 
 
 class FactHitOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"kind": "fact", "id": "f1", "content": "User lives in Lisbon (since 2026-05)", "score": 0.61,
+                                                              "similarity": 0.51, "distance": 0, "predicate": "lives_in", "subject": "User",
+                                                              "object": "Lisbon", "fact": "User lives in Lisbon", "valid_at": "2026-05-01T00:00:00Z",
+                                                              "invalid_at": None, "created_at": "2026-05-03T10:00:05Z", "expired_at": None,
+                                                              "note_ids": [_NOTE["id"]], "user_id": "ann"}]})
     kind: Literal["fact"] = "fact"
     id: str
     content: str = Field(description="the fact rendered with its validity")
@@ -171,6 +203,10 @@ class SearchResponse(BaseModel):
 
 
 class HistoryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 12, "note_id": _NOTE["id"], "action": "evolve", "actor": "evolve",
+                                                              "old": {"keywords": ["lisbon"], "tags": ["place"]},
+                                                              "new": {"keywords": ["lisbon", "trams"], "tags": ["place"], "cause": "9b8a7c6d-..."},
+                                                              "at": "2026-05-04T18:00:00Z"}]})
     id: int
     note_id: str
     action: str
@@ -181,10 +217,12 @@ class HistoryOut(BaseModel):
 
 
 class IdsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ids": [_NOTE["id"]]}]})
     ids: list[str]
 
 
 class ImportResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"imported": 120}]})
     imported: int
 
 
@@ -194,6 +232,7 @@ class TenantRequest(BaseModel):
 
 
 class TenantOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "acme", "created_at": "2026-05-01T09:00:00Z", "disabled": False}]})
     id: str
     created_at: datetime
     disabled: bool
@@ -205,6 +244,7 @@ class KeyRequest(BaseModel):
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_KEY]})
     id: str
     tenant_id: str
     label: str
@@ -213,10 +253,12 @@ class KeyOut(BaseModel):
 
 
 class NewKeyOut(KeyOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [{**_KEY, "key": "egm_k7f3a_<secret shown once>"}]})
     key: str = Field(description="the clear key; shown once, store it now")
 
 
 class EntityOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_ENTITY]})
     id: str
     name: str
     type: str
@@ -257,11 +299,16 @@ class FactOut(BaseModel):
 
 
 class NeighbourOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"entity": _ENTITY, "distance": 1}]})
     entity: EntityOut
     distance: int
 
 
 class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 41, "kind": "graph", "note_id": _NOTE["id"], "state": "done", "attempts": 1,
+                                                              "max_attempts": 5, "next_run_at": "2026-05-03T10:00:01Z", "last_error": None,
+                                                              "result": {"facts": 1, "entities": 2}, "created_at": "2026-05-03T10:00:01Z",
+                                                              "updated_at": "2026-05-03T10:00:02Z"}]})
     id: int
     kind: str
     note_id: str | None

@@ -10,7 +10,7 @@ from api.schemas import ScopeFields
 
 
 class Turn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "assistant", "content": "Lisbon."}]})
     role: Literal["user", "assistant"]
     content: str
 
@@ -38,7 +38,9 @@ class ChatBody(ScopeFields):
 
 
 class CompletionMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+        {"role": "user", "content": "Which city do I live in?"},
+        {"role": "user", "content": [{"type": "text", "text": "Which city do I live in?"}]}]})
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
 

@@ -40,6 +40,24 @@ def test_every_json_body_has_an_example(openapi):
         assert schemas[ref].get("examples"), f"{method} {path}: request body {ref} has no example"
 
 
+def test_every_schema_has_an_example_and_the_examples_validate(openapi):
+    """Responses too: a reader of the OpenAPI page sees a filled-in body for every model, and an
+    example that drifted from its model fails here."""
+    from pydantic import BaseModel
+
+    import api.chat.schemas as chat_schemas
+    import api.schemas as schemas
+
+    bare = [name for name, schema in openapi["components"]["schemas"].items()
+            if "examples" not in schema and "example" not in schema]
+    assert bare == []
+    models = {name: obj for module in (schemas, chat_schemas) for name, obj in vars(module).items()
+              if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__}
+    for name, model in models.items():
+        for example in (model.model_config.get("json_schema_extra") or {}).get("examples", []):
+            model.model_validate(example)
+
+
 def test_every_route_documents_errors_and_v1_routes_their_auth(openapi):
     assert {"HTTPBearer", "APIKeyHeader"} <= set(openapi["components"]["securitySchemes"])
     for method, path, op in _operations(openapi):
