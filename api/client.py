@@ -54,6 +54,7 @@ class _Call:
     json: JSON = None
     content: bytes | None = None
     parse: Callable[[httpx.Response], Any] = _json
+    headers: dict[str, str] | None = None
 
 
 def _clean(value: Any) -> Any:
@@ -94,12 +95,16 @@ class _Api:
 
     def add(self, data: str | Sequence[Mapping[str, Any]], *, user_id: str | None = None, agent_id: str | None = None,
             session_id: str | None = None, metadata: dict[str, Any] | None = None,
-            timestamp: datetime | str | float | None = None, importance: float | None = None) -> Any:
-        """Store a note (a string) or one note per chat turn; returns the stored notes."""
+            timestamp: datetime | str | float | None = None, importance: float | None = None,
+            idempotency_key: str | None = None) -> Any:
+        """Store a note (a string) or one note per chat turn; returns the stored notes. Send the
+        same ``idempotency_key`` when retrying an add whose answer was lost: the server returns
+        the first try's notes instead of storing them again."""
         key = "content" if isinstance(data, str) else "messages"
         body = {key: data if isinstance(data, str) else list(data), **_scope(user_id, agent_id, session_id),
                 "metadata": metadata, "timestamp": timestamp, "importance": importance}
-        return self._send(_Call("POST", "/v1/memories", json=_clean(body), parse=_field("results")))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        return self._send(_Call("POST", "/v1/memories", json=_clean(body), parse=_field("results"), headers=headers))
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, filters: dict[str, Any] | None = None, top_k: int = 10,
@@ -259,7 +264,7 @@ class Client(_Api):
     def _send(self, call: _Call) -> Any:
         try:
             response = self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                          content=call.content, headers=self._headers)
+                                          content=call.content, headers={**self._headers, **(call.headers or {})})
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{call.method} {call.path}: {exc.__class__.__name__}: {exc}") from exc
         _raise_for(response)
@@ -288,7 +293,7 @@ class AsyncClient(_Api):
     async def _send(self, call: _Call) -> Any:
         try:
             response = await self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                                content=call.content, headers=self._headers)
+                                                content=call.content, headers={**self._headers, **(call.headers or {})})
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{call.method} {call.path}: {exc.__class__.__name__}: {exc}") from exc
         _raise_for(response)

@@ -43,7 +43,7 @@ from inference.engine import Engine
 from memory.clock import Clock, system_clock
 from memory.construction import Enricher, build_draft
 from memory.database import open_engine, sqlite_url
-from memory.errors import Conflict, InvalidInput
+from memory.errors import Conflict, IdempotencyKeyTaken, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
@@ -52,7 +52,8 @@ from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
-from memory.types import HistoryEntry, IndexedNote, Link, Note, Scope
+from memory.idempotency import idempotency_for
+from memory.types import HistoryEntry, Idempotency, IndexedNote, Link, Note, Scope
 from memory.validation import clean_content, clean_importance, clean_metadata, clean_note_id
 from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
@@ -199,11 +200,41 @@ class Engram:
         timestamp: TimeLike | None = None,
         importance: float | None = None,
         actor: str = "user",
+        idempotency_key: str | None = None,
     ) -> list[Note]:
-        """Store a note (a string) or one note per chat turn (``[{role, content}, ...]``)."""
+        """Store a note (a string) or one note per chat turn (``[{role, content}, ...]``).
+
+        ``idempotency_key``: a retry of the same request under the same key returns the notes the
+        first try stored (without their links) and stores nothing; the key with a different
+        request raises Conflict."""
         scope = Scope(user_id, agent_id, session_id)
+        idem = None
+        if idempotency_key is not None:
+            idem = idempotency_for(idempotency_key, data, scope, metadata, timestamp, importance)
+            replayed = self._replay(idem)
+            if replayed is not None:
+                return replayed
         specs = specs_from_add(data, scope, metadata, timestamp, importance, self.clock(), self.config.memory)
-        return self._create(specs, actor)
+        try:
+            return self._create(specs, actor, idem)
+        except IdempotencyKeyTaken:
+            # A concurrent add under the same key committed first (only it can have stored the key).
+            replayed = self._replay(idem) if idem is not None else None
+            if replayed is None:
+                raise
+            return replayed
+
+    def _replay(self, idem: Idempotency) -> list[Note] | None:
+        """The notes stored under ``idem``'s key (in their order; deleted ones left out), None when
+        the key is new, Conflict when it was used for another request."""
+        found = self.store.idempotent(idem.key)
+        if found is None:
+            return None
+        digest, note_ids = found
+        if digest != idem.request_hash:
+            raise Conflict(f"idempotency key {idem.key!r} was already used for a different request")
+        notes = self.store.get_many(note_ids)
+        return [notes[nid] for nid in note_ids if nid in notes]
 
     def add_many(
         self,
@@ -476,8 +507,8 @@ class Engram:
             raise InvalidInput(f"top_k must be an integer in [1, {self.config.max_top_k}]")
         return query
 
-    def _create(self, specs: list[NoteSpec], actor: str) -> list[Note]:
-        return self._store_new(*self._prepare(specs), actor)
+    def _create(self, specs: list[NoteSpec], actor: str, idem: Idempotency | None = None) -> list[Note]:
+        return self._store_new(*self._prepare(specs), actor, idem)
 
     def _prepare(self, specs: list[NoteSpec]) -> tuple[list[Note], np.ndarray]:
         """New notes drafted and embedded, not stored yet."""
@@ -487,7 +518,8 @@ class Engram:
         notes = [self._new_note(spec, now) for spec in specs]
         return notes, self._shared.embed([n.content for n in notes])
 
-    def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str) -> list[Note]:
+    def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str,
+                   idem: Idempotency | None = None) -> list[Note]:
         """Link, index and commit prepared notes (one transaction)."""
         now = notes[0].created_at if notes else self.clock()
         # Adds take turns (the write lock) from indexing to commit, so each one links against
@@ -504,7 +536,8 @@ class Engram:
                     evolutions = self._plan_links(notes, vectors, rows, now)
                 links = [link for n in notes for link in n.links]
                 jobs = [job for n in notes for job in self._jobs_for(n)]
-                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs)
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs,
+                                  idem)
             except BaseException:
                 with self._lock:
                     for note in notes:

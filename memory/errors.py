@@ -74,3 +74,7 @@ class Conflict(EngramError):
     """The thing to create already exists (a tenant name, an imported note id)."""
 
     code = "conflict"
+
+
+class IdempotencyKeyTaken(Conflict):
+    """An add's idempotency key is already stored (a retry, or the same key for another request)."""

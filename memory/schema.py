@@ -25,6 +25,7 @@ from memory.sqltypes import UTCDateTime
 
 ID_LEN = 36
 SCOPE_LEN = 255
+KEY_LEN = 255  # idempotency keys
 
 
 class Base(DeclarativeBase):
@@ -113,6 +114,18 @@ class ChangeRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Which writer (one Engram instance) made the change: its own follower skips it.
     origin: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+
+
+class IdempotencyRow(Base):
+    """An add made under a client's idempotency key: a retry of the same request gets these notes
+    back instead of storing them twice. Written in the add's own transaction."""
+
+    __tablename__ = "idempotency"
+
+    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the request, hex
+    note_ids: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class JobRow(Base):

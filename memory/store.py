@@ -11,20 +11,21 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memory.config import JobConfig
 from memory.database import bookkeeping_engine
 from memory.enrichment import Enrichment
-from memory.errors import NotFound
+from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
 from memory.linking import Evolution, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
-from memory.schema import AccessRow, ChangeRow, HistoryRow, JobRow, LinkRow, NoteRow
+from memory.schema import AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx
 from memory.timeutil import days_between
-from memory.types import HistoryEntry, IndexedNote, Link, Note, RankState, Scope
+from memory.types import HistoryEntry, Idempotency, IndexedNote, Link, Note, RankState, Scope
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,19 @@ class NoteStore:
     # ---- writes -------------------------------------------------------------------------
 
     def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
-               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = (), jobs: Sequence[JobSpec] = ()) -> None:
+               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = (), jobs: Sequence[JobSpec] = (),
+               idempotency: Idempotency | None = None) -> None:
         """Insert new notes with their embeddings, links and the neighbour evolutions they caused,
         history and change rows, and the enrichment jobs they need — one transaction, all or
-        nothing (one fsync per batch): an acknowledged note always has its jobs."""
+        nothing (one fsync per batch): an acknowledged note always has its jobs. With
+        ``idempotency``, its key is stored in the same transaction; IdempotencyKeyTaken (nothing
+        written) when the key is already there."""
         if not notes:
             return
         # Core bulk inserts (executemany): several times faster than ORM objects for a batch.
         with self._tx() as s:
+            if idempotency is not None:
+                self._claim_key(s, idempotency, [n.id for n in notes], notes[0].created_at)
             s.execute(insert(NoteRow), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
             s.execute(insert(HistoryRow), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
                                             "actor": actor, "at": n.created_at} for n in notes])
@@ -105,6 +111,23 @@ class NoteStore:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
             self._enqueue(s, jobs, notes[0].created_at)
             self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
+
+    @staticmethod
+    def _claim_key(s: Session, idem: Idempotency, note_ids: list[str], now: datetime) -> None:
+        """The key's row goes first: a concurrent add under the same key waits on it (PostgreSQL's
+        unique index; SQLite's single writer) and then fails here, before writing anything."""
+        try:
+            s.execute(insert(IdempotencyRow), {"key": idem.key, "request_hash": idem.request_hash,
+                                               "note_ids": note_ids, "created_at": now})
+        except IntegrityError as exc:
+            raise IdempotencyKeyTaken(f"idempotency key {idem.key!r} is already used") from exc
+
+    def idempotent(self, key: str) -> tuple[str, list[str]] | None:
+        """The request hash and note ids stored under an idempotency key, or None."""
+        stmt = select(IdempotencyRow.request_hash, IdempotencyRow.note_ids).where(IdempotencyRow.key == key)
+        with read_tx(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (row[0], list(row[1]))
 
     def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
         if jobs:

@@ -68,6 +68,14 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Idempotency:
+    """A client's idempotency key for one add and the digest of the request made under it."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
 class RankState:
     """What ranking needs of a note (its forgetting-curve clock, age and session), read for a
     whole candidate pool; the full notes are read only for the hits that win."""

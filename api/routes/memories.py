@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import ServiceDep, TenantDep
 from api.engram import Engram
@@ -20,7 +20,10 @@ MAX_OFFSET = 2**31 - 1  # past what the databases' OFFSET takes (SQLite: an Over
 
 
 @router.post("", status_code=201, response_model=AddResponse, summary="Add a note or a batch of chat messages")
-def add_memory(body: AddRequest, tenant: TenantDep, service: ServiceDep) -> dict[str, Any]:
+def add_memory(body: AddRequest, tenant: TenantDep, service: ServiceDep,
+               idempotency_key: str | None = Header(None, description="retry-safe adds: the same key and body "
+                                                    "return the first try's notes; the key with another body is 409")
+               ) -> dict[str, Any]:
     if (body.content is None) == (body.messages is None):
         raise ValidationFailed("give exactly one of content or messages")
     data: Any = body.content
@@ -28,7 +31,7 @@ def add_memory(body: AddRequest, tenant: TenantDep, service: ServiceDep) -> dict
         service.check_batch(len(body.messages))
         data = [m.model_dump(exclude_none=True) for m in body.messages]
     notes = tenant.mem.add(data, metadata=body.metadata, timestamp=body.timestamp, importance=body.importance,
-                           **body.scope())
+                           idempotency_key=idempotency_key, **body.scope())
     return {"results": [note_json(n) for n in notes]}
 
 
