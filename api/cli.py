@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--path", default="/mcp", help="HTTP endpoint path (default: /mcp)")
     mcp.add_argument("--url", default=None, help="serve a running Engram service (REST) instead of --db")
     mcp.add_argument("--api-key", default=os.environ.get("ENGRAM_KEY"), help="tenant key for --url (default: $ENGRAM_KEY)")
+    mcp.add_argument("--token", default=os.environ.get("ENGRAM_MCP_TOKEN"),
+                     help="HTTP only: require 'Authorization: Bearer <token>' (default: $ENGRAM_MCP_TOKEN; "
+                          "required off loopback)")
     mcp.set_defaults(func=_cmd_mcp)
     return p
 
@@ -248,8 +251,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_mcp(args: argparse.Namespace) -> int:
     import logging
 
+    from api.mcp_auth import require_token
     from api.mcp_backends import EmbeddedMemory, RemoteMemory
     from api.mcp_server import serve_http, serve_stdio
+
+    if args.transport == "http":
+        require_token(args.host, args.token)  # before opening anything
 
     # stdout is the protocol channel under stdio: diagnostics go to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -266,7 +273,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
             serve_stdio(backend)
         else:
             print(f"engram MCP server on http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
-            serve_http(backend, host=args.host, port=args.port, path=args.path)
+            serve_http(backend, host=args.host, port=args.port, path=args.path, token=args.token)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 
+from api.mcp_auth import BearerGuard, require_token
 from api.mcp_backends import MemoryBackend
 from api.mcp_tools import TOOLS, ToolSpec
 from memory.errors import EngramError
@@ -83,15 +84,20 @@ def serve_stdio(backend: MemoryBackend) -> None:
     anyio.run(main)
 
 
-def http_app(backend: MemoryBackend, *, host: str = "127.0.0.1", path: str = "/mcp") -> Starlette:
+def http_app(backend: MemoryBackend, *, host: str = "127.0.0.1", path: str = "/mcp",
+             token: str | None = None) -> Any:
     """The streamable-HTTP ASGI app (endpoint ``path``). On a loopback ``host`` the SDK turns on
-    DNS-rebinding protection: only localhost Host/Origin headers are accepted."""
-    return build_server(backend).streamable_http_app(streamable_http_path=path, host=host)
+    DNS-rebinding protection: only localhost Host/Origin headers are accepted. With ``token``,
+    every request needs ``Authorization: Bearer <token>`` (api/mcp_auth.py)."""
+    app: Starlette = build_server(backend).streamable_http_app(streamable_http_path=path, host=host)
+    return BearerGuard(app, token) if token else app
 
 
-def serve_http(backend: MemoryBackend, *, host: str = "127.0.0.1", port: int = 8765, path: str = "/mcp") -> None:
-    """Serve streamable HTTP with uvicorn until interrupted."""
-    uvicorn.run(http_app(backend, host=host, path=path), host=host, port=port, log_level="warning")
+def serve_http(backend: MemoryBackend, *, host: str = "127.0.0.1", port: int = 8765, path: str = "/mcp",
+               token: str | None = None) -> None:
+    """Serve streamable HTTP with uvicorn until interrupted. A non-loopback ``host`` needs a token."""
+    require_token(host, token)
+    uvicorn.run(http_app(backend, host=host, path=path, token=token), host=host, port=port, log_level="warning")
 
 
 def _tool(spec: ToolSpec) -> types.Tool:

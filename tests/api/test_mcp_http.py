@@ -107,3 +107,49 @@ def test_foreign_host_header_is_refused(url):
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     resp = httpx.post(url, json=body, headers={"Host": "evil.example", "Accept": "application/json, text/event-stream"})
     assert resp.status_code in (400, 403, 421)
+
+
+TOKEN = "mcp-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """The same server started with --token."""
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("mcp_http_token")
+    cmd = s.server_command(str(folder / "http.db"), "--transport", "http", "--port", str(port), "--token", TOKEN)
+    with (folder / "server.log").open("w") as log:
+        proc = subprocess.Popen(cmd, env=s.server_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        _wait_listening(proc, port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_with_a_token_only_requests_that_carry_it_are_served(guarded):
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        resp = httpx.post(guarded, json=body, headers={**accept, **headers})
+        assert resp.status_code == 401 and resp.json()["code"] == "unauthorized"
+
+    async def run() -> None:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+        async with Client(streamable_http_client(guarded, http_client=http)) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"add_memory", "search_memory"} <= names
+
+    anyio.run(run)
+
+
+def test_off_loopback_the_server_refuses_to_start_without_a_token(tmp_path):
+    cmd = s.server_command(str(tmp_path / "x.db"), "--transport", "http", "--host", "0.0.0.0", "--port", str(_free_port()))
+    env = {k: v for k, v in s.server_env().items() if k != "ENGRAM_MCP_TOKEN"}
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "needs a token" in done.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before opening anything
