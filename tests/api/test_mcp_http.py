@@ -3,6 +3,7 @@ a free port, a real SQLite file) and the SDK's streamable-HTTP client talks to i
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 
 import anyio
 import httpx
@@ -10,13 +11,8 @@ import pytest
 from mcp import Client
 
 from tests.api import mcp_session as s
+from tests.api.served_support import free_port
 from tests.helpers import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 120.0) -> None:
@@ -32,11 +28,11 @@ def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 120.0) -
     raise TimeoutError(f"nothing listening on port {port}")
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("mcp_http")
-    cmd = s.server_command(str(folder / "http.db"), "--transport", "http", "--port", str(port))
+@contextmanager
+def _server(folder, *extra: str):
+    """``engram mcp --transport http`` on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    cmd = s.server_command(str(folder / "http.db"), "--transport", "http", "--port", str(port), *extra)
     # The server's log goes to a file (a pipe nobody reads could fill and block the server).
     with (folder / "server.log").open("w") as log:
         proc = subprocess.Popen(cmd, env=s.server_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
@@ -46,6 +42,12 @@ def url(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    with _server(tmp_path_factory.mktemp("mcp_http")) as endpoint:
+        yield endpoint
 
 
 def _session(url: str, *checks):
@@ -115,17 +117,8 @@ TOKEN = "mcp-test-token-0123456789"
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     """The same server started with --token."""
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("mcp_http_token")
-    cmd = s.server_command(str(folder / "http.db"), "--transport", "http", "--port", str(port), "--token", TOKEN)
-    with (folder / "server.log").open("w") as log:
-        proc = subprocess.Popen(cmd, env=s.server_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        _wait_listening(proc, port)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with _server(tmp_path_factory.mktemp("mcp_http_token"), "--token", TOKEN) as endpoint:
+        yield endpoint
 
 
 def test_with_a_token_only_requests_that_carry_it_are_served(guarded):
@@ -148,7 +141,7 @@ def test_with_a_token_only_requests_that_carry_it_are_served(guarded):
 
 
 def test_off_loopback_the_server_refuses_to_start_without_a_token(tmp_path):
-    cmd = s.server_command(str(tmp_path / "x.db"), "--transport", "http", "--host", "0.0.0.0", "--port", str(_free_port()))
+    cmd = s.server_command(str(tmp_path / "x.db"), "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port()))
     env = {k: v for k, v in s.server_env().items() if k != "ENGRAM_MCP_TOKEN"}
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "needs a token" in done.stderr
