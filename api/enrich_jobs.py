@@ -69,7 +69,8 @@ class EnrichJobs:
         self.stats["notes"] += 1
         near = self.neighbours_of(note, self.cfg.neighbours)
         labels = {f"N{i + 1}": n.id for i, (n, _) in enumerate(near)}
-        schema = enrichment_schema(list(labels), self.cfg, ground)
+        grounds = {label: note_grounding(n.content, self.cfg) for label, (n, _) in zip(labels, near)}
+        schema = enrichment_schema(list(labels), self.cfg, ground, grounds)
         enrichment = self._ask(enrichment_messages(note, near, labels), schema,
                                note.content, labels, {n.id: n for n, _ in near})
         now = self.clock()

@@ -84,13 +84,14 @@ def groundable(ground: Grounding) -> bool:
     return bool(ground.keyword_groups) and bool(ground.topics)
 
 
-def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None,
-                      ground: Grounding | None = None) -> dict[str, Any]:
+def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None, ground: Grounding | None = None,
+                      neighbour_grounds: dict[str, Grounding] | None = None) -> dict[str, Any]:
     """The JSON schema of one answer; neighbour labels are an enum, so a constrained decoder cannot
     name a note that was not shown. With ``ground`` (a groundable note's candidates) keywords and
     tags are enums too: the first three keywords one from each disjoint candidate group, the tags
     an area, a kind and a topic word — three distinct, grounded terms of each by construction —
     and the context a pattern naming a word of the note.
+    A neighbour's new context is likewise a run of that neighbour's words (``neighbour_grounds``).
     Usage: ``enrichment_schema(["N1", "N2"], cfg, note_grounding(note.content))``."""
     cfg = cfg or EnrichConfig()
     words = {"type": "string", "minLength": 2, "maxLength": cfg.max_term_chars}
@@ -122,19 +123,23 @@ def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None,
         # One decision per neighbour, in the order shown: the i-th item can only name the i-th label,
         # so no neighbour is decided twice (the grammar does not enforce uniqueness otherwise).
         schema["properties"]["neighbours"] = {"type": "array", "maxItems": len(labels), "items": False,
-                                              "prefixItems": [_decision(label, new_tag, cfg) for label in labels]}
+                                              "prefixItems": [_decision(label, new_tag, cfg, (neighbour_grounds or {}).get(label))
+                                                              for label in labels]}
         schema["required"].append("neighbours")
     return schema
 
 
-def _decision(label: str, new_tag: dict[str, Any], cfg: EnrichConfig) -> dict[str, Any]:
+def _decision(label: str, new_tag: dict[str, Any], cfg: EnrichConfig, ground: Grounding | None) -> dict[str, Any]:
+    new_context: dict[str, Any] = {"type": ["string", "null"], "maxLength": cfg.max_context_chars}
+    if ground is not None and ground.words:
+        new_context = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": context_pattern(ground)}]}
     return {
         "type": "object",
         "properties": {
             "note": {"type": "string", "enum": [label]},
             "link": {"type": "boolean"},
             "kind": {"type": "string", "enum": sorted(LINK_KINDS)},
-            "new_context": {"type": ["string", "null"], "maxLength": cfg.max_context_chars},
+            "new_context": new_context,
             "new_tags": {"anyOf": [{"type": "null"}, {"type": "array", "items": new_tag, "maxItems": cfg.max_tags}]},
         },
         "required": ["note", "link", "kind", "new_context", "new_tags"],

@@ -12,7 +12,7 @@ and the model's job shrinks to choosing among them.
 - Tags: three facets with disjoint vocabularies — a life area (the tagging lexicon's categories), a
   kind of memory, and a topic word of the note — so three distinct tags exist by construction too.
 
-- Context: a pattern of the note's own words (``context_pattern``), naming at least one content word.
+- Context: "The user" and a run of the note's own consecutive words (``context_pattern``).
 
 Usage: ``g = grounding("We moved to Lisbon, the flat is by the river.")``; ``g.keyword_groups``.
 """
@@ -33,10 +33,8 @@ GROUPS = 3
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 _TOPIC = re.compile(r"^[a-z][a-z0-9\-]{2,}$")
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*")
-_MAX_VOCABULARY = 120
-# Words a one-line description needs beyond the note's own (whose pronouns are the user's "I").
-GLUE = ("the", "a", "an", "to", "in", "on", "at", "of", "for", "with", "and", "about", "is", "was", "has", "had",
-        "their", "they", "them", "his", "her", "user", "user's")
+_MAX_TOKENS = 80  # words of the note the context may be drawn from (the grammar grows with them)
+_MAX_STARTS = 40
 CONTEXT_WORDS = 12
 
 
@@ -49,7 +47,7 @@ class Grounding:
     keyword_groups: list[list[str]]
     topics: list[str]
     words: list[str]
-    vocabulary: list[str]
+    tokens: list[str]
 
 
 def grounding(content: str, max_candidates: int = 24, max_chars: int = 40,
@@ -61,22 +59,28 @@ def grounding(content: str, max_candidates: int = 24, max_chars: int = 40,
     groups = [ranked[i::GROUPS] for i in range(GROUPS)] if len(ranked) >= GROUPS else []
     facets = set(AREAS) | set(KINDS)
     topics = _unique([w for w in words if _TOPIC.match(w) and w not in facets])[:max_candidates]
-    vocabulary = _unique([w for m in _TOKEN.finditer(content) for w in (m.group(0), m.group(0).lower())])
-    return Grounding(ranked, groups, topics, _unique(words)[:max_candidates], vocabulary[:_MAX_VOCABULARY])
+    tokens = [m.group(0) for m in _TOKEN.finditer(content)][:_MAX_TOKENS]
+    return Grounding(ranked, groups, topics, _unique(words)[:max_candidates], tokens)
 
 
 def context_pattern(ground: Grounding) -> str:
-    """A regex for the one-line context: "The user" (or "The assistant") and then only words of the
-    note itself (plus a few words of glue), at least one of them a content word, ending in a full
-    stop. It is about the note by construction, and a small model cannot wander into the rest of
-    its vocabulary (free text after "This note" drifted into junk tokens)."""
-    words = _alternation(ground.vocabulary + list(GLUE))
-    content = _alternation([v for w in ground.words for v in (w, w[:1].upper() + w[1:])])
-    return f"^The (user|assistant) (({words}),? ){{0,{CONTEXT_WORDS}}}({content})(,? ({words})){{0,{CONTEXT_WORDS}}}\\.$"
+    """A regex for the one-line context: "The user" (or "The assistant") and then a run of the
+    note's own consecutive words (two to ``CONTEXT_WORDS``, opening on a content word),
+    ending in a full stop — an extractive description, grounded by construction. Free text, or
+    any of the note's words in any order, let SmolLM2-135M write junk ("Berlin Berlin is moved")."""
+    tokens, content = ground.tokens, set(ground.words)
+    # Runs open on a content word, so each names something the note says (validation checks that).
+    starts = [i for i in range(len(tokens) - 1) if tokens[i].lower() in content][:_MAX_STARTS]
+    runs = "|".join(_run(tokens[i:i + CONTEXT_WORDS]) for i in starts) or "[a-z]+ [a-z]+"
+    return f"^The (user|assistant) ({runs})\\.$"
 
 
-def _alternation(words: list[str]) -> str:
-    return "|".join(map(re.escape, sorted(set(words), key=lambda w: (-len(w), w))))
+def _run(words: list[str]) -> str:
+    """``a b( c( d)?)?``: the first two words, then each next one only after the one before it."""
+    tail = ""
+    for word in reversed(words[2:]):
+        tail = f"( {re.escape(word)}{tail})?"
+    return f"{re.escape(words[0])} {re.escape(words[1])}{tail}"
 
 
 def _content_words(content: str, banned: frozenset[str]) -> list[str]:

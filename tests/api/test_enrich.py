@@ -37,15 +37,15 @@ def _mem(tmp_path, embedder, clock, engine):
 # Answers inside the grounded schema (memory.grounding): keywords one from each candidate group of
 # the note, tags an area, a kind and a topic word of the note, the context naming a word of it.
 FIRST = {"keywords": ["paris", "bakeries", "moved"], "tags": ["home", "change", "bakeries"],
-         "context": "The user moved to Paris for the bakeries."}
+         "context": "The user moved to Paris in 2021 for the bakeries."}
 
 
 def _second(schema):
     (label,) = schema["properties"]["neighbours"]["prefixItems"][0]["properties"]["note"]["enum"]
     return {"keywords": ["lisbon", "flat", "moved"], "tags": ["home", "change", "river"],
-            "context": "The user moved to Lisbon, by the river.",
+            "context": "The user flat is by the river.",
             "neighbours": [{"note": label, "link": True, "kind": "contradicts",
-                            "new_context": "Where the user lived before moving to Lisbon.", "new_tags": ["home", "event"]}]}
+                            "new_context": "The user moved to Paris in 2021.", "new_tags": ["home", "event"]}]}
 
 
 def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, clock):
@@ -62,13 +62,13 @@ def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, c
         assert all(j.state == DONE for j in mem.jobs())
         new = mem.store.get(lisbon.id)
         assert new.keywords == ["lisbon", "flat", "moved"]
-        assert new.context == "The user moved to Lisbon, by the river."
+        assert new.context == "The user flat is by the river."
         assert new.tags == ["role:user", "home", "change", "river"]
         old = mem.store.get(paris.id)
         assert old.content == deterministic.content  # content is never rewritten
-        assert old.context == "Where the user lived before moving to Lisbon." and old.tags == ["role:user", "home", "event"]
+        assert old.context == "The user moved to Paris in 2021." and old.tags == ["role:user", "home", "event"]
         evolve = [h for h in mem.history(paris.id) if h.action == "evolve" and h.actor == "llm"]
-        assert evolve[-1].new["cause"] == lisbon.id and evolve[-1].old["context"] == "The user moved to Paris for the bakeries."
+        assert evolve[-1].new["cause"] == lisbon.id and evolve[-1].old["context"] == "The user moved to Paris in 2021 for the bakeries."
         assert any(lk.kind == "contradicts" and lk.source_id == lisbon.id for lk in mem.links(paris.id))
         neighbour_text = engine.calls[1][0][-1]["content"]
         assert "NEIGHBOUR N1" in neighbour_text and paris.id not in neighbour_text  # labels, not ids

@@ -103,14 +103,15 @@ def test_a_grounded_schema_offers_only_the_note_s_words_and_three_distinct_of_ea
         jsonschema.validate({**GOOD, "keywords": ["piano lessons", "daughter", "tuesdays"]}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**GOOD, "context": "The user takes piano lessons."}, schema)  # words not in the note
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "context": "The user Lisbon Lisbon moved."}, schema)  # not a run of the note
 
 
 def test_every_answer_the_grounded_schema_admits_passes_validation():
     schema = _grounded(TEXT)
     props = schema["properties"]
     rng = random.Random(7)
-    contexts = ["The user moved to Lisbon.", "The user has a new flat, and life events galore.",
-                "The assistant moved to Lisbon, a new flat."]
+    contexts = ["The user moved to Lisbon.", "The user moved to Lisbon a new flat.", "The assistant life events galore."]
     for _ in range(200):
         answer = {
             "keywords": [rng.choice(i["enum"]) for i in props["keywords"]["prefixItems"]],
