@@ -122,7 +122,8 @@ def _service_commands(sub: Any) -> None:
                        help="create a key for tenant 'demo' and print the chat demo's URL with it")
     serve.set_defaults(func=_cmd_serve)
 
-    worker = sub.add_parser("worker", help="run every tenant's enrichment jobs (serve starts one; settings from ENGRAM_*)")
+    worker = sub.add_parser("worker", help="run every tenant's enrichment jobs (serve starts one; "
+                                           "settings from ENGRAM_*)")
     worker.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone (set by serve)")
     worker.add_argument("--nice", type=int, default=0, help="add this to the process's niceness")
     worker.set_defaults(func=_cmd_worker)

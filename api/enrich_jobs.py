@@ -1,9 +1,10 @@
 """The ``enrich`` job: LLM note construction and neighbour evolution (queued only with an engine).
 
 One ``complete_json`` call per note under the schema of ``memory.enrichment`` (constrained decoding on
-the local engine), whose keywords and tags are enums of the note's own words (``memory.grounding``);
-a note with too few words of its own is skipped (its deterministic fields stay). The answer is validated beyond the schema; an invalid answer gets one repair
-call showing the model its error; a second invalid answer fails the job at once (greedy decoding
+the local engine), whose keywords, tags and context are drawn from the note's own words
+(``memory.grounding``); a note with too few words of its own is skipped (its deterministic fields
+stay). The answer is validated beyond the schema; an invalid answer gets one repair call showing
+the model its error; a second invalid answer fails the job at once (greedy decoding
 would repeat it) with the error recorded, and the note keeps its deterministic keywords, tags and
 context. Engine errors that are not about the answer (a remote engine down) propagate, so the
 queue retries them with backoff.

@@ -7,11 +7,16 @@ for that neighbour. Never its content: the schema has no field for it. Neighbour
 model under short labels ("N1", "N2", ...) constrained by an enum and mapped back to note ids here —
 A-MEM's code indexes neighbours by position in a local list and updates the wrong notes.
 
+Given the note's grounding (``memory.grounding``) the schema is grounded by construction: keywords
+and tags are enums of the note's own words, the context a run of its consecutive words, so a
+constrained decoder cannot answer with anything the validation would reject as ungrounded.
+
 Usage::
 
     labels = {"N1": neighbour.id}
     messages = enrichment_messages(note, [(neighbour, 0.71)], labels)
-    raw = engine.complete_json(messages, enrichment_schema(list(labels)))
+    schema = enrichment_schema(list(labels), cfg, note_grounding(note.content), {"N1": note_grounding(neighbour.content)})
+    raw = engine.complete_json(messages, schema)
     plan = parse_enrichment(raw, note.content, labels, {neighbour.id: neighbour}, cfg)   # or EnrichmentInvalid
 """
 from __future__ import annotations
@@ -122,9 +127,10 @@ def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None, ground
     if labels:
         # One decision per neighbour, in the order shown: the i-th item can only name the i-th label,
         # so no neighbour is decided twice (the grammar does not enforce uniqueness otherwise).
+        grounds = neighbour_grounds or {}
+        decisions = [_decision(label, new_tag, cfg, grounds.get(label)) for label in labels]
         schema["properties"]["neighbours"] = {"type": "array", "maxItems": len(labels), "items": False,
-                                              "prefixItems": [_decision(label, new_tag, cfg, (neighbour_grounds or {}).get(label))
-                                                              for label in labels]}
+                                              "prefixItems": decisions}
         schema["required"].append("neighbours")
     return schema
 

@@ -68,7 +68,8 @@ def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, c
         assert old.content == deterministic.content  # content is never rewritten
         assert old.context == "The user moved to Paris in 2021." and old.tags == ["role:user", "home", "event"]
         evolve = [h for h in mem.history(paris.id) if h.action == "evolve" and h.actor == "llm"]
-        assert evolve[-1].new["cause"] == lisbon.id and evolve[-1].old["context"] == "The user moved to Paris in 2021 for the bakeries."
+        assert evolve[-1].new["cause"] == lisbon.id
+        assert evolve[-1].old["context"] == "The user moved to Paris in 2021 for the bakeries."
         assert any(lk.kind == "contradicts" and lk.source_id == lisbon.id for lk in mem.links(paris.id))
         neighbour_text = engine.calls[1][0][-1]["content"]
         assert "NEIGHBOUR N1" in neighbour_text and paris.id not in neighbour_text  # labels, not ids

@@ -54,7 +54,8 @@ def served(tmp_path):
                          text=True, timeout=300, check=True).stdout.strip().splitlines()[-1]
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([*run, "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*run, "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _ready(url, proc, tmp_path), 240, "the server")

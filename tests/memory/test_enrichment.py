@@ -111,7 +111,8 @@ def test_every_answer_the_grounded_schema_admits_passes_validation():
     schema = _grounded(TEXT)
     props = schema["properties"]
     rng = random.Random(7)
-    contexts = ["The user moved to Lisbon.", "The user moved to Lisbon a new flat.", "The assistant life events galore."]
+    contexts = ["The user moved to Lisbon.", "The user moved to Lisbon a new flat.",
+                "The assistant life events galore."]
     for _ in range(200):
         answer = {
             "keywords": [rng.choice(i["enum"]) for i in props["keywords"]["prefixItems"]],
