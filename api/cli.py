@@ -346,9 +346,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
+    started = threading.Event()  # set once a tenant's job threads run: from then on, stop gracefully
+
+    def on_signal(*_: Any) -> None:
+        stop.set()
+        if not started.is_set():  # still loading models and indexes: nothing is claimed, just go
+            raise SystemExit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run_worker(Settings(), stop, parent_pid=args.parent_pid)
+        signal.signal(sig, on_signal)
+    run_worker(Settings(), stop, parent_pid=args.parent_pid, started=started)
     return 0
 
 

@@ -30,8 +30,9 @@ log = logging.getLogger("engram.worker")
 
 
 def run_worker(settings: Settings, stop: threading.Event, *, embedder: Embedder | None = None, llm: Any = None,
-               parent_pid: int | None = None, scan_s: float = 2.0) -> None:
-    """Run every tenant's jobs until ``stop`` is set (or the process ``parent_pid`` is gone)."""
+               parent_pid: int | None = None, scan_s: float = 2.0, started: threading.Event | None = None) -> None:
+    """Run every tenant's jobs until ``stop`` is set (or the process ``parent_pid`` is gone).
+    ``started`` is set just before the first tenant's job threads can claim anything."""
     shared = LockedEmbedder(_Loaded(lambda: embedder or MiniLMEmbedder(batch_size=settings.embed_batch)))
     if llm is None and settings.enrich_llm:
         llm = job_engine(settings)
@@ -41,7 +42,11 @@ def run_worker(settings: Settings, stop: threading.Event, *, embedder: Embedder 
     try:
         while not stop.is_set():
             for tenant in accounts.list_tenants():
+                if stop.is_set():
+                    break
                 if tenants.opened(tenant.id) is None:
+                    if started is not None:
+                        started.set()
                     tenants.get(tenant.id)  # opening starts its job threads
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("engram serve (pid %s) is gone; stopping", parent_pid)

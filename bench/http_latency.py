@@ -186,6 +186,18 @@ def add_latency(mem: Engram, client: Client, n: int, label: str, url: str) -> No
           "loadavg": loadavg()})
 
 
+def draining(mem: Engram, timeout: float = 600) -> None:
+    """Wait until the server's job worker has finished a job (it loads its models first), so
+    the adds are timed while the backlog is being drained."""
+    done = mem.job_store.counts()["done"]
+    deadline = time.monotonic() + timeout
+    while mem.job_store.counts()["done"] == done:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the job worker did not start draining")
+        time.sleep(1)
+    emit({"setup": "worker draining", "waited_s": round(timeout - (deadline - time.monotonic()), 1)})
+
+
 def loadavg() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -237,7 +249,8 @@ def main() -> None:
                     with Client(server.url, api_key=key) as client:
                         client.add("warm up", user_id="adder_h")
                         mem.add("warm up", user_id="adder_e")
-                        time.sleep(5 if threads else 0)  # the worker is up and claiming before we time
+                        if threads:
+                            draining(mem)
                         add_latency(mem, client, args.adds, label, server.url)
                 finally:
                     server.stop()
