@@ -321,13 +321,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         supervisor = WorkerSupervisor(os.environ, nice=settings.job_process_nice)
         supervisor.start()
     try:
-        # A factory import string, so that each worker process builds its own app from ENGRAM_*.
-        uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="info")
+        if workers == 1 and supervisor is not None:
+            # The worker starts stopping (its job in hand finishing) while uvicorn drains requests.
+            config = uvicorn.Config("api.app:create_app_from_env", factory=True, host=host, port=port, log_level="info")
+            _SignallingServer(config, supervisor.signal_stop).run()
+        else:
+            # A factory import string, so that each worker process builds its own app from ENGRAM_*.
+            uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level="info")
     finally:
         if supervisor is not None:
             supervisor.stop()
     return 0
+
+
+def _SignallingServer(config: Any, on_exit: Any) -> Any:
+    """A uvicorn server that also calls ``on_exit()`` when a stop signal arrives."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

@@ -41,13 +41,19 @@ class WorkerSupervisor:
         self._thread = threading.Thread(target=self._watch, name="engram-worker-supervisor", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """SIGTERM the worker and wait for its jobs in hand; SIGKILL after the grace period (the
-        leases of its jobs then run out and another worker takes them)."""
+    def signal_stop(self) -> None:
+        """Ask the worker to stop (SIGTERM) without waiting; ``stop`` waits. Signal-handler safe."""
         self._stopping.set()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """SIGTERM the worker and wait for its jobs in hand; SIGKILL after the grace period (the
+        leases of its jobs then run out and another worker takes them)."""
+        self.signal_stop()
+        proc = self._proc
+        if proc is not None:
             try:
                 proc.wait(timeout=self._grace_s)
             except subprocess.TimeoutExpired:
