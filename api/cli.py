@@ -1,7 +1,8 @@
 """``engram``: the command line. Usage: ``engram --db engram.db search "where do I live" --user-id ann``.
 
 Commands: add, ingest, search, show, history, consolidate, restore, stats, demo, chat; for the REST
-service ``serve`` (uvicorn) and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables);
+service ``serve`` (uvicorn; it starts and supervises an ``engram worker`` process for the job
+queue), ``worker`` and ``keys create|list|revoke`` (settings from ``ENGRAM_*`` variables);
 ``mcp`` serves the memory to MCP clients (stdio, or streamable HTTP with ``--transport http``).
 Machine-readable commands print JSON (one object per line); ``demo`` prints a human tour.
 """
@@ -123,6 +124,12 @@ def _service_commands(sub: Any) -> None:
     serve.add_argument("--demo", action="store_true",
                        help="create a key for tenant 'demo' and print the chat demo's URL with it")
     serve.set_defaults(func=_cmd_serve)
+
+    worker = sub.add_parser("worker", help="run every tenant's enrichment jobs (serve starts one; "
+                                           "settings from ENGRAM_*)")
+    worker.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone (set by serve)")
+    worker.add_argument("--nice", type=int, default=0, help="add this to the process's niceness")
+    worker.set_defaults(func=_cmd_worker)
 
     keys = sub.add_parser("keys", help="API keys of the REST service").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a key (and the tenant if new); the key is on the last line")
@@ -309,9 +316,70 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Worker processes build their settings from ENGRAM_*: they must know there are several of
     # them (each then follows the others' writes to a tenant's SQLite file).
     os.environ["ENGRAM_WORKERS"] = str(workers)
-    # A factory import string, so that each worker process builds its own app from ENGRAM_*.
-    uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+    supervisor = None
+    if settings.job_process and settings.job_workers > 0:
+        import signal
+
+        from api.job_supervisor import WorkerSupervisor
+
+        # uvicorn re-raises the SIGTERM it shut down for, under the handler found before it started:
+        # make that an exit that runs the finally below (stopping the worker), not an instant death.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        supervisor = WorkerSupervisor(os.environ, nice=settings.job_process_nice)
+        supervisor.start()
+    try:
+        if workers == 1 and supervisor is not None:
+            # The worker starts stopping (its job in hand finishing) while uvicorn drains requests.
+            config = uvicorn.Config("api.app:create_app_from_env", factory=True, host=host, port=port, log_level="info")
+            _SignallingServer(config, supervisor.signal_stop).run()
+        else:
+            # A factory import string, so that each worker process builds its own app from ENGRAM_*.
+            uvicorn.run("api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level="info")
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+    return 0
+
+
+def _SignallingServer(config: Any, on_exit: Any) -> Any:
+    """A uvicorn server that also calls ``on_exit()`` when a stop signal arrives."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from api.job_process import run_worker
+    from api.settings import Settings
+
+    if args.nice:
+        os.nice(args.nice)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    started = threading.Event()  # set once a tenant's job threads run: from then on, stop gracefully
+
+    def on_signal(*_: Any) -> None:
+        stop.set()
+        if not started.is_set():  # still loading models and indexes: nothing is claimed, just go
+            raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    run_worker(Settings(), stop, parent_pid=args.parent_pid, started=started)
     return 0
 
 

@@ -32,6 +32,7 @@ from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
 from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from api.shared_embedder import LockedEmbedder
+from api.stage_times import StageTimes
 from api.worker import JobRunner, Workers
 from graph.extract_llm import LLMExtractor
 from graph.extract_rules import RuleExtractor
@@ -87,11 +88,13 @@ class Engram:
         workers: int = 1,
         follow: bool = False,
         follow_interval: float | None = None,
+        graph_follow_s: float | None = None,
     ) -> None:
         """``llm``: an ``inference`` engine; with it, graph extraction uses the LLM extractor and
         every note gets an ``enrich`` job (LLM keywords, tags, context, neighbour evolution); without
         it, the deterministic path is all there is. ``workers``: job threads; 0 runs jobs only
-        through ``run_jobs``/``wait_for_jobs``."""
+        through ``run_jobs``/``wait_for_jobs``. ``graph_follow_s``: another process (an ``engram
+        worker``) writes the graph: graph walks pick up its writes within that many seconds."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidInput("workers must be an integer >= 0")
         self.config = config or EngramConfig()
@@ -101,6 +104,7 @@ class Engram:
         self._embedder = embedder
         self._load_lock = threading.Lock()
         self._shared = LockedEmbedder(lambda: self.embedder)
+        self.add_times = StageTimes()
         self._lock = threading.RLock()  # the derived index
         self._write_lock = threading.RLock()  # adds, from indexing to commit
         url = database_url or sqlite_url(path)
@@ -111,7 +115,8 @@ class Engram:
         self._index_dir = _index_folder(path, database_url, index_dir, self.config.persist_index)
         self.index, self.index_status = open_index(self._new_index, self.store, self._index_dir, self._model_id())
         graph_llm = llm if self.config.graph_llm else None
-        self.graph = TemporalGraph(engine, self._shared, self._extractor(graph_llm), self.clock, resolver_llm=graph_llm)
+        self.graph = TemporalGraph(engine, self._shared, self._extractor(graph_llm), self.clock, resolver_llm=graph_llm,
+                                   follow_s=graph_follow_s)
         handlers = GraphJobs(self.store, self.graph, self.clock).handlers()
         self.enrich_jobs = None if llm is None else EnrichJobs(
             self.store, llm, self._neighbours_of, self.config.memory.enrich, self.clock)
@@ -446,7 +451,7 @@ class Engram:
     def stats(self) -> dict[str, Any]:
         return {**self.store.stats(), "indexed": len(self.index), "index_rows": self.index.catalog.num_rows,
                 "hnsw": self.index.vectors.is_hnsw, "index_status": self.index_status, "jobs": self.job_store.counts(),
-                "graph": dict(self.graph.counters)}
+                "graph": dict(self.graph.counters), "add_stages": self.add_times.snapshot()}
 
     # ---- jobs -----------------------------------------------------------------------------
 
@@ -514,9 +519,13 @@ class Engram:
         """New notes drafted and embedded, not stored yet."""
         if len(specs) > self.config.max_batch:
             raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
+        t = self.add_times.start()
         now = self.clock()
         notes = [self._new_note(spec, now) for spec in specs]
-        return notes, self._shared.embed([n.content for n in notes])
+        t = self.add_times.lap("draft", t)
+        vectors = self._shared.embed([n.content for n in notes])
+        self.add_times.lap("embed", t)  # waiting for the shared model included
+        return notes, vectors
 
     def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str,
                    idem: Idempotency | None = None) -> list[Note]:
@@ -526,18 +535,24 @@ class Engram:
         # everything added before it. The index lock is held only while the index is changed or
         # read, not through the commit's fsync: a search meanwhile may see the new rows, finds no
         # stored state for them yet and leaves them out (``rank``), instead of waiting.
+        t = self.add_times.start()
         with self._write_lock:
+            t = self.add_times.lap("write_lock_wait", t)
             with self._lock:
                 # The index goes first so that notes of one batch can link to each other; if the
                 # SQL transaction fails, the derived rows are dropped again.
                 rows = self.index.add([_indexed(n) for n in notes], vectors)
+            t = self.add_times.lap("index", t)
             try:
                 with self._lock:
                     evolutions = self._plan_links(notes, vectors, rows, now)
                 links = [link for n in notes for link in n.links]
                 jobs = [job for n in notes for job in self._jobs_for(n)]
+                t = self.add_times.lap("links", t)
                 self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs,
                                   idem)
+                self.add_times.lap("commit", t)  # the SQL transaction, its fsync and any wait for the file's lock
+                self.add_times.count()
             except BaseException:
                 with self._lock:
                     for note in notes:

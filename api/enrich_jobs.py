@@ -1,8 +1,10 @@
 """The ``enrich`` job: LLM note construction and neighbour evolution (queued only with an engine).
 
 One ``complete_json`` call per note under the schema of ``memory.enrichment`` (constrained decoding on
-the local engine); the answer is validated beyond the schema; an invalid answer gets one repair
-call showing the model its error; a second invalid answer fails the job at once (greedy decoding
+the local engine), whose keywords, tags and context are drawn from the note's own words
+(``memory.grounding``); a note with too few words of its own is skipped (its deterministic fields
+stay). The answer is validated beyond the schema; an invalid answer gets one repair call showing
+the model its error; a second invalid answer fails the job at once (greedy decoding
 would repeat it) with the error recorded, and the note keeps its deterministic keywords, tags and
 context. Engine errors that are not about the answer (a remote engine down) propagate, so the
 queue retries them with backoff.
@@ -27,6 +29,8 @@ from memory.enrichment import (
     dump,
     enrichment_messages,
     enrichment_schema,
+    groundable,
+    note_grounding,
     parse_enrichment,
     repair_request,
 )
@@ -60,10 +64,15 @@ class EnrichJobs:
         note = self.store.get_many([job.note_id]).get(job.note_id)
         if note is None:
             return {"skipped": "note deleted"}
+        ground = note_grounding(note.content, self.cfg)
+        if not groundable(ground):  # fewer than three words of its own: its deterministic fields stay
+            return {"skipped": "too few content words to ground three keywords"}
         self.stats["notes"] += 1
         near = self.neighbours_of(note, self.cfg.neighbours)
         labels = {f"N{i + 1}": n.id for i, (n, _) in enumerate(near)}
-        enrichment = self._ask(enrichment_messages(note, near, labels), enrichment_schema(list(labels), self.cfg),
+        grounds = {label: note_grounding(n.content, self.cfg) for label, (n, _) in zip(labels, near)}
+        schema = enrichment_schema(list(labels), self.cfg, ground, grounds)
+        enrichment = self._ask(enrichment_messages(note, near, labels), schema,
                                note.content, labels, {n.id: n for n, _ in near})
         now = self.clock()
         sims = {n.id: sim for n, sim in near}

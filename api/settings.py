@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     durable: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
     embed_batch: int = 64
     job_workers: int = Field(1, ge=0, description="enrichment (graph) job threads per open tenant")
+    job_process: bool = Field(True, description="run the job threads in one separate `engram worker` process "
+                              "(`engram serve` starts and restarts it) so enrichment never shares the request "
+                              "process's GIL, embedder or cores; false: inside each server process")
+    job_process_nice: int = Field(10, ge=0, le=19, description="niceness of the worker process: requests get "
+                                  "the CPU first")
+    graph_follow_seconds: float = Field(1.0, gt=0, description="when another process writes a tenant's graph, "
+                                        "how often a graph walk checks for its writes")
     job_lease_seconds: float = Field(300.0, gt=0, description="how long a claimed job is held; a crashed "
                                      "process's jobs are taken over once their lease has run out")
     llm: str = Field("local", description="chat model: 'local' (SmolLM2 in-process, chunk KV reuse), 'none' "

@@ -9,9 +9,10 @@ Usage::
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from api.config import EngramConfig
 from api.engram import Engram
@@ -25,8 +26,12 @@ class TenantRegistry:
     """Open tenants by id. Thread-safe; a tenant is opened once even when many requests race for it."""
 
     def __init__(self, settings: Settings, embedder: Embedder, config: EngramConfig | None = None,
-                 llm: Any | None = None) -> None:
+                 llm: Any | None = None, role: Literal["server", "jobs"] = "server") -> None:
+        """``role``: "server" answers requests (its tenants run no job threads when
+        ``settings.job_process``: an ``engram worker`` process does); "jobs" is that worker process
+        (job threads, no index of its own on disk)."""
         self._settings = settings
+        self._role = role
         self._embedder = embedder
         self.llm = llm  # one engine for every tenant (it serialises its own generations); set before use
         self._config = config or EngramConfig(
@@ -35,6 +40,8 @@ class TenantRegistry:
         self._open: dict[str, Engram] = {}
         self._lock = threading.Lock()
         self._opening: dict[str, threading.Lock] = {}
+        if role == "jobs":  # the server owns the saved index; a second writer of its files would race it
+            self._config = dataclasses.replace(self._config, persist_index=False)
         if settings.uses_postgres() and "db_schema" not in inspect.signature(Engram).parameters:
             # Fail at startup, not on a tenant's first request.
             raise RuntimeError("PostgreSQL tenants need Engram(db_schema=...), which this build lacks")
@@ -69,8 +76,8 @@ class TenantRegistry:
         """The single place that decides where a tenant's data lives."""
         folder = self._settings.tenant_dir(tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
-        common: dict[str, Any] = {"embedder": self._embedder, "config": self._config,
-                                  "workers": self._settings.job_workers, "llm": self.llm}
+        common: dict[str, Any] = {"embedder": self._embedder, "config": self._config, "llm": self.llm,
+                                  "workers": self._job_threads(), "graph_follow_s": self._graph_follow_s()}
         if self._settings.uses_postgres():
             # One database, one schema per tenant; the derived index stays on local disk and
             # follows the change feed, so notes written through another process become searchable here.
@@ -78,4 +85,21 @@ class TenantRegistry:
                           index_dir=folder / "engram.index", follow=True, **common)
         # Several server processes share the tenant's SQLite file: each index follows the others'
         # writes (polling the change log), or a note added through one would stay unsearchable in the rest.
-        return Engram(folder / "engram.db", follow=self._settings.workers > 1, **common)
+        return Engram(folder / "engram.db", follow=self._follows_notes(), **common)
+
+    def _job_threads(self) -> int:
+        if self._role == "server" and self._settings.job_process:
+            return 0
+        return self._settings.job_workers
+
+    def _others_write_graph(self) -> bool:
+        return self._settings.workers > 1 or self._settings.job_process
+
+    def _graph_follow_s(self) -> float | None:
+        """Another process writes the tenant's graph: the networkx view checks for its writes."""
+        return self._settings.graph_follow_seconds if self._others_write_graph() else None
+
+    def _follows_notes(self) -> bool:
+        """A server follows the other server processes' notes; the job process follows every
+        note, since ``enrich`` jobs look up a new note's neighbours in its index."""
+        return self._settings.workers > 1 or (self._role == "jobs" and self.llm is not None)

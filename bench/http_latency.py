@@ -7,8 +7,12 @@ embedded ``Engram`` on the same database, in the same run.
 Prints JSON lines: search p50/p95 for both paths (blocks of queries interleaved, so drift from
 the shared machine hits both alike) and their difference, requests/s with 8 concurrent clients
 for both, and single-note add latency with enrichment queued (job workers off: the graph job is
-written in the note's transaction and waits) and with a job worker running the graph extraction
-backlog in the server at the same time.
+written in the note's transaction and waits), with the ``engram worker`` process draining the
+graph-extraction backlog meanwhile, and with a job thread inside the server doing so (the old
+default). Each add line carries the mean ms per add of each stage, server side (/metrics) and
+embedded, and the load average.
+
+    python bench/http_latency.py --notes 2000 --adds 60 --skip-search     # the add phases only
 """
 from __future__ import annotations
 
@@ -139,23 +143,64 @@ def throughput(call: Callable[[int, int], object], clients: int, per_client: int
     return clients * per_client / (time.perf_counter() - start)
 
 
+def add_stages(url: str) -> dict[str, float]:
+    """The server's cumulative add stage times (``engram_add_stages_*`` in /metrics)."""
+    out = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("engram_add_stages_"):
+            name, value = line.split(" ", 1)
+            out[name.removeprefix("engram_add_stages_")] = float(value)
+    return out
+
+
+def stage_means(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per add of each stage between two snapshots."""
+    n = after.get("count", 0.0) - before.get("count", 0.0)
+    return {k.removesuffix("_s"): round((v - before.get(k, 0.0)) * 1000 / n, 2)
+            for k, v in after.items() if k != "count" and n > 0}
+
+
 def add_latency(mem: Engram, client: Client, n: int, label: str, url: str) -> None:
     """Single-note adds, alternating embedded and HTTP (each in its own user's scope)."""
-    texts = synthetic.notes(2 * n, seed=7)
+    texts = synthetic.notes(2 * n, seed=7 + int(time.time()) % 1000)
     emb, http = [], []
     before = server_time(url, "/v1/memories", status="201")
+    stages_before, emb_before = add_stages(url), mem.add_times.snapshot()
+    jobs_before = mem.job_store.counts()
     for i in range(n):
         run_emb = lambda t=texts[2 * i]: emb.append(timed(lambda: mem.add(t, user_id="adder_e")))  # noqa: E731
         run_http = lambda t=texts[2 * i + 1]: http.append(timed(lambda: client.add(t, user_id="adder_h")))  # noqa: E731
         for step in ((run_emb, run_http) if i % 2 == 0 else (run_http, run_emb)):
             step()
     after = server_time(url, "/v1/memories", status="201")
+    jobs_after = mem.job_store.counts()
     (e50, e95), (h50, h95) = ms(emb), ms(http)
     emit({"bench": "add_latency", "enrichment": label, "adds": n, "embedded_p50_ms": e50, "embedded_p95_ms": e95,
-          "http_p50_ms": h50, "http_p95_ms": h95, "embedded_mean_ms": round(float(np.mean(emb)) * 1000, 2),
+          "http_p50_ms": h50, "http_p95_ms": h95, "http_overhead_p50_ms": round(h50 - e50, 2),
+          "http_overhead_p95_ms": round(h95 - e95, 2), "embedded_mean_ms": round(float(np.mean(emb)) * 1000, 2),
           "http_mean_ms": round(float(np.mean(http)) * 1000, 2),
           "server_side_mean_ms": round((after[0] - before[0]) / max(after[1] - before[1], 1) * 1000, 2),
-          "queued_jobs_after": mem.job_store.counts()["queued"]})
+          "server_stage_ms": stage_means(stages_before, add_stages(url)),
+          "embedded_stage_ms": stage_means(emb_before, mem.add_times.snapshot()),
+          "jobs_done_meanwhile": jobs_after["done"] - jobs_before["done"], "queued_jobs_after": jobs_after["queued"],
+          "loadavg": loadavg()})
+
+
+def draining(mem: Engram, timeout: float = 600) -> None:
+    """Wait until the server's job worker has finished a job (it loads its models first), so
+    the adds are timed while the backlog is being drained."""
+    done = mem.job_store.counts()["done"]
+    deadline = time.monotonic() + timeout
+    while mem.job_store.counts()["done"] == done:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the job worker did not start draining")
+        time.sleep(1)
+    emit({"setup": "worker draining", "waited_s": round(timeout - (deadline - time.monotonic()), 1)})
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 class SearchClient(Client):
@@ -168,12 +213,22 @@ class SearchClient(Client):
         return r.json()
 
 
+# The add phases: (label, job threads, extra server environment).
+ADD_MODES = {
+    "none": ("queued, no worker running", 0, {}),
+    "process": ("queued, the engram worker process draining the backlog", 1, {"ENGRAM_JOB_PROCESS": "true"}),
+    "thread": ("queued, a job thread in the server draining the backlog", 1, {"ENGRAM_JOB_PROCESS": "false"}),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notes", type=int, default=10_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--adds", type=int, default=100)
+    ap.add_argument("--add-modes", default="none,process,thread", help=f"comma list of {sorted(ADD_MODES)}")
+    ap.add_argument("--skip-search", action="store_true", help="only the add phases")
     args = ap.parse_args()
     embedder = MiniLMEmbedder()
     queries = synthetic.questions(args.queries)
@@ -183,37 +238,48 @@ def main() -> None:
         db = settings.tenant_dir(TENANT) / "engram.db"
         # The embedded side opens the same file with its own index, never saved (the server owns it).
         mem = Engram(db, embedder=embedder, workers=0, config=EngramConfig(persist_index=False))
-        server = Server(Path(tmp), job_workers=0, env=SERVER_ENV)
-        server.wait_ready()
         try:
-            with SearchClient(server.url, api_key=key) as client:
-                for q in queries[:10]:  # warm both paths
-                    mem.search(q, user_id="u0", include_facts=False)
-                    client._send_search(q, "u0")
-                search_latency(mem, client, queries, url=server.url)
-                per = max(1, args.queries // args.clients)
-                emb_rps = throughput(lambda c, i: mem.search(queries[(c * per + i) % len(queries)],
-                                                             user_id=f"u{i % USERS}", include_facts=False), args.clients, per)
-                clients = [SearchClient(server.url, api_key=key) for _ in range(args.clients)]
-                http_rps = throughput(lambda c, i: clients[c]._send_search(queries[(c * per + i) % len(queries)],
-                                                                           f"u{i % USERS}"), args.clients, per)
-                for c in clients:
-                    c.close()
-                emit({"bench": "search_throughput", "clients": args.clients, "requests": args.clients * per,
-                      "embedded_threads_rps": round(emb_rps, 1), "http_rps": round(http_rps, 1),
-                      "http_vs_embedded": round(http_rps / emb_rps, 2)})
-                add_latency(mem, client, args.adds, "queued, no worker running", server.url)
+            if not args.skip_search:
+                search_phase(mem, Path(tmp), key, queries, args)
+            for mode in args.add_modes.split(","):
+                label, threads, env = ADD_MODES[mode]
+                server = Server(Path(tmp), job_workers=threads, env={**SERVER_ENV, **env})
+                server.wait_ready()
+                try:
+                    with Client(server.url, api_key=key) as client:
+                        client.add("warm up", user_id="adder_h")
+                        mem.add("warm up", user_id="adder_e")
+                        if threads:
+                            draining(mem)
+                        add_latency(mem, client, args.adds, label, server.url)
+                finally:
+                    server.stop()
         finally:
-            server.stop()
-        server = Server(Path(tmp), job_workers=1, env=SERVER_ENV)
-        server.wait_ready()
-        try:
-            with Client(server.url, api_key=key) as client:
-                client.add("warm up", user_id="adder_h")
-                add_latency(mem, client, args.adds, "queued, a worker extracting the backlog meanwhile", server.url)
-        finally:
-            server.stop()
             mem.close()
+
+
+def search_phase(mem: Engram, tmp: Path, key: str, queries: list[str], args: argparse.Namespace) -> None:
+    server = Server(tmp, job_workers=0, env=SERVER_ENV)
+    server.wait_ready()
+    try:
+        with SearchClient(server.url, api_key=key) as client:
+            for q in queries[:10]:  # warm both paths
+                mem.search(q, user_id="u0", include_facts=False)
+                client._send_search(q, "u0")
+            search_latency(mem, client, queries, url=server.url)
+            per = max(1, args.queries // args.clients)
+            emb_rps = throughput(lambda c, i: mem.search(queries[(c * per + i) % len(queries)],
+                                                         user_id=f"u{i % USERS}", include_facts=False), args.clients, per)
+            clients = [SearchClient(server.url, api_key=key) for _ in range(args.clients)]
+            http_rps = throughput(lambda c, i: clients[c]._send_search(queries[(c * per + i) % len(queries)],
+                                                                       f"u{i % USERS}"), args.clients, per)
+            for c in clients:
+                c.close()
+            emit({"bench": "search_throughput", "clients": args.clients, "requests": args.clients * per,
+                  "embedded_threads_rps": round(emb_rps, 1), "http_rps": round(http_rps, 1),
+                  "http_vs_embedded": round(http_rps / emb_rps, 2)})
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -55,5 +55,5 @@ class Server:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=120)
+        self.proc.wait(timeout=300)  # serve gives its engram worker up to 120 s to finish a job
         self.log.close()

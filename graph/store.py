@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,6 +136,22 @@ class GraphStore:
                     changed[prior.id] = prior
             s.flush()
             return [fact_from_row(r) for r in changed.values()]
+
+    def signature(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of everything the networkx view holds: it changes when another
+        process ingests (an episode), closes, retracts or reopens facts (the counts of closed,
+        expired and superseded facts, and the latest expiry, move: a retraction that closes one
+        fact and reopens another still moves the superseded count and the expiry), or merges
+        entities. One statement of counts; a full scan of the facts table, which is what a view
+        rebuild reads anyway."""
+        parts = [func.count(EpisodeRow.id), func.count(FactRow.id), func.count(FactRow.expired_at),
+                 func.count(FactRow.invalid_at), func.count(FactRow.superseded_by), func.max(FactRow.created_at),
+                 func.max(FactRow.expired_at), func.count(EntityRow.merged_into), func.count(MergeRow.undone_at),
+                 func.count(MergeRow.id)]
+        tables = [EpisodeRow, FactRow, FactRow, FactRow, FactRow, FactRow, FactRow, EntityRow, MergeRow, MergeRow]
+        stmt = select(*[select(part).select_from(table).scalar_subquery() for part, table in zip(parts, tables)])
+        with self._tx() as s:
+            return tuple(s.execute(stmt).one())
 
     def episodes_of_note(self, note_id: str) -> list[str]:
         """Ids of the episodes ingested from a note, oldest first."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime
 
@@ -33,7 +34,11 @@ class TemporalGraph(GraphQueries):
     """Bi-temporal knowledge graph on SQL with a networkx view. Thread-safe. Usage: see module doc."""
 
     def __init__(self, engine: SqlEngine, embedder: TextEmbedder | None, extractor: Extractor,
-                 clock: Clock | None = None, resolver_llm: JsonEngine | None = None) -> None:
+                 clock: Clock | None = None, resolver_llm: JsonEngine | None = None,
+                 follow_s: float | None = None) -> None:
+        """``follow_s``: another process writes this graph (a job worker process): before a walk
+        of the view, at most every ``follow_s`` seconds, compare the tables' signature and rebuild
+        the view from SQL when it moved. None: this process is the only writer."""
         self.store = GraphStore(engine)
         self.clock = clock or system_clock
         self.extractor = extractor
@@ -41,7 +46,28 @@ class TemporalGraph(GraphQueries):
         self._planner = Planner(self.store, embedder, resolver_llm)
         self._lock = threading.RLock()
         self.counters = {"episodes": 0, "extraction_failures": 0, "facts": 0, "closed": 0}
-        self.view = self.rebuild_view()
+        self._follow_s = follow_s
+        self._checked_at = time.monotonic()
+        self._signature = self.store.signature() if follow_s is not None else None
+        self._view = self.rebuild_view()
+
+    @property
+    def view(self) -> GraphView:
+        """The networkx view, first brought up to date with other processes' writes when following."""
+        if self._follow_s is not None and time.monotonic() - self._checked_at >= self._follow_s:
+            self.sync_view()
+        return self._view
+
+    def sync_view(self) -> bool:
+        """Rebuild the view if the graph tables changed since the last look; True if it did."""
+        with self._lock:
+            self._checked_at = time.monotonic()
+            signature = self.store.signature()
+            if signature == self._signature:
+                return False
+            # Signature first: a write landing during the rebuild moves it again and is caught next time.
+            self._signature, self._view = signature, self.rebuild_view()
+            return True
 
     def rebuild_view(self) -> GraphView:
         """The networkx view rebuilt from SQL (what a restart does)."""

@@ -44,6 +44,7 @@ class EnrichConfig:
     max_keywords: int = 8
     max_tags: int = 6
     max_term_chars: int = 40
+    max_candidates: int = 24  # note words offered as keyword choices (a bigger enum: a bigger grammar)
     max_context_chars: int = 200
 
 

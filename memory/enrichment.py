@@ -7,11 +7,16 @@ for that neighbour. Never its content: the schema has no field for it. Neighbour
 model under short labels ("N1", "N2", ...) constrained by an enum and mapped back to note ids here —
 A-MEM's code indexes neighbours by position in a local list and updates the wrong notes.
 
+Given the note's grounding (``memory.grounding``) the schema is grounded by construction: keywords
+and tags are enums of the note's own words, the context a run of its consecutive words, so a
+constrained decoder cannot answer with anything the validation would reject as ungrounded.
+
 Usage::
 
     labels = {"N1": neighbour.id}
     messages = enrichment_messages(note, [(neighbour, 0.71)], labels)
-    raw = engine.complete_json(messages, enrichment_schema(list(labels)))
+    schema = enrichment_schema(list(labels), cfg, note_grounding(note.content), {"N1": note_grounding(neighbour.content)})
+    raw = engine.complete_json(messages, schema)
     plan = parse_enrichment(raw, note.content, labels, {neighbour.id: neighbour}, cfg)   # or EnrichmentInvalid
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory.config import EnrichConfig
+from memory.grounding import AREAS, GROUPS, KINDS, Grounding, context_pattern, grounding
 from memory.linking import LINK_KINDS, RELATED
 from memory.stopwords import STOPWORDS
 from memory.types import Note
@@ -29,32 +35,21 @@ from memory.types import Note
 _TAG = re.compile(r"[^a-z0-9]+")
 _SPACE = re.compile(r"\s+")
 SYSTEM = (
-    "You organise a personal memory of notes (a Zettelkasten). For the NEW note give: keywords = at least "
-    "three salient words or short phrases from it; tags = at least three broad lowercase categories "
-    "(e.g. travel, family, work, health); context = one sentence saying what the note is about. "
-    "Then, for each NEIGHBOUR note, decide link = true if it is about the same thing as the new note, "
-    "with kind = related, contradicts (it says something the new note makes untrue) or derived_from; and "
-    "give new_context / new_tags for the neighbour only if the new note changes how it should be "
-    "understood, else null. Never rewrite a note's text."
+    "You organise a personal memory of notes (a Zettelkasten). For the NEW note give: keywords = the words "
+    "or phrases of the note that say most about it, chosen from the ones the schema offers; tags = the "
+    "note's life area, then what kind of memory it is, then its topic word; context = one short sentence, in "
+    "your own words, saying what the NEW note tells about the user. Then, for each NEIGHBOUR note, decide "
+    "link = true if it is about the same thing as the new note, with kind = related, contradicts (it says "
+    "something the new note makes untrue) or derived_from; and give new_context / new_tags for the neighbour "
+    "only if the new note changes how it should be understood, else null. Never rewrite a note's text."
 )
-
-
-# One worked example: small local models copy a shape far more reliably than they follow prose (and
-# without it SmolLM2-135M answers with the schema's own words). Its words are checked against the
-# note by grounding, so an answer copied from the example is rejected, not stored.
-_EXAMPLE_NOTE = ("NEW note (2024-03-02): My daughter starts piano lessons with Mrs Kowalski on Tuesdays.\n"
-                 "NEIGHBOUR N1 (2024-01-15): We bought a second-hand piano for the living room."
-                 " | context: user on 2024-01-15: about piano | tags: role:user, home")
-_EXAMPLE_ANSWER = {"keywords": ["piano lessons", "daughter", "Mrs Kowalski", "Tuesdays"],
-                   "tags": ["family", "music", "education"],
-                   "context": "The user's daughter takes weekly piano lessons.",
-                   "neighbours": [{"note": "N1", "link": True, "kind": "related",
-                                   "new_context": "The piano the user's daughter now takes lessons on.",
-                                   "new_tags": ["home", "music", "family"]}]}
-EXAMPLE = [{"role": "user", "content": _EXAMPLE_NOTE}, {"role": "assistant", "content": json.dumps(_EXAMPLE_ANSWER)}]
+# No worked example: SmolLM2-135M copied the example's words into every answer. The schema offers
+# only the note's own words as keywords and topic tags (memory.grounding), so there is nothing
+# else to copy, and the neighbour labels are an enum too.
 # Words of the schema and prompt that a confused model echoes instead of answering.
-_ECHOES = {"note", "notes", "new", "neighbour", "neighbours", "keywords", "keyword", "tags", "tag", "context", "link",
-           "kind", "type", "array", "items", "string", "object", "null", "true", "false", "related", "contradicts"}
+_ECHOES = frozenset({"note", "notes", "new", "neighbour", "neighbours", "keywords", "keyword", "tags", "tag",
+                     "context", "link", "kind", "type", "array", "items", "string", "object", "null", "true",
+                     "false", "related", "contradicts"})
 _WORDS = re.compile(r"[^\W_]+")
 
 
@@ -83,35 +78,78 @@ class Enrichment:
     neighbours: list[NeighbourDecision] = field(default_factory=list)
 
 
-def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None) -> dict[str, Any]:
+def note_grounding(content: str, cfg: EnrichConfig | None = None) -> Grounding:
+    """The candidate keywords and topic tags of a note, as ``enrichment_schema`` offers them."""
+    cfg = cfg or EnrichConfig()
+    return grounding(content, cfg.max_candidates, cfg.max_term_chars, _ECHOES)
+
+
+def groundable(ground: Grounding) -> bool:
+    """Whether a note has enough words of its own for three keywords and a topic tag."""
+    return bool(ground.keyword_groups) and bool(ground.topics)
+
+
+def enrichment_schema(labels: list[str], cfg: EnrichConfig | None = None, ground: Grounding | None = None,
+                      neighbour_grounds: dict[str, Grounding] | None = None) -> dict[str, Any]:
     """The JSON schema of one answer; neighbour labels are an enum, so a constrained decoder cannot
-    name a note that was not shown. Usage: ``enrichment_schema(["N1", "N2"])``."""
+    name a note that was not shown. With ``ground`` (a groundable note's candidates) keywords and
+    tags are enums too: the first three keywords one from each disjoint candidate group, the tags
+    an area, a kind and a topic word — three distinct, grounded terms of each by construction —
+    and the context a pattern naming a word of the note.
+    A neighbour's new context is likewise a run of that neighbour's words (``neighbour_grounds``).
+    Usage: ``enrichment_schema(["N1", "N2"], cfg, note_grounding(note.content))``."""
     cfg = cfg or EnrichConfig()
     words = {"type": "string", "minLength": 2, "maxLength": cfg.max_term_chars}
+    keywords: dict[str, Any] = {"type": "array", "items": words, "minItems": 3, "maxItems": cfg.max_keywords}
+    tags: dict[str, Any] = {"type": "array", "items": words, "minItems": 3, "maxItems": cfg.max_tags}
+    new_tag: dict[str, Any] = words
+    context: dict[str, Any] = {"type": "string", "minLength": 8, "maxLength": cfg.max_context_chars}
+    if ground is not None and groundable(ground):
+        # the pattern bounds the length itself (xgrammar ignores min/maxLength beside a pattern)
+        context = {"type": "string", "pattern": context_pattern(ground)}
+        # Exactly one keyword per group and one tag per facet: more items only gave a small model
+        # room to repeat itself and spend the token budget the context needs.
+        keywords = {"type": "array", "prefixItems": [{"enum": g} for g in ground.keyword_groups],
+                    "items": False, "minItems": GROUPS}
+        facets = [list(AREAS), list(KINDS), ground.topics]
+        new_tag = {"enum": [t for facet in facets for t in facet]}
+        tags = {"type": "array", "prefixItems": [{"enum": f} for f in facets], "items": False,
+                "minItems": len(facets)}
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "keywords": {"type": "array", "items": words, "minItems": 3, "maxItems": cfg.max_keywords},
-            "tags": {"type": "array", "items": words, "minItems": 3, "maxItems": cfg.max_tags},
-            "context": {"type": "string", "minLength": 8, "maxLength": cfg.max_context_chars},
+            "keywords": keywords,
+            "tags": tags,
+            "context": context,
         },
         "required": ["keywords", "tags", "context"],
     }
     if labels:
-        schema["properties"]["neighbours"] = {"type": "array", "maxItems": len(labels), "items": {
-            "type": "object",
-            "properties": {
-                "note": {"type": "string", "enum": list(labels)},
-                "link": {"type": "boolean"},
-                "kind": {"type": "string", "enum": sorted(LINK_KINDS)},
-                "new_context": {"type": ["string", "null"], "maxLength": cfg.max_context_chars},
-                "new_tags": {"anyOf": [{"type": "null"},
-                                       {"type": "array", "items": words, "maxItems": cfg.max_tags}]},
-            },
-            "required": ["note", "link", "kind", "new_context", "new_tags"],
-        }}
+        # One decision per neighbour, in the order shown: the i-th item can only name the i-th label,
+        # so no neighbour is decided twice (the grammar does not enforce uniqueness otherwise).
+        grounds = neighbour_grounds or {}
+        decisions = [_decision(label, new_tag, cfg, grounds.get(label)) for label in labels]
+        schema["properties"]["neighbours"] = {"type": "array", "maxItems": len(labels), "items": False,
+                                              "prefixItems": decisions}
         schema["required"].append("neighbours")
     return schema
+
+
+def _decision(label: str, new_tag: dict[str, Any], cfg: EnrichConfig, ground: Grounding | None) -> dict[str, Any]:
+    new_context: dict[str, Any] = {"type": ["string", "null"], "maxLength": cfg.max_context_chars}
+    if ground is not None and ground.words:
+        new_context = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": context_pattern(ground)}]}
+    return {
+        "type": "object",
+        "properties": {
+            "note": {"type": "string", "enum": [label]},
+            "link": {"type": "boolean"},
+            "kind": {"type": "string", "enum": sorted(LINK_KINDS)},
+            "new_context": new_context,
+            "new_tags": {"anyOf": [{"type": "null"}, {"type": "array", "items": new_tag, "maxItems": cfg.max_tags}]},
+        },
+        "required": ["note", "link", "kind", "new_context", "new_tags"],
+    }
 
 
 def enrichment_messages(note: Note, neighbours: list[tuple[Note, float]], labels: dict[str, str]) -> list[dict[str, str]]:
@@ -124,7 +162,7 @@ def enrichment_messages(note: Note, neighbours: list[tuple[Note, float]], labels
                      f" | context: {other.context} | tags: {', '.join(other.tags)}")
     if not labels:
         lines.append("(no neighbours)")
-    return [{"role": "system", "content": SYSTEM}, *EXAMPLE, {"role": "user", "content": "\n".join(lines)}]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
 def repair_request(error: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ _LEXICON: dict[str, tuple[str, ...]] = {
     "schedule": ("tomorrow", "yesterday", "today", "week", "month", "appointment", "schedul", "calendar", "deadline", "remind"),
     "preference": ("favorite", "favourite", "prefer", "love", "hate", "like", "dislike", "enjoy"),
 }
+CATEGORIES = tuple(_LEXICON)  # every tag category_tags can give, in lexicon order
 # One alternation over every cue, longest first, matched at word starts: a prefix cue ("travel")
 # also hits "travelling", and one regex scan is ~15x cheaper than one per category.
 _CATEGORIES_OF: dict[str, list[str]] = {}

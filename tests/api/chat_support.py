@@ -43,7 +43,7 @@ def start_chat(tmp_dir, embedder, engine, **overrides):
     from api.settings import Settings
 
     settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False,
-                        **{"job_workers": 0, **LIMITS, **overrides})
+                        **{"job_workers": 0, "job_process": False, **LIMITS, **overrides})  # no worker process here
     app = create_app(settings, embedder=embedder, llm=engine)
     return TestClient(app), app
 

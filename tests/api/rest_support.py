@@ -34,7 +34,9 @@ def start(tmp_dir, embedder, raise_server_exceptions=True, llm=None, **overrides
     from api.settings import Settings
 
     # No chat model unless a test asks for one (tests/api/chat_support.py): REST tests stay light.
-    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False, **{"llm": "none", **LIMITS, **overrides})
+    # no `engram worker` runs beside an in-process app: its tenants run their own job threads
+    settings = Settings(data_dir=tmp_dir, admin_key=ADMIN, durable=False,
+                        **{"llm": "none", "job_process": False, **LIMITS, **overrides})
     app = create_app(settings, embedder=embedder, llm=llm)
     return TestClient(app, raise_server_exceptions=raise_server_exceptions), app
 

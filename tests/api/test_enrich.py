@@ -34,16 +34,18 @@ def _mem(tmp_path, embedder, clock, engine):
                   config=EngramConfig(graph_llm=False))
 
 
-FIRST = {"keywords": ["paris", "bakeries", "moved"], "tags": ["home", "food", "travel"],
-         "context": "The user moved to Paris for its bakeries."}
+# Answers inside the grounded schema (memory.grounding): keywords one from each candidate group of
+# the note, tags an area, a kind and a topic word of the note, the context naming a word of it.
+FIRST = {"keywords": ["paris", "bakeries", "moved"], "tags": ["home", "change", "bakeries"],
+         "context": "The user moved to Paris in 2021 for the bakeries."}
 
 
 def _second(schema):
-    (label,) = schema["properties"]["neighbours"]["items"]["properties"]["note"]["enum"]
-    return {"keywords": ["lisbon", "river", "flat"], "tags": ["home", "travel", "life-events"],
-            "context": "The user now lives in Lisbon by the river.",
+    (label,) = schema["properties"]["neighbours"]["prefixItems"][0]["properties"]["note"]["enum"]
+    return {"keywords": ["lisbon", "flat", "moved"], "tags": ["home", "change", "river"],
+            "context": "The user flat is by the river.",
             "neighbours": [{"note": label, "link": True, "kind": "contradicts",
-                            "new_context": "Where the user lived before moving to Lisbon.", "new_tags": ["home", "past"]}]}
+                            "new_context": "The user moved to Paris in 2021.", "new_tags": ["home", "event"]}]}
 
 
 def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, clock):
@@ -59,21 +61,22 @@ def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, c
         assert mem.wait_for_jobs(timeout=30)
         assert all(j.state == DONE for j in mem.jobs())
         new = mem.store.get(lisbon.id)
-        assert new.keywords == ["lisbon", "river", "flat"] and new.context == "The user now lives in Lisbon by the river."
-        assert new.tags == ["role:user", "home", "travel", "life-events"]
+        assert new.keywords == ["lisbon", "flat", "moved"]
+        assert new.context == "The user flat is by the river."
+        assert new.tags == ["role:user", "home", "change", "river"]
         old = mem.store.get(paris.id)
         assert old.content == deterministic.content  # content is never rewritten
-        assert old.context == "Where the user lived before moving to Lisbon." and old.tags == ["role:user", "home", "past"]
+        assert old.context == "The user moved to Paris in 2021." and old.tags == ["role:user", "home", "event"]
         evolve = [h for h in mem.history(paris.id) if h.action == "evolve" and h.actor == "llm"]
-        assert evolve[-1].new["cause"] == lisbon.id and evolve[-1].old["context"] == "The user moved to Paris for its bakeries."
+        assert evolve[-1].new["cause"] == lisbon.id
+        assert evolve[-1].old["context"] == "The user moved to Paris in 2021 for the bakeries."
         assert any(lk.kind == "contradicts" and lk.source_id == lisbon.id for lk in mem.links(paris.id))
         neighbour_text = engine.calls[1][0][-1]["content"]
         assert "NEIGHBOUR N1" in neighbour_text and paris.id not in neighbour_text  # labels, not ids
 
 
 def test_one_repair_then_applied(tmp_path, embedder, clock):
-    wrong = {**FIRST, "keywords": ["piano lessons", "daughter", "tuesdays"]}  # the prompt's example, copied
-    engine = ScriptedEngine([wrong, FIRST])
+    engine = ScriptedEngine([StructuredOutputError("ran out of tokens"), FIRST])
     with _mem(tmp_path, embedder, clock, engine) as mem:
         note, = mem.add("I moved to Paris in 2021 for the bakeries.", user_id="u1", timestamp=T0)
         mem.wait_for_jobs(timeout=30)
@@ -105,6 +108,27 @@ def test_an_engine_outage_is_retried_with_backoff(tmp_path, embedder, clock):
         clock.advance(seconds=mem.config.memory.jobs.backoff_s)
         mem.run_jobs()
         assert mem.job_store.get(job.id).state == DONE and mem.store.get(note.id).keywords == FIRST["keywords"]
+
+
+def test_the_engine_is_asked_under_the_note_s_own_words(tmp_path, embedder, clock):
+    engine = ScriptedEngine([FIRST])
+    with _mem(tmp_path, embedder, clock, engine) as mem:
+        mem.add("I moved to Paris in 2021 for the bakeries.", user_id="u1", timestamp=T0)
+        mem.wait_for_jobs(timeout=30)
+    (messages, schema, _), = engine.calls
+    assert [m["role"] for m in messages] == ["system", "user"]  # no worked example to copy
+    groups = [item["enum"] for item in schema["properties"]["keywords"]["prefixItems"]]
+    assert groups == [["paris"], ["bakeries"], ["moved"]]
+    assert schema["properties"]["tags"]["prefixItems"][2]["enum"] == ["moved", "paris", "bakeries"]
+
+
+def test_a_note_with_too_few_words_of_its_own_is_skipped(tmp_path, embedder, clock):
+    engine = ScriptedEngine([])
+    with _mem(tmp_path, embedder, clock, engine) as mem:
+        note, = mem.add("ok, thanks!", user_id="u1", timestamp=T0)
+        assert mem.wait_for_jobs(timeout=30)
+        (job,) = [j for j in mem.jobs() if j.kind == "enrich"]
+        assert job.state == DONE and "skipped" in job.result and not engine.calls
 
 
 def test_without_an_engine_no_enrich_job_is_queued(mem):

@@ -42,7 +42,7 @@ def server(tmp_path_factory):
         yield url, key, env
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        proc.wait(timeout=180)  # serve waits for its engram worker's job in hand (slow on a loaded machine)
 
 
 def _wait_ready(url, proc, timeout=240):

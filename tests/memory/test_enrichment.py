@@ -2,7 +2,17 @@
 import jsonschema
 import pytest
 
-from memory.enrichment import EnrichmentInvalid, enrichment_messages, enrichment_schema, parse_enrichment
+import itertools
+import random
+
+from memory.enrichment import (
+    EnrichmentInvalid,
+    enrichment_messages,
+    enrichment_schema,
+    groundable,
+    note_grounding,
+    parse_enrichment,
+)
 from memory.types import Note, Scope
 from tests.helpers import T0
 
@@ -22,7 +32,8 @@ GOOD = {"keywords": ["Lisbon", "moved", " lisbon ", "new flat", "Paris"], "tags"
 
 def test_schema_names_only_the_neighbours_shown():
     schema = enrichment_schema(["N1", "N2"])
-    assert schema["properties"]["neighbours"]["items"]["properties"]["note"]["enum"] == ["N1", "N2"]
+    items = schema["properties"]["neighbours"]["prefixItems"]
+    assert [i["properties"]["note"]["enum"] for i in items] == [["N1"], ["N2"]]
     jsonschema.validate(GOOD, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**GOOD, "keywords": ["a1", "b2"]}, schema)  # fewer than 3
@@ -73,3 +84,62 @@ def test_a_context_copied_from_a_neighbour_is_rejected():
     hunting = _note("id-old", "Looking at flats in Lisbon.", context="The user looks for a flat in Lisbon.")
     with pytest.raises(EnrichmentInvalid, match="copies"):
         parse_enrichment({**GOOD, "context": hunting.context}, TEXT, LABELS, {hunting.id: hunting})
+
+
+def _grounded(text, labels=("N1",)):
+    return enrichment_schema(list(labels), None, note_grounding(text))
+
+
+def test_a_grounded_schema_offers_only_the_note_s_words_and_three_distinct_of_each():
+    schema = _grounded(TEXT)
+    keywords, tags = schema["properties"]["keywords"], schema["properties"]["tags"]
+    groups = [set(item["enum"]) for item in keywords["prefixItems"]]
+    assert len(groups) == 3 and not any(a & b for a, b in itertools.combinations(groups, 2))
+    facets = [set(item["enum"]) for item in tags["prefixItems"]]
+    assert len(facets) == 3 and not any(a & b for a, b in itertools.combinations(facets, 2))
+    assert {"lisbon", "moved", "flat"} <= set.union(*groups) and "piano" not in str(schema)
+    assert "lisbon" in facets[2]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "keywords": ["piano lessons", "daughter", "tuesdays"]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "context": "The user takes piano lessons."}, schema)  # words not in the note
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "context": "The user Lisbon Lisbon moved."}, schema)  # not a run of the note
+
+
+def test_every_answer_the_grounded_schema_admits_passes_validation():
+    schema = _grounded(TEXT)
+    props = schema["properties"]
+    rng = random.Random(7)
+    contexts = ["The user moved to Lisbon.", "The user moved to Lisbon a new flat.",
+                "The assistant life events galore."]
+    for _ in range(200):
+        answer = {
+            "keywords": [rng.choice(i["enum"]) for i in props["keywords"]["prefixItems"]],
+            "tags": [rng.choice(i["enum"]) for i in props["tags"]["prefixItems"]],
+            "context": rng.choice(contexts),
+            "neighbours": [{"note": "N1", "link": rng.random() < 0.5, "kind": "related", "new_context": None,
+                            "new_tags": None}][: rng.randint(0, 1)],
+        }
+        jsonschema.validate(answer, schema)
+        e = parse_enrichment(answer, TEXT, LABELS, {OLD.id: OLD})
+        assert len(e.keywords) >= 3 and len(e.tags) >= 3
+
+
+def test_each_neighbour_can_be_decided_once_only():
+    schema = _grounded(TEXT, ("N1", "N2"))
+    decision = {"link": False, "kind": "related", "new_context": None, "new_tags": None}
+    jsonschema.validate({**GOOD, "keywords": ["flat", "lisbon", "moved"], "tags": ["home", "change", "lisbon"],
+                         "context": "The user moved to Lisbon.", "neighbours": [{**decision, "note": "N1"}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "neighbours": [{**decision, "note": "N1"}, {**decision, "note": "N1"}]}, schema)
+
+
+def test_a_note_with_too_few_words_is_not_groundable():
+    assert not groundable(note_grounding("ok, thanks!"))
+    assert groundable(note_grounding("Lisbon flat river"))
+
+
+def test_messages_carry_no_worked_example():
+    new = _note("id-new", "We moved to Lisbon.")
+    assert [m["role"] for m in enrichment_messages(new, [], {})] == ["system", "user"]
