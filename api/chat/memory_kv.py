@@ -52,8 +52,13 @@ class MemoryKV:
         mem.on_note_change(lambda event, note: self.forget(tenant, note))
 
     def forget(self, tenant: str, note: Note) -> None:
-        """Drop the cache of ``note``'s current text (after archive, delete or edit)."""
-        self._store.discard(self.key_of(tenant, note_text(note)))
+        """Drop the cache of ``note``'s current text (after archive, delete or edit): its KV
+        computed alone and every in-context KV of it or of chunks computed after it."""
+        discard = getattr(self._engine, "discard_chunk", None)
+        if discard is not None:
+            discard(note_text(note), tenant=tenant)
+        else:
+            self._store.discard(self.key_of(tenant, note_text(note)))
         with self._lock:
             self._tracked.get(tenant, OrderedDict()).pop(note.id, None)
 
