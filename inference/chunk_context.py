@@ -68,6 +68,7 @@ class ContextIndex:
     def __init__(self, max_variants: int = 65536) -> None:
         self._deps: dict[str, set[str]] = {}  # chunk key -> variant keys that depend on it
         self._variants: dict[str, tuple[str, ...]] = {}  # variant key -> chunk keys it depends on
+        self._own: dict[str, set[str]] = {}  # chunk key -> its own variants (one per context)
         self._max = max_variants
         self._lock = threading.Lock()  # engine threads add, note-change callbacks drop
 
@@ -83,16 +84,29 @@ class ContextIndex:
                 self._unlink(variant)
             return out
 
+    def variants_of(self, chunk_key: str) -> set[str]:
+        """The keys of ``chunk_key``'s own in-context variants."""
+        with self._lock:
+            return set(self._own.get(chunk_key, ()))
+
     def _add(self, variant: str, depends_on: Sequence[str]) -> None:
+        """``depends_on``: the chunk keys of the context, the variant's own chunk last."""
         self._unlink(variant)
         self._variants[variant] = tuple(depends_on)  # re-added: newest again
+        if depends_on:
+            self._own.setdefault(depends_on[-1], set()).add(variant)
         for key in depends_on:
             self._deps.setdefault(key, set()).add(variant)
         while len(self._variants) > self._max:
             self._unlink(next(iter(self._variants)))
 
     def _unlink(self, variant: str) -> None:
-        for key in self._variants.pop(variant, ()):
+        deps = self._variants.pop(variant, ())
+        if deps and (own := self._own.get(deps[-1])) is not None:
+            own.discard(variant)
+            if not own:
+                del self._own[deps[-1]]
+        for key in deps:
             deps = self._deps.get(key)
             if deps is not None:
                 deps.discard(variant)

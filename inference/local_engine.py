@@ -201,6 +201,13 @@ class LocalEngine:
         p, n = len(segments.prefix), len(segments.ids)
         return n - p - stats.chunk_exact_tokens - max(0, min(stats.prefix_hit_tokens, n) - p)
 
+    def chunk_keys(self, text: str, *, tenant: str = "") -> list[str]:
+        """Store keys of a chunk's KV: computed alone, then each in-context variant of it."""
+        from inference.chunk_kv import chunk_key
+
+        key = chunk_key(self.model_id, self.quant, self.tokenizer.encode(text), tenant)
+        return [key, *sorted(self.context_index.variants_of(key))]
+
     def discard_chunk(self, text: str, *, tenant: str = "") -> int:
         """Drop a chunk's KV: computed alone and every in-context variant of it or computed after
         it (a deleted or edited note). Returns how many entries were dropped."""

@@ -96,7 +96,7 @@ class SegmentPrefill:
         walk = self._restore(cache, max(have, p), stats)
         tail_chunk_tokens = walk.chunks_end - walk.frontier
         if tail_chunk_tokens <= self.blend.exact_tail_tokens:
-            logits = self._prefill_tail(cache, walk)
+            logits = self._prefill_tail(cache, walk, stats)
             exact = n if walk.approx_at is None else walk.approx_at
         else:
             logits = self._blend_tail(cache, walk, stats)
@@ -126,7 +126,7 @@ class SegmentPrefill:
             ctx = context_after(ctx, tokens)
         return walk
 
-    def _prefill_tail(self, cache: KVCache, walk: _Walk) -> torch.Tensor:
+    def _prefill_tail(self, cache: KVCache, walk: _Walk, stats: CacheStats) -> torch.Tensor:
         """Everything after the exact part in full; the tail's chunks are then stored in context."""
         start = min(walk.frontier, len(self.ids) - 1)  # the last token is fed for its logits
         logits = self.model(torch.tensor([self.ids[start:]]), start, cache)[0, -1]
@@ -138,6 +138,7 @@ class SegmentPrefill:
                 walk.contexts.append(ctx)
             key = variant_key(self.keys[j], ctx)
             self.store.put(chunk_in_context(cache, key, tokens, pos, ctx, approx))
+            stats.chunk_stored_tokens += len(tokens)
             if self.index is not None:
                 self.index.add(key, self.keys[: j + 1])
             pos += len(tokens)

@@ -72,5 +72,6 @@ class CacheStats:
     chunk_exact_tokens: int = 0  # of those, stored after the same segments at the same position: no recompute
     chunk_computed_tokens: int = 0  # chunk tokens missing from the store: computed alone and stored
     recomputed_tokens: int = 0  # reused chunk tokens recomputed in context by selective recompute
+    chunk_stored_tokens: int = 0  # chunk tokens prefilled in full and stored in context (part of prefilled)
     prefilled_tokens: int = 0  # tokens with no cache, computed in full
     ttft_ms: float | None = None

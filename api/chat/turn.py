@@ -49,8 +49,9 @@ class ChatConfig:
     # that their KV is exact on the next turn
     sticky: bool = True
     # new memory tokens after the exact part of the prompt, up to which they are prefilled in full
-    # (exact) rather than blended from KV computed alone (BlendConfig.exact_tail_tokens)
-    exact_tail_tokens: int = 256
+    # (exact) rather than blended from KV computed alone (BlendConfig.exact_tail_tokens); past
+    # this many, CacheBlend's speed is worth its approximation
+    exact_tail_tokens: int = 1024
 
 
 @dataclass
