@@ -131,6 +131,7 @@ def _row(i, turns) -> dict:
                                 for k, t in turns.items() if k != "full"},
             "speedup_reuse_vs_prefix": round(turns["prefix"].stats["ttft_ms"] / max(s["ttft_ms"], 1e-6), 2),
             "agree_vs_full": {k: t.text.strip() == ref.text.strip() for k, t in turns.items() if k != "full"},
+            "agree_reuse_vs_prefix": turns["reuse"].text.strip() == turns["prefix"].text.strip(),
             "prompt_tokens": s["prompt_tokens"], "memories": len(ref.chunks),
             "carried": sum(not c.retrieved for c in ref.chunks),
             "prefix_hit_tokens": {k: t.stats["prefix_hit_tokens"] for k, t in turns.items() if k != "full"},
@@ -153,6 +154,7 @@ def _summary(rows, args) -> dict:
             "total_median_ms": {k: med([r["total_ms"][k] for r in rows]) for k in COLUMNS},
             "agreement_vs_full": {k: round(sum(r["agree_vs_full"][k] for r in rows) / len(rows), 3)
                                   for k in ("prefix", "reuse")},
+            "agreement_reuse_vs_prefix": round(sum(r["agree_reuse_vs_prefix"] for r in rows) / len(rows), 3),
             "prompt_tokens_median": med([r["prompt_tokens"] for r in rows]),
             "prefilled_tokens_median_from_turn3": med([r["prefilled_tokens"] for r in late]),
             "loadavg": os.getloadavg()}

@@ -235,14 +235,14 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 questions, required modes (under two minutes)")
-    ap.add_argument("--questions", type=int, default=20)
+    ap.add_argument("--questions", type=int, default=None, help="default 20 (3 with --quick)")
     ap.add_argument("--quant", default="int4")
     ap.add_argument("--block-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-craft", dest="craft", action="store_false", help="skip the Cache-Craft modes")
     args = ap.parse_args()
-    if args.quick:
-        args.questions = 3
+    if args.questions is None:
+        args.questions = 3 if args.quick else 20
     run(args)
 
 
