@@ -17,7 +17,13 @@ stored, then blended); every measured mode then sees the paragraphs in another s
 - ``prefix``: the prefix cache only (the system prefix's blocks hit; chunks are in a new order,
   so nothing after it can).
 - ``reuse``: prefix cache + chunk KV from the store, moved by RoPE, selective recompute of
-  ``ratio`` of the chunk tokens (``measure`` says whether K or V deviation chose them).
+  ``ratio`` of the chunk tokens (``measure`` says whether K or V deviation chose them;
+  ``sink_tokens`` of each chunk's first tokens recomputed first, within the same ratio).
+- ``craft`` (Cache-Craft; ``--no-craft`` skips): after the first request, its chunks' exact KV in
+  its order is stored (untimed, as a service does after a reply); then the paragraphs come in the
+  *same* order (``order: same``: every chunk exact, no recompute) or with the first half in the
+  same order (``half``: 5 exact, 5 blended). ``blend`` is the same prompt with every chunk blended.
+  Each order has its own full-prefill reference and speedup base.
 
 TTFT is the prefill (cache lookups, chunk placement, recompute) plus choosing the first token,
 on a preallocated cache; tokenisation is excluded (equal for all modes). Quality is measured
@@ -57,10 +63,17 @@ SYSTEM = (
     "the shortest possible phrase taken from the documents: a name, a date, a number, a place, or "
     "yes or no. Do not explain and do not repeat the question.<|im_end|>\n<|im_start|>user\nDocuments:\n\n"
 )
-# (mode, ratio, measure) in the order printed
-MODES = [("full", None, None), ("prefix", None, None), ("reuse", 0.0, "k"), ("reuse", 0.15, "k"),
-         ("reuse", 0.3, "k"), ("reuse", 1.0, "k")]
-MEASURE_MODES = [("reuse", 0.15, "v"), ("reuse", 0.15, "kv"), ("reuse", 0.3, "v")]  # K vs V deviation
+# (mode, ratio, measure, sink tokens, order) in the order printed; order: "new" (another shuffle
+# than the request that filled the store), "same" (that request's order), "half" (its first half,
+# then the rest shuffled)
+MODES = [("full", None, None, 0, "new"), ("prefix", None, None, 0, "new"), ("reuse", 0.0, "k", 0, "new"),
+         ("reuse", 0.15, "k", 0, "new"), ("reuse", 0.15, "k", 4, "new"), ("reuse", 0.3, "k", 0, "new"),
+         ("reuse", 1.0, "k", 0, "new")]
+MEASURE_MODES = [("reuse", 0.15, "v", 0, "new"), ("reuse", 0.15, "kv", 0, "new"), ("reuse", 0.3, "v", 0, "new")]
+# Cache-Craft: chunks after the same chunks as when they were stored are exact (each order has its
+# own full-prefill reference); "blend" = the same orders with exact_context off
+CRAFT_MODES = [("full", None, None, 0, "same"), ("craft", 0.15, "k", 0, "same"), ("blend", 0.15, "k", 0, "same"),
+               ("full", None, None, 0, "half"), ("craft", 0.15, "k", 0, "half"), ("blend", 0.15, "k", 0, "half")]
 
 
 def normalise(text: str) -> list[str]:
@@ -103,7 +116,7 @@ class Runner:
         self.cache = self.model.new_cache(4096)
         self.stop = set(self.tok.eos_token_ids) | {self.tok.encode("\n")[0]}
 
-    def prefill(self, mode: str, ratio: float | None, measure: str | None, prompt):  # noqa: ANN001, ANN201
+    def prefill(self, mode: str, ratio: float | None, measure: str | None, prompt, sink: int = 0):  # noqa: ANN001, ANN201
         from inference.blend import BlendConfig
         from inference.prefill import PlainPrefill, SegmentPrefill
         from inference.segments import CacheStats
@@ -113,9 +126,10 @@ class Runner:
             fill = PlainPrefill(self.model, segs.ids)
         elif mode == "prefix":
             fill = PlainPrefill(self.model, segs.ids, e.prefix_cache)
-        else:
+        else:  # "reuse" and "blend": every chunk blended; "craft": exact where the context repeats
             fill = SegmentPrefill(self.model, segs, self.store, e.model_id, e.quant, e.prefix_cache,
-                                  blend=BlendConfig(ratio=ratio, measure=measure))
+                                  blend=BlendConfig(ratio=ratio, measure=measure, sink_tokens=sink,
+                                                    exact_context=mode == "craft"))
         stats = CacheStats()
         self.cache.truncate(0)
         t = time.perf_counter()
@@ -123,6 +137,10 @@ class Runner:
         first = int(done.logits.argmax())
         stats.ttft_ms = (time.perf_counter() - t) * 1000
         return segs, done.logits, first, stats
+
+    def store_in_context(self, prompt) -> None:  # noqa: ANN001
+        """The exact KV of ``prompt``'s chunks in its order (what a service's warm step keeps)."""
+        self.engine.prepare_context(prompt)
 
     def save_prefix(self, segs) -> None:  # noqa: ANN001
         """What the Generator keeps after a blended request: the exact prefix's full blocks."""
@@ -148,50 +166,58 @@ class Runner:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from inference.chunk_kv import chunk_key
-
     data = json.loads(DATA.read_text())[: args.questions]
     rng = random.Random(args.seed)
     r = Runner(args.quant, args.block_size)
     rows: dict[tuple, list[dict]] = defaultdict(list)
     warm = segmented(data[0], list(range(10)))
     r.prefill("full", None, None, warm)  # first-call overheads out of the measurement
+    modes = MODES + ([] if args.quick else MEASURE_MODES) + (CRAFT_MODES if args.craft else [])
     for item in data:
         cold_order, order = rng.sample(range(10), 10), rng.sample(range(10), 10)
+        half = cold_order[:5] + rng.sample(cold_order[5:], 5)
+        orders = {"new": order, "same": cold_order, "half": half}
         segs, _, _, cold = r.prefill("reuse", 0.15, "k", segmented(item, cold_order))  # fills the store
         r.save_prefix(segs)
-        rows[("reuse_cold", 0.15, "k")].append({"ttft_ms": cold.ttft_ms})
-        prompt = segmented(item, order)
-        ref = None
-        for mode, ratio, measure in MODES + ([] if args.quick else MEASURE_MODES):
-            segs, logits, first, stats = r.prefill(mode, ratio, measure, prompt)
+        rows[("reuse_cold", 0.15, "k", 0, "new")].append({"ttft_ms": cold.ttft_ms})
+        if args.craft:
+            r.store_in_context(segmented(item, cold_order))  # untimed, as after a reply
+        refs: dict[str, tuple] = {}
+        for mode, ratio, measure, sink, which in modes:
+            prompt = segmented(item, orders[which])
+            segs, logits, first, stats = r.prefill(mode, ratio, measure, prompt, sink)
             n = len(segs.ids)
             answer = r.greedy(n, first)  # writes only positions >= n: the prompt's KV stays
-            if ref is None:  # full prefill (first mode): the reference answer
-                ref_answer, ref_text = answer or [first], r.tok.decode(answer)
+            if which not in refs:  # full prefill (first mode of each order): the reference
+                ref_answer = answer or [first]
+                refs[which] = (ref_answer, r.tok.decode(answer), None, stats.ttft_ms)
+            ref_answer, ref_text, ref, ref_ttft = refs[which]
             got = r.answer_logits(n, logits, ref_answer)
             if ref is None:
+                refs[which] = (ref_answer, ref_text, got, ref_ttft)
                 ref = got
             text = r.tok.decode(answer)
-            rows[(mode, ratio, measure)].append({
-                "ttft_ms": stats.ttft_ms, "top1": float((got.argmax(-1) == ref.argmax(-1)).float().mean()),
+            rows[(mode, ratio, measure, sink, which)].append({
+                "ttft_ms": stats.ttft_ms, "full_ttft_ms": ref_ttft,
+                "top1": float((got.argmax(-1) == ref.argmax(-1)).float().mean()),
                 "kl": float(torch.nn.functional.kl_div(got.log_softmax(-1), ref.log_softmax(-1), log_target=True,
                                                        reduction="none").sum(-1).mean()),
                 "agree": float(normalise(text) == normalise(ref_text)), "f1": f1(text, item["answer"]),
                 "recomputed": stats.recomputed_tokens, "prefix_hit": stats.prefix_hit_tokens,
-                "prompt": stats.prompt_tokens,
+                "exact": stats.chunk_exact_tokens, "prompt": stats.prompt_tokens,
             })
-        for c in segs.chunks:  # one question's chunks at a time in RAM
-            r.store.discard(chunk_key(r.engine.model_id, r.engine.quant, c))
+        r.store.clear()  # one question's chunks at a time in RAM
     report(rows, args)
 
 
 def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    full_ttft = mean([x["ttft_ms"] for x in rows[("full", None, None)]])
-    for (mode, ratio, measure), xs in rows.items():
-        line = {"mode": mode, "ratio": ratio, "ttft_ms": round(mean([x["ttft_ms"] for x in xs]), 1),
-                "speedup": round(full_ttft / mean([x["ttft_ms"] for x in xs]), 2)}
+    full_ttft = mean([x["ttft_ms"] for x in rows[("full", None, None, 0, "new")]])
+    for (mode, ratio, measure, sink, which), xs in rows.items():
+        base = mean([x["full_ttft_ms"] for x in xs]) if "full_ttft_ms" in xs[0] else full_ttft
+        line = {"mode": mode, "order": which, "ratio": ratio, "sink_tokens": sink,
+                "ttft_ms": round(mean([x["ttft_ms"] for x in xs]), 1),
+                "speedup": round(base / mean([x["ttft_ms"] for x in xs]), 2)}
         if "top1" in xs[0]:
             line |= {"top1_agreement": round(mean([x["top1"] for x in xs]), 4),
                      "mean_kl": round(mean([x["kl"] for x in xs]), 4),
@@ -199,6 +225,7 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
                      "f1": round(mean([x["f1"] for x in xs]), 3),
                      "prompt_tokens": round(mean([x["prompt"] for x in xs]), 1),
                      "recomputed_tokens": round(mean([x["recomputed"] for x in xs]), 1),
+                     "exact_chunk_tokens": round(mean([x["exact"] for x in xs]), 1),
                      "prefix_hit_tokens": round(mean([x["prefix_hit"] for x in xs]), 1)}
         line |= {"measure": measure, "questions": len(xs), "quant": args.quant}
         print(json.dumps(line), flush=True)
@@ -208,13 +235,14 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 questions, required modes (under two minutes)")
-    ap.add_argument("--questions", type=int, default=20)
+    ap.add_argument("--questions", type=int, default=None, help="default 20 (3 with --quick)")
     ap.add_argument("--quant", default="int4")
     ap.add_argument("--block-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-craft", dest="craft", action="store_false", help="skip the Cache-Craft modes")
     args = ap.parse_args()
-    if args.quick:
-        args.questions = 3
+    if args.questions is None:
+        args.questions = 3 if args.quick else 20
     run(args)
 
 

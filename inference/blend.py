@@ -42,10 +42,21 @@ class BlendConfig:
     ratio: float = 0.15
     check_layer: int = 1
     measure: str = "k"
+    # each chunk's first tokens, recomputed before any chosen by deviation (within the ratio): a
+    # chunk computed alone made them its attention sinks, which they are not in the prompt
+    sink_tokens: int = 0
+    # Cache-Craft: a chunk after exactly the segments it was computed after, at the same position,
+    # is reused as stored, with no recompute (False: every chunk goes through the blend)
+    exact_context: bool = True
+    # chunk tokens after the exact part of the prompt: up to this many are prefilled in full
+    # (exact, and stored in context for the next prompt) instead of placed and blended
+    exact_tail_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ratio <= 1.0:
             raise InvalidParams(f"ratio must be in [0, 1], got {self.ratio}")
+        if self.sink_tokens < 0 or self.exact_tail_tokens < 0:
+            raise InvalidParams("sink_tokens and exact_tail_tokens must be >= 0")
         if self.check_layer < 0:
             raise InvalidParams("check_layer must be >= 0")
         if self.measure not in MEASURES:
@@ -54,8 +65,10 @@ class BlendConfig:
 
 @torch.inference_mode()
 def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, start: int,
-                  cached: torch.Tensor, cfg: BlendConfig) -> tuple[torch.Tensor, int]:
-    """tokens: [1, T] at positions start..; cached: bool [T] (True where the cache holds reused KV).
+                  cached: torch.Tensor, cfg: BlendConfig,
+                  force: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """tokens: [1, T] at positions start..; cached: bool [T] (True where the cache holds reused KV);
+    force: bool [T], cached tokens recomputed first (e.g. chunks' sink tokens), within the ratio.
 
     Returns (logits of the last token [1, 1, V], number of cached tokens recomputed). The last
     token is always computed (its logits start generation).
@@ -71,7 +84,7 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
     for i, block in enumerate(model.blocks):
         q, k, v = block.project(h, model.rotations(start + t)[start + sel], act)
         if i == check and cfg.ratio < 1.0 and bool(cached.any()):
-            keep = _select(cache, i, start, k, v, cached, cfg)  # bool over sel (== all T here)
+            keep = _select(cache, i, start, k, v, cached, cfg, force)  # bool over sel (== all T here)
             n_recomputed = int((keep & cached).sum())
             sel, h, q, k, v = sel[keep], h[:, keep], q[:, :, keep], k[:, :, keep], v[:, :, keep]
         o = _attend(cache, i, start, t, sel, q, k, v, act)
@@ -96,8 +109,9 @@ def _attend(cache: KVCache, layer: int, start: int, t: int, sel: torch.Tensor, q
 
 
 def _select(cache: KVCache, layer: int, start: int, k: torch.Tensor, v: torch.Tensor,
-            cached: torch.Tensor, cfg: BlendConfig) -> torch.Tensor:
-    """Bool [T]: uncached tokens plus the top ``ratio`` of cached ones by K/V deviation."""
+            cached: torch.Tensor, cfg: BlendConfig, force: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool [T]: uncached tokens plus the top ``ratio`` of cached ones: the ``force``d first (as
+    many as the ratio allows), then the rest by K/V deviation."""
     t = cached.shape[0]
     old_k = cache.k[layer][:, :, start : start + t]  # [1, H_kv, T, D]
     old_v = cache.v[layer][:, :, start : start + t]
@@ -110,6 +124,9 @@ def _select(cache: KVCache, layer: int, start: int, k: torch.Tensor, v: torch.Te
     keep = ~cached
     if n_top:
         dev[~cached] = float("-inf")
+        if force is not None:
+            forced = (force & cached).nonzero().flatten()[:n_top]  # earliest first when over budget
+            dev[forced] = float("inf")
         keep[dev.topk(n_top).indices] = True
     return keep
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
+from inference.chunk_context import ROOT
 from inference.chunk_kv import ChunkKV
 from inference.kv_cache import KVCache
 from inference.model import Transformer, apply_rope
@@ -37,7 +38,18 @@ def compute_chunk_kv(model: Transformer, tokens: Sequence[int], key: str) -> Chu
     model(torch.tensor([list(tokens)]), 0, cache)
     k = torch.cat(cache.k)  # [L, H_kv, n, D]: batch 1 per layer, stacked on the batch dim
     v = torch.cat(cache.v)
-    return ChunkKV(key=key, tokens=tuple(tokens), k=k, v=v, meta={"rope_start": 0, "layout": LAYOUT})
+    return ChunkKV(key=key, tokens=tuple(tokens), k=k, v=v, meta={"rope_start": 0, "layout": LAYOUT, "context": ROOT})
+
+
+def chunk_in_context(cache: KVCache, key: str, tokens: Sequence[int], start: int, context: str,
+                     approx: bool = False) -> ChunkKV:
+    """A copy of the KV that a prefill wrote for ``tokens`` at ``start``.. after ``context``
+    (``inference.chunk_context``); ``approx`` when an earlier position held lossy KV."""
+    end = start + len(tokens)
+    k = torch.cat([k[:, :, start:end] for k in cache.k])  # [L, H_kv, n, D]: copies
+    v = torch.cat([v[:, :, start:end] for v in cache.v])
+    meta = {"rope_start": start, "layout": LAYOUT, "context": context, **({"approx": True} if approx else {})}
+    return ChunkKV(key=key, tokens=tuple(tokens), k=k, v=v, meta=meta)
 
 
 def rope_shift(k: torch.Tensor, rot_delta: torch.Tensor) -> torch.Tensor:

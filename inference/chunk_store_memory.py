@@ -41,6 +41,11 @@ class MemoryChunkStore:
         self.reuse.pop(key, None)
         self.pinned.discard(key)
 
+    def clear(self) -> None:
+        """Drop every chunk (benchmarks: one workload's chunks at a time)."""
+        for key in list(self._chunks):
+            self.discard(key)
+
     def __len__(self) -> int:
         return len(self._chunks)
 

@@ -99,6 +99,11 @@ class Generator:
         self._cached: list[int] = []  # the tokens whose K/V sit at positions 0.. of the cache
         self._epoch = 0  # so that a stale, abandoned stream cannot overwrite ``_cached``
 
+    def forget(self) -> None:
+        """Keep nothing from the last generation (the next prompt is prefilled from scratch,
+        apart from what the prefix cache holds)."""
+        self._cached = []
+
     def stream(
         self,
         prompt_ids: Sequence[int],

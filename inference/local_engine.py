@@ -44,6 +44,7 @@ import torch
 
 from inference.blend import BlendConfig
 from inference.chat_template import ChatTemplate
+from inference.chunk_context import ContextIndex
 from inference.chunk_kv import ChunkStore
 from inference.engine import Message, Prompt
 from inference.errors import GenerationCancelled, InvalidParams
@@ -54,7 +55,7 @@ from inference.model import Transformer
 from inference.params import GenerationParams
 from inference.prefill import SegmentPrefill
 from inference.prefix_cache import PrefixCache
-from inference.segments import SegmentedPrompt, TokenSegments
+from inference.segments import CacheStats, SegmentedPrompt, TokenSegments
 from inference.tokenizer import Tokenizer
 
 
@@ -92,6 +93,7 @@ class LocalEngine:
         self.model_id = f"local/{path.stem}/{quant}"
         self.load_seconds = time.perf_counter() - start
         self.chunk_store = chunk_store
+        self.context_index = ContextIndex()  # in-context chunk variants, to drop them with their chunk
         self.blend = blend or BlendConfig()
         self.prefix_cache = (PrefixCache(prefix_cache_blocks, block_size, self.model_id)
                              if prefix_cache_blocks else None)
@@ -147,7 +149,7 @@ class LocalEngine:
             ids = segments.ids
             if segments.chunks and self.chunk_store is not None:
                 prefill = SegmentPrefill(self.model, segments, self.chunk_store, self.model_id, self.quant,
-                                         self.prefix_cache, tenant, blend or self.blend)
+                                         self.prefix_cache, tenant, blend or self.blend, self.context_index)
         else:
             ids = self.encode_prompt(prompt)
         inner = self._generator.stream(ids, params or GenerationParams(), constraint, cancel,
@@ -177,6 +179,53 @@ class LocalEngine:
                     self.chunk_store.put(compute_chunk_kv(self.model, tokens, key))
                     done += 1
         return done
+
+    def prepare_context(self, prompt: SegmentedPrompt, *, tenant: str = "") -> int:
+        """Compute and store the exact in-context KV of ``prompt``'s chunks that lack it (e.g. after
+        a reply whose prompt was blended, so that a next prompt with the same chunks in the same
+        order reuses them exactly); the suffix is ignored. Returns how many chunk tokens lacked it.
+        Runs on a cache of its own: the kept cache of the last generation stays."""
+        if self.chunk_store is None:
+            return 0
+        segments = self.encode_segments(dataclasses.replace(prompt, suffix=""))
+        if not segments.chunks:
+            return 0
+        if self._owner == threading.get_ident():
+            raise InvalidParams("this thread has an unfinished stream on this engine; exhaust or close it first")
+        blend = dataclasses.replace(self.blend, exact_context=True, exact_tail_tokens=len(segments.ids))
+        fill = SegmentPrefill(self.model, segments, self.chunk_store, self.model_id, self.quant, self.prefix_cache,
+                              tenant, blend, self.context_index)
+        stats = CacheStats()
+        with self._lock:
+            fill(self.model.new_cache(len(segments.ids)), 0, stats)
+        p, n = len(segments.prefix), len(segments.ids)
+        return n - p - stats.chunk_exact_tokens - max(0, min(stats.prefix_hit_tokens, n) - p)
+
+    def chunk_keys(self, text: str, *, tenant: str = "") -> list[str]:
+        """Store keys of a chunk's KV: computed alone, then each in-context variant of it."""
+        from inference.chunk_kv import chunk_key
+
+        key = chunk_key(self.model_id, self.quant, self.tokenizer.encode(text), tenant)
+        return [key, *sorted(self.context_index.variants_of(key))]
+
+    def discard_chunk(self, text: str, *, tenant: str = "") -> int:
+        """Drop a chunk's KV: computed alone and every in-context variant of it or computed after
+        it (a deleted or edited note). Returns how many entries were dropped."""
+        if self.chunk_store is None:
+            return 0
+        from inference.chunk_kv import chunk_key
+
+        key = chunk_key(self.model_id, self.quant, self.tokenizer.encode(text), tenant)
+        variants = self.context_index.drop(key)
+        for k in (key, *variants):
+            self.chunk_store.discard(k)
+        return 1 + len(variants)
+
+    def forget_kept(self) -> None:
+        """Forget the KV kept from the last generation (benchmarks: as if another conversation
+        had used the engine since). The prefix cache and the chunk store are not touched."""
+        with self._lock:
+            self._generator.forget()
 
     def complete_json(self, messages: Sequence[Message], schema: dict[str, Any],
                       params: GenerationParams | None = None) -> dict[str, Any]:

@@ -61,13 +61,17 @@ class CacheStats:
 
     prompt_tokens = prefix_hit_tokens + chunk_reused_tokens + chunk_computed_tokens + prefilled_tokens;
     ``recomputed_tokens`` (selective recompute) counts reused chunk tokens run again, a subset of
-    the two chunk counts.
+    the two chunk counts; ``chunk_exact_tokens`` counts reused chunk tokens whose KV was computed
+    after the same segments at the same position (exact: never recomputed), a subset of
+    ``chunk_reused_tokens``. Chunk tokens prefilled in full count as ``prefilled_tokens``.
     """
 
     prompt_tokens: int = 0
     prefix_hit_tokens: int = 0  # KV restored from the prefix cache or kept from the last request
     chunk_reused_tokens: int = 0  # chunk tokens whose KV came from the chunk store
+    chunk_exact_tokens: int = 0  # of those, stored after the same segments at the same position: no recompute
     chunk_computed_tokens: int = 0  # chunk tokens missing from the store: computed alone and stored
     recomputed_tokens: int = 0  # reused chunk tokens recomputed in context by selective recompute
+    chunk_stored_tokens: int = 0  # chunk tokens prefilled in full and stored in context (part of prefilled)
     prefilled_tokens: int = 0  # tokens with no cache, computed in full
     ttft_ms: float | None = None

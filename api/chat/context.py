@@ -38,12 +38,13 @@ class ContextChunk:
     retention: float | None
     event_time: datetime | None
     note_ids: tuple[str, ...] = ()  # a fact's source notes
+    retrieved: bool = True  # False: carried over from an earlier turn of the conversation (api.chat.window)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "id": self.id, "content": self.content, "score": round(self.score, 4),
                 "retention": None if self.retention is None else round(self.retention, 4),
                 "event_time": self.event_time.isoformat() if self.event_time else None,
-                "tokens": self.n_tokens, "note_ids": list(self.note_ids)}
+                "tokens": self.n_tokens, "note_ids": list(self.note_ids), "retrieved": self.retrieved}
 
 
 def note_text(note: Note) -> str:

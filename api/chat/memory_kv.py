@@ -2,7 +2,8 @@
 
 - A note's chunk KV is computed when the chat writes it back (``warm``, after the reply is sent)
   or else the first time a turn uses the note (the engine stores it).
-- Its predicted reuse (``set_reuse``) is the note's retention on the forgetting curve, refreshed
+- Its predicted reuse (``set_reuse``, on its KV computed alone and on each in-context variant) is
+  the note's retention on the forgetting curve, refreshed
   every turn of its tenant for the notes this process has cached: a recalled note (retention back
   near 1) is protected, the caches of fading notes are the first the value-aware policy evicts.
 - Archiving or deleting a note drops its cache (``discard``); editing a note drops the old text's
@@ -43,6 +44,11 @@ class MemoryKV:
         e = self._engine
         return chunk_key(e.model_id, e.quant, e.tokenizer.encode(text), tenant)
 
+    def keys_of(self, tenant: str, text: str) -> list[str]:
+        """Every store key of a chunk's KV: computed alone, then in each context it was stored in."""
+        keys = getattr(self._engine, "chunk_keys", None)
+        return keys(text, tenant=tenant) if keys is not None else [self.key_of(tenant, text)]
+
     def watch(self, tenant: str, mem: Any) -> None:
         """Subscribe to ``mem``'s note changes (once per Engram)."""
         with self._lock:
@@ -52,8 +58,13 @@ class MemoryKV:
         mem.on_note_change(lambda event, note: self.forget(tenant, note))
 
     def forget(self, tenant: str, note: Note) -> None:
-        """Drop the cache of ``note``'s current text (after archive, delete or edit)."""
-        self._store.discard(self.key_of(tenant, note_text(note)))
+        """Drop the cache of ``note``'s current text (after archive, delete or edit): its KV
+        computed alone and every in-context KV of it or of chunks computed after it."""
+        discard = getattr(self._engine, "discard_chunk", None)
+        if discard is not None:
+            discard(note_text(note), tenant=tenant)
+        else:
+            self._store.discard(self.key_of(tenant, note_text(note)))
         with self._lock:
             self._tracked.get(tenant, OrderedDict()).pop(note.id, None)
 
@@ -69,10 +80,12 @@ class MemoryKV:
                 tracked.popitem(last=False)
             snapshot = dict(tracked)
         notes = mem.store.get_many(list(snapshot))
-        for note_id, key in snapshot.items():
+        for note_id in snapshot:
             note = notes.get(note_id)
             if note is not None:
-                self._store.set_reuse(key, min(1.0, max(0.0, mem.retention(note))))
+                reuse = min(1.0, max(0.0, mem.retention(note)))
+                for key in self.keys_of(tenant, note_text(note)):  # the in-context variants too
+                    self._store.set_reuse(key, reuse)
 
     def warm(self, tenant: str, notes: Sequence[Note]) -> int:
         """Compute the chunk KV of notes just written (after the reply has gone out), so the turn

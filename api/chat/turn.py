@@ -15,6 +15,7 @@ Usage::
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -23,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from api.chat.context import ContextChunk, assemble
+from api.chat.context import FACT, NOTE, ContextChunk, assemble, fact_text, note_text
 from api.chat.memory_kv import MemoryKV
 from api.chat.prompt import SYSTEM, local_prompt, remote_messages
+from api.chat.window import MemoryWindows
 from api.errors import LLMOutputInvalid, LLMUnavailable
 from inference import errors as ie
 from inference.engine import Message
@@ -43,6 +45,13 @@ class ChatConfig:
     max_message_chars: int = 8000
     max_history: int = 40
     system: str = SYSTEM
+    # keep the last prompt's memories in their order and append new ones (api.chat.window), so
+    # that their KV is exact on the next turn
+    sticky: bool = True
+    # new memory tokens after the exact part of the prompt, up to which they are prefilled in full
+    # (exact) rather than blended from KV computed alone (BlendConfig.exact_tail_tokens); past
+    # this many, CacheBlend's speed is worth its approximation
+    exact_tail_tokens: int = 1024
 
 
 @dataclass
@@ -70,6 +79,7 @@ class PreparedTurn:
     request: ChatRequest
     chunks: list[ContextChunk]
     params: GenerationParams
+    prompt: Any = None  # the local engine's SegmentedPrompt, once generated (for ``warm``)
     text: str = ""
     finish_reason: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -88,9 +98,10 @@ class ChatResult:
     model: str
     completion_tokens: int
     notes: list[Any] = field(default_factory=list, repr=False)
+    prompt: Any = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "notes"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("notes", "prompt")}
 
 
 
@@ -102,6 +113,7 @@ class ChatPipeline:
         self.config = config or ChatConfig()
         self.kv = kv
         self.local = hasattr(engine, "stream_tokens")  # chunk reuse needs the in-process engine
+        self.windows = MemoryWindows()
 
     def run(self, tenant: str, mem: Any, request: ChatRequest) -> ChatResult:
         turn = self.prepare(tenant, mem, request)
@@ -115,6 +127,10 @@ class ChatPipeline:
         cfg = self.config
         found = mem.search(request.message, top_k=request.top_k or cfg.top_k, **request.scope())
         chunks = assemble(found, self.engine.count_tokens, cfg.context_tokens)
+        if cfg.sticky:
+            key = (tenant, request.user_id, request.agent_id, request.session_id)
+            chunks = self.windows.arrange(key, chunks, cfg.context_tokens, lambda carried: still_valid(mem, carried))
+            self.windows.remember(key, chunks)
         with _engine_errors():
             params = GenerationParams(max_tokens=request.max_tokens or min(128, cfg.max_tokens_limit),
                                       temperature=request.temperature)
@@ -147,13 +163,20 @@ class ChatPipeline:
         if self.kv is not None and self.local:
             self.kv.after_turn(tenant, mem, turn.chunks)
         return ChatResult(turn.text, turn.finish_reason, [c.as_dict() for c in turn.chunks], turn.stats, written,
-                          self.engine.model_id, turn.completion_tokens, notes)
+                          self.engine.model_id, turn.completion_tokens, notes, turn.prompt)
 
     def warm(self, tenant: str, result: ChatResult) -> int:
-        """Compute the chunk KV of the notes ``result`` wrote back (call after the reply is sent)."""
-        if self.kv is None or not self.local or not result.notes:
+        """After the reply is sent: compute the chunk KV of the notes ``result`` wrote back, and,
+        when the turn blended some memories, their exact KV in this prompt's order (the next
+        turn's window starts with it). Returns how many KV computations ran."""
+        if self.kv is None or not self.local:
             return 0
-        return self.kv.warm(tenant, result.notes)
+        done = self.kv.warm(tenant, result.notes) if result.notes else 0
+        s = result.stats
+        blended = s.get("chunk_reused_tokens", 0) + s.get("chunk_computed_tokens", 0) - s.get("chunk_exact_tokens", 0)
+        if result.prompt is not None and blended > 0 and hasattr(self.engine, "prepare_context"):
+            done += self.engine.prepare_context(result.prompt, tenant=tenant) > 0
+        return done
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -167,8 +190,11 @@ class ChatPipeline:
             yield json.dumps(answer, ensure_ascii=False)
             return
         if self.local:
-            prompt = local_prompt(self.engine.template, system, texts, req.history, req.message)
-            stream = self.engine.stream_tokens(prompt, turn.params, cancel=cancel, tenant=tenant)
+            prompt = turn.prompt = local_prompt(self.engine.template, system, texts, req.history, req.message)
+            blend = getattr(self.engine, "blend", None)
+            if blend is not None:
+                blend = dataclasses.replace(blend, exact_tail_tokens=self.config.exact_tail_tokens)
+            stream = self.engine.stream_tokens(prompt, turn.params, cancel=cancel, tenant=tenant, blend=blend)
             yield from stream
             turn.finish_reason, turn.completion_tokens = stream.finish_reason, len(stream.token_ids)
             turn.stats.update(asdict(stream.stats))
@@ -199,6 +225,23 @@ class ChatPipeline:
         for m in req.history:
             if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
                 raise InvalidInput("history messages need role 'user' or 'assistant' and string content")
+
+
+def still_valid(mem: Any, carried: list[ContextChunk]) -> set[str]:
+    """Ids of carried chunks whose memory is unchanged: a note still there, not archived, with the
+    same text; a fact still current, rendered the same."""
+    note_ids = [c.id for c in carried if c.kind == NOTE]
+    fact_ids = [c.id for c in carried if c.kind == FACT]
+    notes = mem.store.get_many(note_ids) if note_ids else {}
+    facts = mem.graph.store.facts_by_id(fact_ids) if fact_ids else {}
+    alive = set()
+    for c in carried:
+        if c.kind == NOTE and (n := notes.get(c.id)) is not None and not n.archived and note_text(n) == c.text:
+            alive.add(c.id)
+        elif c.kind == FACT and (f := facts.get(c.id)) is not None and f.is_current and f.expired_at is None \
+                and fact_text(f.render()) == c.text:
+            alive.add(c.id)
+    return alive
 
 
 @contextmanager
