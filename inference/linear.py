@@ -132,12 +132,13 @@ def int4_block_rows() -> int:
     torch sizes the block from its vector width (4 x floats per vector): 64 rows on AVX512, 32 on
     AVX2, so a layout assumed from one machine unpacks garbage on the other.
     """
-    probe = torch.arange(128 * 32, dtype=torch.int32).reshape(128, 32).mul_(7).remainder_(16).to(torch.uint8)
+    # random rows (fixed seed): any row permutation a wrong block size makes shows as a mismatch
+    probe = torch.randint(0, 16, (128, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     packed = pack_int4(probe)
     for block in _INT4_BLOCK_CANDIDATES:
         if torch.equal(_unpack(packed, 128, 32, block), probe):
             return block
-    raise RuntimeError("torch's int4pack layout is none of the known row blocks " f"{_INT4_BLOCK_CANDIDATES}")
+    raise RuntimeError(f"torch's int4pack layout is none of the known row blocks {_INT4_BLOCK_CANDIDATES}")
 
 
 def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
