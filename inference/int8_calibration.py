@@ -16,6 +16,7 @@ bytes; loading it for another model raises ModelLoadError.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def load_int8_codes(path: Path, gf: GGUFFile) -> tuple[Int8Codes, dict[str, Any]
     """
     try:
         payload = torch.load(path, mmap=True, weights_only=True)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise ModelLoadError(f"cannot read int8 codes {path}: {e}") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelLoadError(f"{path} is not an int8 code file ({FORMAT})")
