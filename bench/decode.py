@@ -20,12 +20,17 @@ Each engine runs in its own subprocess so that load time and resident memory are
 tokenizer, Python objects; after the loader's scratch memory is returned with malloc_trim),
 split into ``rss_anon_mb`` (private memory) and ``rss_file_mb`` (pages of mapped files: shared
 library code the load runs for the first time, llama.cpp's memory-mapped GGUF);
+``model_rss_mb`` the part that is the model's own: private memory plus resident pages of the
+model files it maps (llama.cpp's GGUF, the int8 engine's code file), leaving out the shared
+libraries' code pages (torch's, the tokenizers extension's) that the load runs for the first time;
 ``weights_mb`` the bytes of the model's tensors; ``peak_rss_growth_mb`` the growth after the runs
 (adds KV cache and the 300-token full-vocabulary logits of the quality check); torch itself is
 in ``process_rss_mb`` only. Prefill: one 512-token prompt of HotpotQA text (best of 3, after a
 warm-up). Decode: 128 greedy tokens after that prompt (best of 2; the decode loop alone is
 timed). ``top1_vs_fp32``: share of 600 positions of other HotpotQA text where the engine's most
-likely next token equals fp32's; ``ppl``: perplexity on the same positions. Other processes
+likely next token equals fp32's; ``ppl``: perplexity on the same positions. The int8 engine runs
+GPTQ-rounded codes (``int8_rounding``), calibrated once on LongMemEval chat sessions by
+bench/int8_calibrate.py and cached in bench/.cache (a "note" line says when this run made them). Other processes
 share the machine: every line carries the 1-minute load average when it finished.
 """
 from __future__ import annotations
@@ -79,6 +84,25 @@ def resident_now() -> dict[str, float]:
     return {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
 
 
+def model_file_mb(paths: list[str]) -> float:
+    """Resident MiB of the pages mapped from ``paths`` (a memory-mapped model or code file)."""
+    total, current = 0, None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and not parts[0].endswith(":"):
+                current = parts[5] if len(parts) > 5 else None
+            elif parts[0] == "Rss:" and current in paths:
+                total += int(parts[1])
+    return total / 1024
+
+
+def int8_codes_path(model_path: Path) -> Path:
+    from bench.int8_calibrate import codes_path
+
+    return codes_path(model_path)
+
+
 def tensor_mb(model) -> float:  # noqa: ANN001
     seen, total = set(), 0
     for t in [*model.buffers(), *model.parameters(), model.rotations(PREFILL_TOKENS + DECODE_TOKENS)]:
@@ -115,10 +139,14 @@ def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path)
 
     from inference.local_engine import LocalEngine
 
+    from inference.gguf_file import default_model_path
+
+    codes = str(int8_codes_path(default_model_path())) if quant == "int8" else None
     before, split_before = rss_mb(), resident_now()
-    engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads)
+    engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads, int8_codes=codes)
     model_mb = resident_growth(before)
     split = resident_split(split_before)
+    mapped = model_file_mb([str(default_model_path()), *([codes] if codes else [])])
     model = engine.model
     prompt, windows = texts(engine.tokenizer)
     cache = model.new_cache(PREFILL_TOKENS + DECODE_TOKENS)
@@ -140,6 +168,8 @@ def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path)
         "engine": quant, "prefill_tok_s": round(PREFILL_TOKENS / prefill_s, 1),
         "decode_tok_s": round(DECODE_TOKENS / decode_s, 1), "rss_mb": model_mb,
         "load_s": round(engine.load_seconds, 2), "top1_vs_fp32": top1, "ppl": ppl, **split,
+        "model_rss_mb": round(split["rss_anon_mb"] + mapped, 1),
+        **({"int8_rounding": engine.int8_rounding} if quant == "int8" else {}),
         "weights_mb": round(tensor_mb(model), 1), "peak_rss_growth_mb": round(rss_mb() - before, 1),
         "process_rss_mb": round(rss_mb(), 1), "threads": threads, "decode_threads": decode_threads,
     }
@@ -220,6 +250,7 @@ def measure_llama_cpp(threads: int, decode_threads: int, ref_path: Path) -> dict
     load_s = time.perf_counter() - t
     model_mb = resident_growth(before)
     split = resident_split(split_before)
+    split["model_rss_mb"] = round(split["rss_anon_mb"] + model_file_mb([path]), 1)
     n_vocab = llm.n_vocab()
 
     def last_argmax() -> int:
@@ -302,6 +333,12 @@ def main() -> None:
         ref = Path(tmp) / "fp32_argmax.json"
         engines = args.engines.split(",")
         common = ["--ref", str(ref), "--threads", str(args.threads), "--decode-threads", str(args.decode_threads)]
+        if any(e.startswith("int8") for e in engines):  # GPTQ codes, once per model (bench/.cache)
+            from bench.int8_calibrate import ensure_codes
+
+            _, made = ensure_codes()
+            if made:
+                print(json.dumps({"note": "int8 codes calibrated", **made}), flush=True)
         if not any(e.startswith("fp32") for e in engines):  # the quality column needs the fp32 reference first
             subprocess.run([sys.executable, __file__, "--worker", "fp32", *common], check=True, capture_output=True)
         for spec in sorted(engines, key=lambda q: not q.startswith("fp32")):

@@ -24,6 +24,7 @@ resident memory stays quantized. The packed kernels are fed bf16 activations: in
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -45,7 +46,7 @@ QUANT_MODES = ("fp32", "int8", "int4")
 INT4_GROUP = BLOCK
 # GGUF types of 4 bits or fewer per weight: re-quantizing them to int4 loses little
 LOW_BIT_TYPES = {"Q4_0", "Q4_1", "Q4_K", "Q3_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ3_S", "IQ3_XXS", "IQ2_XS", "IQ2_S"}
-_INT4_BLOCK_N = 64  # torch's CPU int4 packing interleaves output rows in blocks of 64
+_INT4_BLOCK_CANDIDATES = (64, 32)  # torch's CPU int4 packing: 64-row blocks on AVX512, 32 on AVX2
 
 
 class FloatLinear(nn.Module):
@@ -102,8 +103,8 @@ class Int4Linear(nn.Module):
         The affine step runs in fp32 in place: torch's bf16 addcmul with a broadcast scale
         measured 4.8 ms for a 3072x576 weight, the fp32 version 0.8 ms including conversions.
         """
-        assert self.n % _INT4_BLOCK_N == 0, "the unpacking below assumes whole 64-row blocks"
-        q = _unpack_blocks(self.packed, self.n, self.k).view(self.n, self.k // self.group, self.group)
+        assert self.n % int4_block_rows() == 0, "the unpacking below assumes whole row blocks"
+        q = unpack_int4(self.packed, self.n, self.k).view(self.n, self.k // self.group, self.group)
         s = self.scales_and_zeros[..., 0].float()  # [k/group, n]
         z = self.scales_and_zeros[..., 1].float() - 8 * s  # (q - 8) * s + z == q * s + (z - 8s)
         w = q.float().mul_(s.t().unsqueeze(-1)).add_(z.t().unsqueeze(-1))  # [n, k/group, group]
@@ -112,7 +113,7 @@ class Int4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.k).to(torch.bfloat16)
-        if x2.shape[0] < self.prefill_min_rows or self.n % _INT4_BLOCK_N:
+        if x2.shape[0] < self.prefill_min_rows or self.n % int4_block_rows():
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_and_zeros)
         else:
             y = x2 @ self.dequantize().t()
@@ -124,23 +125,38 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32).contiguous(), 1)
 
 
-def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """Inverse of :func:`pack_int4` (n a multiple of 64) -> uint8 [n, k].
+@functools.cache
+def int4_block_rows() -> int:
+    """Rows per block of torch's int4pack layout on this CPU, found by packing a probe matrix.
 
-    Layout (checked by a test against the kernel): per block of 64 output rows, per input column,
-    32 bytes whose low nibbles are rows 0..31 of the block and high nibbles rows 32..63.
+    torch sizes the block from its vector width (4 x floats per vector): 64 rows on AVX512, 32 on
+    AVX2, so a layout assumed from one machine unpacks garbage on the other.
     """
-    b = packed.view(n // _INT4_BLOCK_N, k, _INT4_BLOCK_N // 2)  # [nb, k, 32]
-    rows = torch.cat([b & 0x0F, b >> 4], dim=-1)  # [nb, k, 64]
-    return rows.transpose(1, 2).reshape(n, k)
+    # random rows (fixed seed): any row permutation a wrong block size makes shows as a mismatch
+    probe = torch.randint(0, 16, (128, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    packed = pack_int4(probe)
+    for block in _INT4_BLOCK_CANDIDATES:
+        if torch.equal(_unpack(packed, 128, 32, block), probe):
+            return block
+    raise RuntimeError(f"torch's int4pack layout is none of the known row blocks {_INT4_BLOCK_CANDIDATES}")
 
 
-def _unpack_blocks(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """Same result as :func:`unpack_int4`, writing both nibble halves straight into place."""
-    b = packed.view(n // _INT4_BLOCK_N, k, _INT4_BLOCK_N // 2)  # [nb, k, 32]
-    out = torch.empty(n // _INT4_BLOCK_N, _INT4_BLOCK_N, k, dtype=torch.uint8)  # [nb, 64, k]
-    out[:, : _INT4_BLOCK_N // 2].copy_((b & 0x0F).transpose(1, 2))
-    out[:, _INT4_BLOCK_N // 2 :].copy_((b >> 4).transpose(1, 2))
+def unpack_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """Inverse of :func:`pack_int4` (n a multiple of :func:`int4_block_rows`) -> uint8 [n, k].
+
+    Layout (checked by a test against the kernel): per block of B output rows (B = 64 on AVX512,
+    32 on AVX2), per input column, B/2 bytes whose low nibbles are rows 0..B/2-1 of the block and
+    high nibbles rows B/2..B-1.
+    """
+    return _unpack(packed, n, k, int4_block_rows())
+
+
+def _unpack(packed: torch.Tensor, n: int, k: int, block: int) -> torch.Tensor:
+    """:func:`unpack_int4` for a given row block, writing both nibble halves straight into place."""
+    b = packed.view(n // block, k, block // 2)  # [nb, k, B/2]
+    out = torch.empty(n // block, block, k, dtype=torch.uint8)  # [nb, B, k]
+    out[:, : block // 2].copy_((b & 0x0F).transpose(1, 2))
+    out[:, block // 2 :].copy_((b >> 4).transpose(1, 2))
     return out.view(n, k)
 
 

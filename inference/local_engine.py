@@ -50,6 +50,7 @@ from inference.engine import Message, Prompt
 from inference.errors import GenerationCancelled, InvalidParams
 from inference.generator import GenerationStream, Generator, LogitsConstraint
 from inference.gguf_file import GGUFFile, default_model_path
+from inference.int8_calibration import load_int8_codes
 from inference.linear import QUANT_MODES
 from inference.model import Transformer
 from inference.params import GenerationParams
@@ -68,18 +69,22 @@ class LocalEngine:
     ``chunk_store``: where chunk KV lives (None: segmented prompts are prefilled in full).
     ``prefix_cache_blocks`` x ``block_size`` tokens of prefix cache (0 blocks: none); each
     64-token block of SmolLM2-135M holds 2.9 MB of fp32 K/V. ``blend``: the default selective
-    recompute of chunk KV.
+    recompute of chunk KV. ``int8_codes`` (quant "int8"): a file of calibrated codes
+    (``inference.int8_calibration``, e.g. from ``bench/int8_calibrate.py``) instead of
+    round-to-nearest; ``self.int8_rounding`` says which one the engine runs.
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
-                 block_size: int = 64, blend: BlendConfig | None = None):
+                 block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1 or decode_threads < 1:
             raise InvalidParams("threads and decode_threads must be >= 1")
         if prefix_cache_blocks < 0 or block_size < 1:
             raise InvalidParams("prefix_cache_blocks must be >= 0 and block_size >= 1")
+        if int8_codes is not None and quant != "int8":
+            raise InvalidParams(f"int8_codes are for quant 'int8', not {quant!r}")
         torch.set_num_threads(threads)
         start = time.perf_counter()
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -87,10 +92,16 @@ class LocalEngine:
         self.config = gf.config
         self.tokenizer = Tokenizer.from_gguf(gf.metadata)
         self.template = ChatTemplate.from_gguf(gf.metadata)
-        self.model = Transformer.from_gguf(gf, quant)
+        codes = None
+        self.int8_rounding = "nearest" if quant == "int8" else None
+        if int8_codes is not None:
+            codes, info = load_int8_codes(Path(int8_codes), gf)
+            self.int8_rounding = info.get("method", "calibrated")
+        self.model = Transformer.from_gguf(gf, quant, codes)
         self.model.use_threads(threads, decode_threads)
         self.quant = quant
-        self.model_id = f"local/{path.stem}/{quant}"
+        # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
+        self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")
         self.load_seconds = time.perf_counter() - start
         self.chunk_store = chunk_store
         self.context_index = ContextIndex()  # in-context chunk variants, to drop them with their chunk

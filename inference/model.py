@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.errors import ModelLoadError
+from inference.errors import InvalidParams, ModelLoadError
 from inference.gguf_file import GGUFFile, ModelConfig
+from inference.int8_calibration import FUSED_PARTS, Int8Codes
 from inference.kv_cache import KVCache
-from inference.linear import FloatLinear, linear_from_float, make_linear
+from inference.linear import FloatLinear, Int8Linear, linear_from_float, make_linear
 from inference.output_head import Embedding, TiedHead, TokenTable
 from inference.quant import dequantize_gguf
 
@@ -169,9 +170,13 @@ class Transformer(nn.Module):
         self.threads = (prefill, decode)
 
     @classmethod
-    def from_gguf(cls, gf: GGUFFile, quant: str = "int4") -> Transformer:
+    def from_gguf(cls, gf: GGUFFile, quant: str = "int4", int8_codes: Int8Codes | None = None) -> Transformer:
+        """``int8_codes`` (quant "int8" only): calibrated codes for every block Linear
+        (``inference.int8_calibration``) instead of round-to-nearest."""
+        if int8_codes is not None and quant != "int8":
+            raise InvalidParams(f"int8_codes are for quant 'int8', not {quant!r}")
         cfg = gf.config
-        blocks = [_block(gf, cfg, i, quant) for i in range(cfg.n_layers)]
+        blocks = [_block(gf, cfg, i, quant, int8_codes) for i in range(cfg.n_layers)]
         embed, head = _embedding_and_head(gf, cfg, quant)
         rope_freqs = gf.tensors.get("rope_freqs.weight")
         factors = dequantize_gguf(rope_freqs.data, rope_freqs.qtype, rope_freqs.shape) if rope_freqs else None
@@ -217,16 +222,23 @@ class Transformer(nn.Module):
         return self.head(rms_norm(h, self.norm, self.cfg.norm_eps)).float()  # fp32 in: the head refines
 
 
-def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str) -> Block:
+def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str, int8_codes: Int8Codes | None = None) -> Block:
     def raw(name: str):  # noqa: ANN202
         return gf.tensor(f"blk.{i}.{name}.weight")
 
-    wqkv = make_linear([raw("attn_q"), raw("attn_k"), raw("attn_v")], quant)
-    w13 = make_linear([raw("ffn_gate"), raw("ffn_up")], quant)
+    def linear(attr: str) -> nn.Module:
+        parts = [raw(p) for p in FUSED_PARTS[attr]]
+        if int8_codes is None:
+            return make_linear(parts, quant)
+        q, scales = int8_codes[f"blk.{i}.{attr}"]
+        want = (sum(r.shape[0] for r in parts), parts[0].shape[1])
+        if tuple(q.shape) != want:
+            raise ModelLoadError(f"int8 codes for blk.{i}.{attr} have shape {tuple(q.shape)}, expected {want}")
+        return Int8Linear(q, scales)
+
     attn_norm = dequantize_gguf(raw("attn_norm").data, raw("attn_norm").qtype, (cfg.dim,))
     ffn_norm = dequantize_gguf(raw("ffn_norm").data, raw("ffn_norm").qtype, (cfg.dim,))
-    return Block(cfg, wqkv, make_linear([raw("attn_output")], quant), w13,
-                 make_linear([raw("ffn_down")], quant), attn_norm, ffn_norm)
+    return Block(cfg, linear("wqkv"), linear("wo"), linear("w13"), linear("w2"), attn_norm, ffn_norm)
 
 
 def _embedding_and_head(gf: GGUFFile, cfg: ModelConfig, quant: str) -> tuple[Embedding, nn.Module]:

@@ -1,0 +1,72 @@
+"""Calibrated int8 code files: written, memory-mapped back, tied to their model, used by the model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from inference.errors import InvalidParams, ModelLoadError
+from inference.int8_calibration import FUSED_PARTS, Int8Codes, load_int8_codes, save_int8_codes
+from inference.model import Transformer
+from inference.quant import dequantize_gguf, quantize_int8
+from tests.inference import smollm
+
+
+def _nearest_codes(gf) -> Int8Codes:  # noqa: ANN001
+    """Round-to-nearest codes in the file format (a stand-in for minutes of GPTQ)."""
+    codes = {}
+    for i in range(gf.config.n_layers):
+        for attr, parts in FUSED_PARTS.items():
+            raws = [gf.tensor(f"blk.{i}.{p}.weight") for p in parts]
+            codes[f"blk.{i}.{attr}"] = quantize_int8(torch.cat([dequantize_gguf(r.data, r.qtype, r.shape) for r in raws]))
+    return codes
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Int8Codes]:
+    smollm.require_model()
+    gf = smollm.gguf_file()
+    codes = _nearest_codes(gf)
+    path = tmp_path_factory.mktemp("codes") / "smollm.int8.pt"
+    save_int8_codes(codes, gf, path, info={"method": "nearest (test)"})
+    return path, codes
+
+
+def test_codes_round_trip_and_give_the_nearest_rounding_model(saved: tuple[Path, Int8Codes]) -> None:
+    path, codes = saved
+    gf = smollm.gguf_file()
+    loaded, info = load_int8_codes(path, gf)
+    assert info == {"method": "nearest (test)"}
+    assert set(loaded) == set(codes)
+    assert all(torch.equal(loaded[k][0], codes[k][0]) and torch.equal(loaded[k][1], codes[k][1]) for k in codes)
+    tokens = torch.tensor([[1, 504, 3458, 314, 260, 2634, 282]])
+    a = Transformer.from_gguf(gf, "int8", loaded)
+    b = smollm.model("int8")  # built with round-to-nearest from the GGUF
+    torch.testing.assert_close(a(tokens, 0, a.new_cache(8), last_only=False),
+                               b(tokens, 0, b.new_cache(8), last_only=False), rtol=0, atol=0)
+
+
+def test_a_file_for_another_model_is_refused(saved: tuple[Path, Int8Codes], tmp_path: Path) -> None:
+    payload = torch.load(saved[0], weights_only=True)
+    payload["model"]["sha256_sample"] = "0" * 64
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    with pytest.raises(ModelLoadError, match="another model"):
+        load_int8_codes(other, smollm.gguf_file())
+
+
+def test_a_file_that_is_not_a_code_file_is_refused(tmp_path: Path) -> None:
+    smollm.require_model()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(ModelLoadError):
+        load_int8_codes(junk, smollm.gguf_file())
+    torch.save({"format": "something else"}, junk)
+    with pytest.raises(ModelLoadError, match="not an int8 code file"):
+        load_int8_codes(junk, smollm.gguf_file())
+
+
+def test_codes_are_only_for_the_int8_mode(saved: tuple[Path, Int8Codes]) -> None:
+    with pytest.raises(InvalidParams):
+        Transformer.from_gguf(smollm.gguf_file(), "int4", saved[1])
