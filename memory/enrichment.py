@@ -218,7 +218,8 @@ def _neighbours(items: Any, labels: dict[str, str], notes: dict[str, Note], cfg:
         context = _line(item.get("new_context"), cfg.max_context_chars)
         tags = None
         if item.get("new_tags") is not None:
-            tags = _keep_system_tags(current.tags, _terms(item["new_tags"], cfg.max_tags, cfg.max_term_chars, slug=True))
+            tags = _evolved_tags(current.tags, _terms(item["new_tags"], cfg.max_tags, cfg.max_term_chars, slug=True),
+                                 cfg.max_tags)
         out.append(NeighbourDecision(
             current.id, bool(item.get("link")), kind if item.get("link") else RELATED,
             context if context and context != current.context else None,
@@ -250,10 +251,14 @@ def _line(value: Any, limit: int) -> str | None:
     return line[:limit] if line else None
 
 
-def _keep_system_tags(current: list[str], proposed: list[str]) -> list[str]:
-    """The model may re-categorise a neighbour, but tags Engram set itself ("role:user") stay."""
+def _evolved_tags(current: list[str], proposed: list[str], limit: int) -> list[str]:
+    """A neighbour's tags gain the model's new ones (up to ``limit`` topic tags); none is taken
+    away: a small model that names one tag must not strip a note of the others, and tags Engram
+    set itself ("role:user") are not the model's to change."""
     system = [t for t in current if ":" in t]
-    return system + [t for t in proposed if t not in system and ":" not in t]
+    topics = [t for t in current if ":" not in t]
+    topics += [t for t in proposed if t not in topics and ":" not in t]
+    return system + topics[:max(limit, len([t for t in current if ":" not in t]))]
 
 
 def _stems(text: str) -> set[str]:

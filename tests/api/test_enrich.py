@@ -66,7 +66,7 @@ def test_enrichment_is_applied_and_neighbours_evolve_by_id(tmp_path, embedder, c
         assert new.tags == ["role:user", "home", "change", "river"]
         old = mem.store.get(paris.id)
         assert old.content == deterministic.content  # content is never rewritten
-        assert old.context == "The user moved to Paris in 2021." and old.tags == ["role:user", "home", "event"]
+        assert old.context == "The user moved to Paris in 2021." and old.tags == ["role:user", "home", "change", "bakeries", "event"]
         evolve = [h for h in mem.history(paris.id) if h.action == "evolve" and h.actor == "llm"]
         assert evolve[-1].new["cause"] == lisbon.id
         assert evolve[-1].old["context"] == "The user moved to Paris in 2021 for the bakeries."

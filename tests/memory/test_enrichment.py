@@ -46,7 +46,7 @@ def test_a_good_answer_is_cleaned_and_mapped_to_note_ids():
     assert e.tags == ["home", "travel", "life-events"] and e.context == "The user moved to Lisbon."
     (d,) = e.neighbours
     assert (d.note_id, d.link, d.kind) == ("id-old", True, "contradicts")
-    assert d.tags == ["role:user", "home", "past"]  # Engram's own tags survive a re-categorisation
+    assert d.tags == ["role:user", "home", "past"]  # new tags added; Engram's own and the old ones stay
     assert d.context == "Where the user lived before Lisbon"
 
 
