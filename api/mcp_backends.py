@@ -22,7 +22,7 @@ class MemoryBackend(Protocol):
     """The operations of the MCP tools; ``scope`` is ``{user_id, agent_id, session_id}``."""
 
     def add_note(self, content: str, scope: ScopeArgs, metadata: Json | None, timestamp: str | None,
-                 importance: float | None) -> Json: ...
+                 importance: float | None, idempotency_key: str | None = None) -> Json: ...
 
     def search_notes(self, query: str, scope: ScopeArgs, top_k: int, filters: Json | None) -> list[Json]: ...
 
@@ -42,8 +42,9 @@ class EmbeddedMemory:
         self.mem = mem
 
     def add_note(self, content: str, scope: ScopeArgs, metadata: Json | None, timestamp: str | None,
-                 importance: float | None) -> Json:
-        notes = self.mem.add(content, metadata=metadata, timestamp=timestamp, importance=importance, **scope)
+                 importance: float | None, idempotency_key: str | None = None) -> Json:
+        notes = self.mem.add(content, metadata=metadata, timestamp=timestamp, importance=importance,
+                             idempotency_key=idempotency_key, **scope)
         return note_json(notes[0])
 
     def search_notes(self, query: str, scope: ScopeArgs, top_k: int, filters: Json | None) -> list[Json]:
@@ -74,8 +75,9 @@ class RemoteMemory:
         self.client = client
 
     def add_note(self, content: str, scope: ScopeArgs, metadata: Json | None, timestamp: str | None,
-                 importance: float | None) -> Json:
-        return self.client.add(content, metadata=metadata, timestamp=timestamp, importance=importance, **scope)[0]
+                 importance: float | None, idempotency_key: str | None = None) -> Json:
+        return self.client.add(content, metadata=metadata, timestamp=timestamp, importance=importance,
+                               idempotency_key=idempotency_key, **scope)[0]
 
     def search_notes(self, query: str, scope: ScopeArgs, top_k: int, filters: Json | None) -> list[Json]:
         return self.client.search(query, top_k=top_k, filters=filters, explain=True, **scope)

@@ -40,6 +40,9 @@ class AddMemoryArgs(_Scoped):
     metadata: dict[str, Any] | None = Field(None, description="JSON object stored with the note; filterable")
     timestamp: str | None = Field(None, description="ISO-8601 time the thing happened (default: now)")
     importance: float | None = Field(None, description="0..1; important notes fade more slowly")
+    idempotency_key: str | None = Field(
+        None, description="retry-safe adds: a second call with the same key and content returns the first "
+                          "call's note instead of storing it again; the key with other content is an error")
 
 
 class SearchMemoryArgs(_Scoped):
@@ -67,7 +70,8 @@ class EntityTimelineArgs(_Scoped):
 
 
 def add_memory(backend: MemoryBackend, args: AddMemoryArgs) -> dict[str, Any]:
-    return backend.add_note(args.content, args.scope(), args.metadata, args.timestamp, args.importance)
+    return backend.add_note(args.content, args.scope(), args.metadata, args.timestamp, args.importance,
+                            args.idempotency_key)
 
 
 def search_memory(backend: MemoryBackend, args: SearchMemoryArgs) -> dict[str, Any]:

@@ -135,3 +135,17 @@ async def _poll_facts(client: Client, user: str, expect: str, timeout: float = 1
                 return facts
             await anyio.sleep(0.2)
     raise AssertionError(f"no current fact about {expect} after {timeout}s")
+
+
+async def check_idempotent_add(client: Client, user: str) -> None:
+    """A retried add_memory with its idempotency key stores one note; the key with other content
+    is a conflict, and the first note stays."""
+    args = {"content": "Booked the dentist for the 14th.", "user_id": user, "idempotency_key": f"{user}-dentist-1"}
+    first = await ok(client, "add_memory", **args)
+    again = await ok(client, "add_memory", **args)
+    assert again["id"] == first["id"]
+    other = await error(client, "add_memory", **{**args, "content": "Booked the vet for the 14th."})
+    assert other["code"] == "conflict"
+    found = await ok(client, "search_memory", query="dentist appointment", user_id=user)
+    assert [h["id"] for h in found["results"] if "dentist" in h["content"]] == [first["id"]]
+    assert not any("vet" in h["content"] for h in found["results"])

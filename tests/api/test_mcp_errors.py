@@ -53,3 +53,7 @@ def test_unknown_tool_is_a_protocol_error(mem):
 
 def test_bad_input_in_process(mem):
     _session(mem, s.check_bad_input)
+
+
+def test_a_retried_add_with_its_key_stores_one_note(mem):
+    _session(mem, lambda client: s.check_idempotent_add(client, "ida"))

@@ -45,6 +45,7 @@ def test_mcp_stdio_over_the_service(service):
         async with Client(params) as client:
             await s.check_lists_tools(client)
             await s.check_add_search_get_delete(client, "ann", embedded=False)
+            await s.check_idempotent_add(client, "ida")
             note = await s.ok(client, "add_memory", content="The MCP session wrote this note.", user_id="eve")
             return note
 
