@@ -636,6 +636,8 @@ class Engram:
 
     def _ranked(self, query: str, qvec: np.ndarray, scope: Scope, predicate: Any, top_k: int, when: datetime,
                 include_archived: bool, graph_notes: Sequence[str]) -> tuple[list[Hit], float]:
+        # Superseding notes go first also in an ``as_of`` search: the pool then holds only notes
+        # told by that time, so a newer note in it was the current one then.
         mask = self.index.mask(scope, include_archived)
         if predicate is not None:
             mask = self.index.restrict(mask, self.store.matching_ids(scope, include_archived, predicate))
@@ -645,7 +647,8 @@ class Engram:
         states = self.store.rank_states([c.note_id for c in cands])
         rets = {nid: retention(days_between(st.last_touched, when), st.strength) for nid, st in states.items()}
         vectors = self.index.vectors_of([c.row for c in cands])
-        scored, top_raw = rank(cands, states, rets, vectors, when, top_k, self.config.ranking)
+        newer = self.store.supersessions(list(states)) if self.config.ranking.current_first else []
+        scored, top_raw = rank(cands, states, rets, vectors, when, top_k, self.config.ranking, newer)
         return to_hits(scored, self.store.get_many([s.candidate.note_id for s in scored])), top_raw
 
     def _graph_ranking(self, query: str, qvec: np.ndarray, scope: Scope, as_of: datetime | None,

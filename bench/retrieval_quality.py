@@ -138,10 +138,10 @@ def rank_engram(mem: Engram, q: dict[str, Any], qvec: Any, ranking: RankingConfi
 GRAPH_TYPES = ("knowledge-update", "temporal-reasoning")
 
 
-def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, weights: dict[str, float]) -> tuple[dict[str, list[str]], float]:
+def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, settings: dict[str, dict[str, Any]]) -> tuple[dict[str, list[str]], float]:
     """Engram's ranking with the knowledge graph built from the haystack's user turns, once per
-    weight of the graph's note list; returns the ids per method and the graph-building time per
-    message (ms)."""
+    ranking setting (the graph's note list weight, current-first on or off); returns the ids per
+    method and the graph-building time per message (ms)."""
     start = time.perf_counter()
     ran = mem.run_jobs()
     per_message = 1000 * (time.perf_counter() - start) / max(ran, 1)
@@ -151,19 +151,22 @@ def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, weights: dict[str
     graph = mem._graph_ranking(q["question"], fvec, scope, None, 10)  # noqa: SLF001
     base = mem.config
     out = {}
-    for name, weight in weights.items():
-        mem.config = replace(base, ranking=replace(base.ranking, w_graph=weight))
+    for name, setting in settings.items():
+        mem.config = replace(base, ranking=replace(base.ranking, **setting))
         hits = mem._rank(q["question"], qvec, scope, None, 10, when, False, graph.note_ids if graph else [])  # noqa: SLF001
         out[name] = [h.id for h in hits]
     mem.config = base
     return out, per_message
 
 
-def graph_variants(grid: bool) -> dict[str, float]:
-    """The graph column at the default weight, and other weights of the graph's list when tuning."""
-    out = {"engram+graph": RankingConfig().w_graph}
+def graph_variants(grid: bool) -> dict[str, dict[str, Any]]:
+    """The graph column with the default ranking, and when tuning: other weights of the graph's
+    note list, and the supersession order (current_first) off or alone."""
+    out: dict[str, dict[str, Any]] = {"engram+graph": {}}
     if grid:
-        out.update({f"engram+graph_w{w}": w for w in (0.25, 0.5)})
+        out.update({f"engram+graph_w{w}": {"w_graph": w} for w in (0.25, 0.5)})
+        out["engram+graph_no_current_first"] = {"current_first": False}
+        out["engram+current_first_only"] = {"w_graph": 0.0}
     return out
 
 

@@ -20,7 +20,7 @@ from memory.enrichment import Enrichment
 from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
-from memory.linking import Evolution, Neighbour
+from memory.linking import CONTRADICTS, Evolution, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
 from memory.schema import AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx
@@ -349,6 +349,11 @@ class NoteStore:
         return {nid: RankState(session, event, last or event, strength)
                 for nid, session, event, last, strength in self._rows_by_id(_RANK_STATES, note_ids)}
 
+    def supersessions(self, note_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(newer, older) note id pairs of the ``contradicts`` links that point at one of
+        ``note_ids``: the newer note says something that makes the older one untrue."""
+        return [(newer, older) for newer, older in self._rows_by_id(_SUPERSEDERS, note_ids)]
+
     def list_notes(self, scope: Scope | None, include_archived: bool, limit: int, offset: int) -> list[Note]:
         """Notes of a scope, oldest event first, paginated."""
         stmt = select(NoteRow).where(*_scope_clauses(scope))
@@ -475,6 +480,9 @@ _GET_MANY = select(*[c.label(c.key) for c in _NOTE_COLUMNS]).where(NoteRow.id.in
 _NEIGHBOURS = select(NoteRow.id, NoteRow.content, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(_IDS))
 _RANK_STATES = select(NoteRow.id, NoteRow.session_id, NoteRow.event_time, NoteRow.last_recalled_at,
                       NoteRow.strength).where(NoteRow.id.in_(_IDS))
+
+_SUPERSEDERS = (select(LinkRow.source_id, LinkRow.target_id)
+                .where(LinkRow.target_id.in_(_IDS), LinkRow.kind == CONTRADICTS).order_by(LinkRow.id))
 
 
 def _indexed_query(note_ids: Sequence[str] | None) -> Any:

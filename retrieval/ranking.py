@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ import numpy as np
 from memory.types import Note, RankState
 from retrieval.fusion import blend, group_context, mmr, recency
 from retrieval.hybrid import Candidate
+from retrieval.supersession import current_first
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class RankingConfig:
     mmr_same_session: float = 0.0
     # Share of a hit's relevance taken from the best hit of its session (0 = turns stand alone).
     w_session: float = 0.0
+    # A note that supersedes another (a `contradicts` link from it) ranks in front of it.
+    current_first: bool = True
     pool_factor: int = 5
     min_pool: int = 50
 
@@ -123,11 +127,14 @@ def rank(
     now: datetime,
     top_k: int,
     cfg: RankingConfig,
+    supersedes: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[Scored], float]:
     """Order candidates into at most ``top_k`` (MMR order); ``vectors[i]`` belongs to ``cands[i]``.
     Candidates without a state (deleted since indexing, or indexed by an add not committed yet)
-    drop out. Also returns the best fused relevance before scaling, for placing other items (graph
-    facts) on the same scale."""
+    drop out. ``supersedes`` holds (newer, older) note ids: with ``cfg.current_first`` a newer
+    candidate goes in front of an older one it supersedes (retrieval.supersession). Also returns
+    the best fused relevance before scaling, for placing other items (graph facts) on the same
+    scale."""
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel, top = _scaled(fused_scores(cands, cfg))
@@ -135,7 +142,20 @@ def rank(
     rel = group_context(rel, sessions, cfg.w_session)
     scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda, sessions, cfg.mmr_same_session)
+    if cfg.current_first and supersedes:
+        order = current_first(order, _newer_of(cands, supersedes), top_k)
     return [scored[i] for i in order], top
+
+
+def _newer_of(cands: list[Candidate], supersedes: Sequence[tuple[str, str]]) -> dict[int, list[int]]:
+    """Candidate index → indices of the candidates that supersede it (pairs outside the pool
+    play no part)."""
+    index = {c.note_id: i for i, c in enumerate(cands)}
+    out: dict[int, list[int]] = {}
+    for newer, older in supersedes:
+        if newer in index and older in index and newer != older:
+            out.setdefault(index[older], []).append(index[newer])
+    return out
 
 
 def to_hits(scored: list[Scored], notes: dict[str, Note]) -> list[Hit]:

@@ -5,7 +5,7 @@ import pytest
 from api.config import EngramConfig
 from api.engram import Engram
 from api.graph_search import FactHit, GraphSearchConfig
-from retrieval.ranking import Hit
+from retrieval.ranking import Hit, RankingConfig
 
 U = {"user_id": "u1"}
 CHAT = [
@@ -97,4 +97,28 @@ def test_a_scope_without_facts_embeds_only_the_query(tmp_path, embedder, clock):
     counting.batches.clear()
     m.search("Where do I live now?", **U)
     assert counting.batches == [2]  # the query and its user-perspective form, one batch
+    m.close()
+
+
+COINS = [
+    ("How many vintage coins do I have? I counted my vintage coins today: I have 37 vintage coins.", "2023-05-01T10:00:00Z"),
+    ("Good news from the flea market, I have 38 vintage coins after Sunday.", "2023-06-01T10:00:00Z"),
+    ("I watched a documentary about the Roman empire last night.", "2023-06-02T10:00:00Z"),
+]
+# Relevance alone: the graph's note list, retention and recency off, so only the supersession
+# link can put the newer count first (the older note repeats the question word for word).
+RELEVANCE_ONLY = {"w_graph": 0.0, "w_retention": 0.0, "w_recency": 0.0}
+
+
+@pytest.mark.parametrize("current_first", [True, False])
+def test_the_note_with_the_current_count_ranks_above_the_one_it_supersedes(tmp_path, embedder, clock, current_first):
+    m = _open(tmp_path / "coins.db", embedder, clock, ranking=RankingConfig(current_first=current_first, **RELEVANCE_ONLY))
+    old, new, _ = (m.add(text, timestamp=when, **U)[0].id for text, when in COINS)
+    assert m.wait_for_jobs(timeout=60)
+    assert m.store.supersessions([old]) == [(new, old)]  # the graph saw 38 replace 37
+    found = [h.id for h in m.search("How many vintage coins do I have?", include_facts=False, top_k=3, **U)]
+    assert found[:2] == ([new, old] if current_first else [old, new])
+    # As of a time between the two notes, only the older count was told.
+    past = [h.id for h in m.search("How many vintage coins do I have?", include_facts=False, as_of="2023-05-15T00:00:00Z", **U)]
+    assert past == [old]
     m.close()
