@@ -4,7 +4,7 @@ Stages, cheapest and surest first, each only over candidates whose type and role
 1. exact normalised name or alias — never behind an embedding threshold (Graphiti #1734);
 2. acronym ("NYU" ↔ "New York University");
 3. fuzzy string ratio (rapidfuzz), skipped for short or low-entropy names, where one edit is a
-   different name ("Jon"/"Jan", "AAA"/"AAB");
+   different name ("Jon"/"Jan", "AAA"/"AAB"); values (counts, durations) stop after stage 1;
 4. cosine of name embeddings (not for people: a person's name carries no meaning to embed);
 5. optionally an LLM, only for the single best near-miss of stages 3–4.
 Two entities with the same name but different roles ("my sister Emma", "my colleague Emma") are
@@ -31,6 +31,9 @@ from graph.types import Entity, ExtractedEntity
 log = logging.getLogger(__name__)
 
 GENERIC_TYPES = {"entity", "thing"}
+# Values ("4", "8 months", "$420") are the same only when written the same: "3" and "4" embed
+# alike and "8 months"/"9 months" differ by one edit, yet a count that went from 3 to 4 is news.
+EXACT_ONLY = {"value"}
 FUZZY_THRESHOLD = 90.0
 COSINE_THRESHOLD = 0.85
 MIN_FUZZY_LEN = 6
@@ -155,6 +158,8 @@ class EntityIndex:
         acr = self._acronym(mention)
         if acr is not None:
             return Match(acr.entity.id, "acronym", 1.0)
+        if mention.type in EXACT_ONLY:
+            return None
         fuzzy = self._best_fuzzy(mention, norm)
         if fuzzy is not None and fuzzy[1] >= FUZZY_THRESHOLD:
             return Match(fuzzy[0].entity.id, "fuzzy", fuzzy[1] / 100.0)

@@ -38,6 +38,14 @@ def test_exact_match_wins_without_any_embedding():
     assert (m.entity_id, m.stage) == ("id-Google-None", "exact")
 
 
+def test_values_match_only_when_written_the_same():
+    same = np.array([1.0, 0.0], dtype=np.float32)  # "3" and "4" embed alike
+    cands = [Candidate(ent("3", "value"), same), Candidate(ent("8 months", "value"), same)]
+    assert resolve_entity(ExtractedEntity("4", "value"), cands, same) is None
+    assert resolve_entity(ExtractedEntity("9 months", "value"), cands, same) is None  # one edit away
+    assert resolve_entity(ExtractedEntity("8 months", "value"), cands, same).entity_id == "id-8 months-None"
+
+
 def test_alias_match():
     cands = [Candidate(ent("New York University", aliases=["NYU Stern"]))]
     assert resolve_entity(ExtractedEntity("NYU Stern", "organization"), cands).stage == "exact"
