@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 
 from graph.dates import MONTHS, WEEKDAYS, find_dates
-from graph.patterns import CORRECTION, NAME, RELATIONS, RULES, Rule
+from graph.patterns import CORRECTION, NAME, ORDINALS, RELATIONS, RULES, Rule
 from graph.types import USER, ExtractedEntity, ExtractedFact, Extraction
 
 _POSSESSIVE = re.compile(r"['’]s$")
@@ -47,6 +47,8 @@ _WISH = re.compile(r"'d\b|\bwould\b", re.I)
 _THIRD_PERSON = re.compile(r"\b(?:likes|loves|enjoys|adores|hates|dislikes|does|doesn't|is)\b|'s\b", re.I)
 _NOT_LIKED = {"idea", "ideas", "sound", "those", "these", "that", "this", "your", "how", "what", "when", "more",
               "some", "them", "best", "better", "most", "the", "a", "an", "tips", "suggestions", "suggestion", "way", "fact", "look", "thought", "it"}
+# Verbs that count the same thing ("finished my 5th project" updates "completed 4 projects").
+_SAME_VERB = {"finished": "completed"}
 _PERSON_PREDICATES = {"lives_in", "works_at", "job_title", "studies_at", "studied_at", "from", "likes", "dislikes", "diet"}
 
 
@@ -130,10 +132,14 @@ def _apply(rule: Rule, m: re.Match[str], state: _State, valid_at: datetime, corr
     if subject is None or obj is None or obj == subject:
         return
     kind, verb = m.groupdict().get("kind"), m.groupdict().get("verb")
+    if rule.predicate == "count" and kind and (nth := _cardinal(obj)) is not None:
+        obj, kind = nth, _plural(kind)  # "my 5th project" -> 5 projects
+    if rule.predicate == "duration" and kind:
+        kind = re.sub(r"^my\s+", "", kind)
     predicate = _predicate(rule.predicate, kind, verb)
     role = RELATIONS.get(kind.lower()) if rule.predicate == "relation" and kind else kind if rule.predicate == "has_pet" else None
     state.entity(obj, rule.object_type, role)
-    sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower() if rule.predicate != "count" else kind,
+    sentence = rule.template.format(s=subject, o=obj, k=(kind or "").lower() if rule.predicate not in ("count", "duration") else kind,
                                     v=" ".join((verb or "").split()))
     corrects = state.corrects if correction and state.corrects != obj else None
     state.fact(ExtractedFact(subject, predicate, obj, sentence, valid_at, None, correction, rule.negated, corrects,
@@ -197,9 +203,28 @@ def _predicate(predicate: str, kind: str | None, verb: str | None = None) -> str
         return RELATIONS[kind.lower()]
     if predicate == "favorite" and kind:
         return "favorite_" + re.sub(r"\W+", "_", kind.lower()).strip("_")
-    if predicate == "count" and kind and verb:
-        return "count_" + re.sub(r"\W+", "_", f"{verb.split()[0]} {kind}".lower()).strip("_")
+    if predicate in ("count", "duration") and kind and verb:
+        word = verb.split()[0].lower()
+        return f"{predicate}_" + re.sub(r"\W+", "_", f"{_SAME_VERB.get(word, word)} {kind}".lower()).strip("_")
     return predicate
+
+
+def _cardinal(value: str) -> str | None:
+    """"5th" or "fifth" -> "5"; None for anything that is not an ordinal."""
+    m = re.fullmatch(r"(\d+)(?:st|nd|rd|th)", value)
+    if m:
+        return m.group(1)
+    return str(ORDINALS.index(value.lower()) + 1) if value.lower() in ORDINALS else None
+
+
+def _plural(noun: str) -> str:
+    """English plural of the last word, by the regular rules (class -> classes, hobby -> hobbies)."""
+    low = noun.lower()
+    if low.endswith(("ss", "sh", "ch", "x")):
+        return noun + "es"
+    if low.endswith("y") and low[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        return noun[:-1] + "ies"
+    return noun if low.endswith("s") else noun + "s"
 
 
 def _clean_object(raw: str, object_type: str) -> str | None:

@@ -35,6 +35,12 @@ DIETS = ("vegetarian", "vegan", "pescatarian", "keto", "gluten-free", "dairy-fre
 _REL = "|".join(sorted((re.escape(r) for r in RELATIONS), key=len, reverse=True))
 _PET = "|".join(sorted(PETS, key=len, reverse=True))
 _TITLE = "|".join(sorted(TITLES, key=len, reverse=True))
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+            "eleventh", "twelfth")
+_ORDINAL = "|".join(ORDINALS)
+# Words that end the thing counted ("my 5th project since ...", "my 4th class and ...").
+_NOT_KIND = (r"(?:and|but|or|since|of|for|in|at|with|on|this|last|today|yesterday|so|to|from|that|which|"
+             r"ever|already|now|too|at|after|before|when|while|because)\b")
 _COUNT = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|a hundred"
 _DIET = "|".join(sorted((re.escape(d) for d in DIETS), key=len, reverse=True))
 REL = _REL
@@ -106,8 +112,21 @@ RULES: tuple[Rule, ...] = (
     _user_rule("count", r"\bI(?:'ve|\s+have)?(?:\s+(?:actually|just|now|already|finally|also|currently|only))*\s+"
                r"(?P<verb>watched|completed|finished|read|visited|tried|lead\s+a\s+team\s+of|manage\s+a\s+team\s+of|"
                r"have|need|own|got|made|ran|saved|earned|collected|attended|lost|gained)\s+"
-               r"(?:(?:about|around|over|almost|nearly|exactly)\s+)?(?:\*\*)?(?P<obj>\d[\d,.]*k?|" + _COUNT + r")\s+"
+               r"(?:a\s+total\s+of\s+)?(?:(?:about|around|over|almost|nearly|exactly)\s+)?(?:\*\*)?(?P<obj>\d[\d,.]*k?|" + _COUNT + r")\s+"
                r"(?P<kind>(?:[A-Za-z-]+\s+){0,2}?[A-Za-z-]+s)\b", "value", "{s} {v} {o} {k}"),
+    # "I just finished my 5th project": the count so far is 5 (the kind is made plural in the
+    # extractor, so it updates "I've completed 4 projects").
+    _user_rule("count", r"\bI(?:'ve|\s+have)?(?:\s+(?:actually|just|now|finally|also))*\s+"
+               r"(?P<verb>watched|completed|finished|read|visited|ran|attended)\s+my\s+"
+               r"(?P<obj>\d{1,4}(?:st|nd|rd|th)|" + _ORDINAL + r")\s+(?P<kind>[A-Za-z-]+(?:\s+(?!" + _NOT_KIND + r")[A-Za-z-]+){0,2})\b"
+               r"(?!\s+(?:of|in)\b)",
+               "value", "{s} {v} {o} {k}"),
+    # "I've been using my Fitbit for 6 months now": how long something has gone on, one value at a time.
+    _user_rule("duration", r"\bI(?:'ve|\s+have)(?:\s+(?:actually|just|now|already|also))*\s+been\s+"
+               r"(?P<verb>using|doing|learning|playing|practi[cs]ing|taking|running|collecting|studying|working\s+on|"
+               r"living\s+in|working\s+at)\s+(?P<kind>(?:my\s+)?[\w'-]+(?:\s+[\w'-]+){0,3}?)\s+for\s+"
+               r"(?:(?:about|around|over|almost|nearly|exactly)\s+)?(?P<obj>(?:\d{1,3}|a|an|" + _COUNT + r")\s+"
+               r"(?:days?|weeks?|months?|years?))\b", "value", "{s} has been {v} {k} for {o}"),
     _user_rule("relation", r"\b[Mm]y\s+(?:(?:older|younger|little|big|best|new|old)\s+)?(?P<kind>" + _REL + r")"
                r"(?:'s\s+name\s+is|,?\s+(?:named|called)|,)?\s+(?P<obj>" + NAME + ")", "person", "{o} is {s}'s {k}"),
     _user_rule("relation", r"\b(?P<obj>" + NAME + r")\s+is\s+my\s+(?:(?:older|younger|little|big|best|new|old)\s+)?(?P<kind>"

@@ -27,7 +27,7 @@ FUNCTIONAL = frozenset({"lives_in", "works_at", "job_title", "diet", "partner", 
 
 def is_functional(predicate: str) -> bool:
     """True when the predicate holds one value at a time for a subject."""
-    return predicate in FUNCTIONAL or predicate.startswith(("favorite_", "count_"))
+    return predicate in FUNCTIONAL or predicate.startswith(("favorite_", "count_", "duration_"))
 
 
 @dataclass(frozen=True)

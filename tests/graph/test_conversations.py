@@ -181,6 +181,17 @@ def test_counts_are_updated_not_accumulated(chat, graph):
     assert hits[0][0].object_name == "five"
 
 
+def test_an_ordinal_and_a_longer_duration_update_the_earlier_statement(chat, graph):
+    chat.say("I've completed 3 pottery classes so far, and I've been using my Kindle for 6 months.", "2023-04-02T10:00:00Z")
+    chat.say("I just finished my 4th pottery class!", "2023-05-07T10:00:00Z")
+    chat.say("Funny, I've been using my Kindle for 7 months now.", "2023-05-20T10:00:00Z")
+    current = {f.predicate: f.object_name for f in graph.facts("u1", **U)}
+    assert current["count_completed_pottery_classes"] == "4"
+    assert current["duration_using_kindle"] == "7 months"
+    before = {f.predicate: f.object_name for f in graph.facts("u1", as_of="2023-04-30", **U)}
+    assert before["count_completed_pottery_classes"] == "3" and before["duration_using_kindle"] == "6 months"
+
+
 def test_news_about_the_past_is_closed_on_arrival(chat, graph):
     chat.say("I live in Paris.", "2023-03-01T10:00:00Z")
     r = chat.say("We moved to Berlin in 2019, before all that.", "2023-04-01T10:00:00Z")

@@ -35,6 +35,13 @@ def triples(text):
     ("I grew up in Porto.", {(USER, "from", "Porto")}),
     ("My favorite food is sushi.", {(USER, "favorite_food", "sushi")}),
     ("I'm 34 years old.", {(USER, "age", "34")}),
+    ("I have a total of 52 vinyl records.", {(USER, "count_have_vinyl_records", "52")}),
+    # an ordinal counts so far, under the same key as "I've completed 3 pottery classes"
+    ("I just finished my 4th pottery class and loved it.", {(USER, "count_completed_pottery_classes", "4")}),
+    ("I finished my fifth marathon last weekend.", {(USER, "count_completed_marathons", "5")}),
+    ("I finished my first book of the series.", set()),
+    ("I've been using my Kindle Paperwhite for 8 months now.", {(USER, "duration_using_kindle_paperwhite", "8 months")}),
+    ("I've been learning Spanish for two years.", {(USER, "duration_learning_spanish", "two years")}),
     ("I live in Berlin and work at Google.", {(USER, "lives_in", "Berlin"), (USER, "works_at", "Google")}),
     ("My sister Emma lives in Oslo and works at Equinor.",
      {(USER, "sister", "Emma"), ("Emma", "lives_in", "Oslo"), ("Emma", "works_at", "Equinor")}),
