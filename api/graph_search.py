@@ -30,7 +30,8 @@ class GraphSearchConfig:
     named entity (divided by 1 + its distance); ``w_fact``: weight of a fact's rank when facts and
     notes are placed in one list (2.0 puts the best fact level with a note ranked first by both
     text retrievers); ``max_facts``: facts in a result list at most, each scoring (similarity +
-    bonus) at least ``min_fact_score``."""
+    bonus) at least ``min_fact_score``; ``min_note_score``: the score a fact needs for its source
+    notes to join the note ranking."""
 
     enabled: bool = True
     depth: int = 1
@@ -38,6 +39,9 @@ class GraphSearchConfig:
     w_fact: float = 2.0
     max_facts: int = 5
     min_fact_score: float = 0.3
+    # Only facts scoring at least this lend their source notes to the note ranking: a weak
+    # match's note displaces a better one without answering anything.
+    min_note_score: float = 0.5
 
 
 @dataclass
@@ -116,8 +120,10 @@ def rank_graph(graph: _Graph, query: str, query_vec: np.ndarray | None, scope: S
     hits, note_ids = [], []
     for fact, sim, dist in ranked:
         notes = list(dict.fromkeys(sources[e] for e in fact.episode_ids if e in sources))
-        hits.append(FactHit(fact.id, fact.render(), sim + _bonus(dist, cfg), sim, dist, fact, notes))
-        note_ids.extend(n for n in notes if n not in note_ids)
+        score = sim + _bonus(dist, cfg)
+        hits.append(FactHit(fact.id, fact.render(), score, sim, dist, fact, notes))
+        if score >= cfg.min_note_score:
+            note_ids.extend(n for n in notes if n not in note_ids)
     return GraphRanking(hits, note_ids)
 
 

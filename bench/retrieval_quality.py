@@ -26,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matvecs: threads onl
 import argparse  # noqa: E402
 import gzip  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -98,7 +99,14 @@ def scores(ranked_meta: list[dict[str, Any]], q: dict[str, Any], n_answer_turns:
     found = sum(1 for m in ranked_meta[:10] if m["has_answer"])
     out["turn_recall@10"] = found / n_answer_turns if n_answer_turns else None
     out["latest_first@10"] = latest_first(ranked_meta[:10], q)
+    # The "current fact above the superseded one when the question asks about now": the
+    # knowledge-update questions, less those about an earlier state ("Before I bought X, ...").
+    asks_now = q["question_type"] == "knowledge-update" and not _ABOUT_THE_PAST.search(q["question"])
+    out["now_first@10"] = out["latest_first@10"] if asks_now else None
     return out
+
+
+_ABOUT_THE_PAST = re.compile(r"\b(?:before|previously|used to|originally|at first|initially|back then)\b", re.I)
 
 
 def latest_first(ranked_meta: list[dict[str, Any]], q: dict[str, Any]) -> float | None:
@@ -148,11 +156,13 @@ def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, settings: dict[st
     when = parse_date(q["question_date"])
     scope = Scope(q["question_id"])
     fvec = mem.embedder.embed([user_perspective(q["question"])])[0]
-    graph = mem._graph_ranking(q["question"], fvec, scope, None, 10)  # noqa: SLF001
     base = mem.config
     out = {}
     for name, setting in settings.items():
-        mem.config = replace(base, ranking=replace(base.ranking, **setting))
+        ranking = {k: v for k, v in setting.items() if k != "graph_search"}
+        mem.config = replace(base, ranking=replace(base.ranking, **ranking),
+                             graph_search=replace(base.graph_search, **setting.get("graph_search", {})))
+        graph = mem._graph_ranking(q["question"], fvec, scope, None, 10)  # noqa: SLF001
         hits = mem._rank(q["question"], qvec, scope, None, 10, when, False, graph.note_ids if graph else [])  # noqa: SLF001
         out[name] = [h.id for h in hits]
     mem.config = base
@@ -167,6 +177,7 @@ def graph_variants(grid: bool) -> dict[str, dict[str, Any]]:
         out.update({f"engram+graph_w{w}": {"w_graph": w} for w in (0.25, 0.5)})
         out["engram+graph_no_current_first"] = {"current_first": False}
         out["engram+current_first_only"] = {"w_graph": 0.0}
+        out.update({f"engram+graph_notes{m}": {"graph_search": {"min_note_score": m}} for m in (0.4, 0.5, 0.6)})
     return out
 
 
@@ -247,7 +258,7 @@ def main() -> None:
 
 def _row(method: str, qtype: str, rows: list[dict[str, float | None]], subset: str) -> dict[str, Any]:
     out: dict[str, Any] = {"method": method, "question_type": qtype, "questions": len(rows), "subset": subset}
-    for key in ("session_recall@5", "session_recall@10", "turn_recall@10", "latest_first@10"):
+    for key in ("session_recall@5", "session_recall@10", "turn_recall@10", "latest_first@10", "now_first@10"):
         vals = [r[key] for r in rows if r[key] is not None]
         out[key] = round(sum(vals) / len(vals), 4) if vals else None
     return out

@@ -122,3 +122,20 @@ def test_the_note_with_the_current_count_ranks_above_the_one_it_supersedes(tmp_p
     past = [h.id for h in m.search("How many vintage coins do I have?", include_facts=False, as_of="2023-05-15T00:00:00Z", **U)]
     assert past == [old]
     m.close()
+
+
+@pytest.mark.parametrize("min_note_score", [0.0, 0.5])
+def test_only_facts_that_match_well_lend_their_notes_to_the_ranking(tmp_path, embedder, clock, min_note_score):
+    m = _open(tmp_path / "weak.db", embedder, clock, graph_search=GraphSearchConfig(min_note_score=min_note_score))
+    for text, when in CHAT:
+        m.add(text, timestamp=when, **U)
+    assert m.wait_for_jobs(timeout=60)
+    weak = m.search("What sports do I play?", include_facts=False, **U)
+    ranked_by_graph = [h.content for h in weak if h.graph_rank is not None]
+    # The best fact for this question is where the user lives, a poor match (cosine < 0.5): its
+    # note joins the fusion (and ranks second) only when the threshold is off.
+    assert ranked_by_graph == (["Big news: we moved to Paris last June."] if min_note_score == 0.0 else [])
+    assert "tennis" in weak[0].content
+    strong = m.search("Where do I live now?", include_facts=False, **U)
+    assert strong[0].graph_rank == 1
+    m.close()
