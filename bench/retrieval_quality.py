@@ -210,6 +210,7 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true", help="also score ranking variants")
     ap.add_argument("--types", nargs="+", default=None, help="only these question types")
     ap.add_argument("--graph", action="store_true", help="also score engram+graph on knowledge-update/temporal questions")
+    ap.add_argument("--graph-all-types", action="store_true", help="with --graph: score the graph column on every question type")
     args = ap.parse_args()
     questions = load_questions(args.limit)
     if args.types:
@@ -231,7 +232,7 @@ def main() -> None:
             ranked = {"bm25": rank_bm25(mem, q), "dense": rank_dense(mem, q, qvec)}
             for name, cfg in variants(args.grid).items():
                 ranked[name] = rank_engram(mem, q, qvec, cfg)
-            if args.graph and q["question_type"] in GRAPH_TYPES:
+            if args.graph and (args.graph_all_types or q["question_type"] in GRAPH_TYPES):
                 mem.config = config
                 by_weight, ms = rank_with_graph(mem, q, qvec, graph_variants(args.grid))
                 ranked.update(by_weight)

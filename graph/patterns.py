@@ -40,7 +40,7 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 _ORDINAL = "|".join(ORDINALS)
 # Words that end the thing counted ("my 5th project since ...", "my 4th class and ...").
 _NOT_KIND = (r"(?:and|but|or|since|of|for|in|at|with|on|this|last|today|yesterday|so|to|from|that|which|"
-             r"ever|already|now|too|at|after|before|when|while|because)\b")
+             r"ever|already|now|too|after|before|when|while|because)\b")
 _COUNT = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|a hundred"
 _DIET = "|".join(sorted((re.escape(d) for d in DIETS), key=len, reverse=True))
 REL = _REL

@@ -46,7 +46,8 @@ class Hit:
     """One search result and why it ranked where it did.
 
     ``score`` is relevance blended with retention and recency; hits come in MMR order, which may
-    put a slightly lower score first when the higher one repeats an earlier hit; ``relevance`` the
+    put a slightly lower score first when the higher one repeats an earlier hit, and a note that
+    supersedes another comes right before it whatever its score (retrieval.supersession); ``relevance`` the
     fused dense+BM25 relevance (0..1);
     ``dense`` the cosine similarity and ``bm25`` the BM25 score (None when that retriever did not
     find the note); ``retention`` the forgetting-curve value at search time, before this recall.
