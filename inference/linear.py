@@ -16,7 +16,8 @@ and for a 3072x576 weight, packed kernel vs dequantize + bf16 matmul (machine sh
     int8    0.97/1.62   2.16/2.00   2.83/1.32
     int4    0.40/2.16   0.79/2.51   1.56/2.73   3.24/3.26   12.7/9.9  ms
 
-so below ``prefill_min_rows`` (int8: 32, int4: 128) the packed kernels run (memory-bound decode
+so below ``prefill_min_rows`` (int8: 32, int4: 128 there; the engine measures the crossover on
+the CPU it runs on, see inference/prefill_path.py) the packed kernels run (memory-bound decode
 reads 1-4 bits less per weight), and from there the weight is dequantized to bf16 for one AMX
 matmul: prefill is compute-bound and the transient bf16 copy lives for one layer only, so
 resident memory stays quantized. The packed kernels are fed bf16 activations: int8pack_mm with fp32 input takes a
@@ -73,11 +74,18 @@ class Int8Linear(nn.Module):
     def dequantize(self) -> torch.Tensor:
         return self.q.to(torch.bfloat16) * self.scales[:, None]  # [n, k]
 
+    def dequantize_shape(self) -> tuple[int, int]:
+        return int(self.q.shape[0]), int(self.q.shape[1])
+
+    def packed_mm(self, x2: torch.Tensor) -> torch.Tensor:
+        """x2: bf16 [rows, k] through torch's int8 kernel -> bf16 [rows, n]."""
+        return torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scales)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, k = x.shape[:-1], x.shape[-1]
         x2 = x.reshape(-1, k).to(torch.bfloat16)
         if x2.shape[0] < self.prefill_min_rows:
-            y = torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scales)
+            y = self.packed_mm(x2)
         else:
             y = x2 @ self.dequantize().t()
         return y.reshape(*lead, -1)
@@ -97,6 +105,9 @@ class Int4Linear(nn.Module):
         sz = torch.stack([scales.t(), zeros.t()], dim=-1).to(torch.bfloat16).contiguous()
         self.register_buffer("scales_and_zeros", sz)
 
+    def dequantize_shape(self) -> tuple[int, int]:
+        return self.n, self.k
+
     def dequantize(self) -> torch.Tensor:
         """bf16 [n, k]: the prefill path's transient weight.
 
@@ -110,11 +121,15 @@ class Int4Linear(nn.Module):
         w = q.float().mul_(s.t().unsqueeze(-1)).add_(z.t().unsqueeze(-1))  # [n, k/group, group]
         return w.to(torch.bfloat16).view(self.n, self.k)
 
+    def packed_mm(self, x2: torch.Tensor) -> torch.Tensor:
+        """x2: bf16 [rows, k] through torch's int4 kernel -> bf16 [rows, n]."""
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_and_zeros)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.k).to(torch.bfloat16)
         if x2.shape[0] < self.prefill_min_rows or self.n % int4_block_rows():
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_and_zeros)
+            y = self.packed_mm(x2)
         else:
             y = x2 @ self.dequantize().t()
         return y.reshape(*lead, -1)

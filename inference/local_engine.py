@@ -72,11 +72,15 @@ class LocalEngine:
     recompute of chunk KV. ``int8_codes`` (quant "int8"): a file of calibrated codes
     (``inference.int8_calibration``, e.g. from ``bench/int8_calibrate.py``) instead of
     round-to-nearest; ``self.int8_rounding`` says which one the engine runs.
+    ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a bf16 matmul
+    instead of running the packed kernel; None (default) measures it on this CPU at load
+    (``inference.prefill_path``, ~0.1-0.2 s once per process), ``self.prefill_min_rows`` holds it.
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
-                 block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None):
+                 block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None,
+                 prefill_min_rows: int | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1 or decode_threads < 1:
@@ -85,6 +89,8 @@ class LocalEngine:
             raise InvalidParams("prefix_cache_blocks must be >= 0 and block_size >= 1")
         if int8_codes is not None and quant != "int8":
             raise InvalidParams(f"int8_codes are for quant 'int8', not {quant!r}")
+        if prefill_min_rows is not None and prefill_min_rows < 1:
+            raise InvalidParams("prefill_min_rows must be >= 1 (or None to measure it)")
         torch.set_num_threads(threads)
         start = time.perf_counter()
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -99,6 +105,8 @@ class LocalEngine:
             self.int8_rounding = info.get("method", "calibrated")
         self.model = Transformer.from_gguf(gf, quant, codes)
         self.model.use_threads(threads, decode_threads)
+        # where prefill leaves the packed kernel depends on the CPU (inference.prefill_path)
+        self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows)
         self.quant = quant
         # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
         self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")

@@ -18,8 +18,9 @@ from inference.errors import InvalidParams, ModelLoadError
 from inference.gguf_file import GGUFFile, ModelConfig
 from inference.int8_calibration import FUSED_PARTS, Int8Codes
 from inference.kv_cache import KVCache
-from inference.linear import FloatLinear, Int8Linear, linear_from_float, make_linear
+from inference.linear import FloatLinear, Int4Linear, Int8Linear, linear_from_float, make_linear
 from inference.output_head import Embedding, TiedHead, TokenTable
+from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
 
 
@@ -168,6 +169,20 @@ class Transformer(nn.Module):
         (torch resizes its OpenMP pool), paid once per generation, not per token.
         """
         self.threads = (prefill, decode)
+
+    def use_prefill_rows(self, rows: int | None = None) -> int | None:
+        """Set from how many rows the blocks' int4/int8 linears dequantize for a bf16 matmul instead
+        of running the packed kernel; ``None`` measures it on this CPU (inference.prefill_path).
+        Returns the value in force (None for fp32, which has no packed kernel)."""
+        packed = [m for m in self.blocks.modules() if isinstance(m, (Int4Linear, Int8Linear))]
+        if not packed:
+            return None
+        if rows is None:
+            first = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
+            rows = crossover_rows(first)
+        for m in packed:
+            m.prefill_min_rows = rows
+        return rows
 
     @classmethod
     def from_gguf(cls, gf: GGUFFile, quant: str = "int4", int8_codes: Int8Codes | None = None) -> Transformer:
