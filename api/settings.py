@@ -6,7 +6,6 @@ environment at import time. Usage: ``Settings(data_dir="/var/lib/engram", admin_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict

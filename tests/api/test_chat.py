@@ -8,7 +8,6 @@ import json
 import pytest
 
 from tests.api.chat_support import chat_rest, engine, start_chat  # noqa: F401
-from tests.inference.smollm import require_model
 
 pytestmark = pytest.mark.usefixtures("chat_rest")
 LISBON = "I moved to Lisbon in May and I love the trams there."

@@ -7,7 +7,6 @@ import torch
 
 from inference.blend import BlendConfig
 from inference.chunk_context import ROOT, ContextIndex, context_after, variant_key
-from inference.chunk_kv import chunk_key
 from inference.chunk_store_memory import MemoryChunkStore
 from inference.prefill import SegmentPrefill
 from inference.segments import CacheStats, TokenSegments
