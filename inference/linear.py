@@ -81,13 +81,19 @@ class Int8Linear(nn.Module):
         """x2: bf16 [rows, k] through torch's int8 kernel -> bf16 [rows, n]."""
         return torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scales)
 
+    def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor:
+        """The prefill path: the weight dequantized to bf16 for one matmul, then dropped.
+
+        Tried (2026-12-03): the matmul on the codes, which are exact in bf16, with the scales applied
+        afterwards, so that no weight is rounded. Top-1 against fp32 moved by -1 to +4 of 600
+        positions on three texts, and perplexity by -0.4% to +0.6%: noise. The bf16 rounding of
+        q * scale is not what costs int8 its agreement."""
+        return x2 @ self.dequantize().t()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, k = x.shape[:-1], x.shape[-1]
         x2 = x.reshape(-1, k).to(torch.bfloat16)
-        if x2.shape[0] < self.prefill_min_rows:
-            y = self.packed_mm(x2)
-        else:
-            y = x2 @ self.dequantize().t()
+        y = self.packed_mm(x2) if x2.shape[0] < self.prefill_min_rows else self.dequant_mm(x2)
         return y.reshape(*lead, -1)
 
 
@@ -131,8 +137,12 @@ class Int4Linear(nn.Module):
         if x2.shape[0] < self.prefill_min_rows or self.n % int4_block_rows():
             y = self.packed_mm(x2)
         else:
-            y = x2 @ self.dequantize().t()
+            y = self.dequant_mm(x2)
         return y.reshape(*lead, -1)
+
+    def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor:
+        """The prefill path: the weight dequantized to bf16 for one matmul, then dropped."""
+        return x2 @ self.dequantize().t()
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

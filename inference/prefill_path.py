@@ -39,7 +39,9 @@ class PackedLinear(Protocol):
 
     def packed_mm(self, x2: torch.Tensor) -> torch.Tensor: ...
 
-    def dequantize(self) -> torch.Tensor: ...
+    def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor: ...
+
+    def dequantize_shape(self) -> tuple[int, int]: ...
 
 
 def crossover_rows(layer: Sequence[PackedLinear]) -> int:
@@ -58,7 +60,7 @@ def _measure(layer: Sequence[PackedLinear]) -> int:
         xs = [torch.randn(rows, lin.dequantize_shape()[1], generator=torch.Generator().manual_seed(rows))
               .to(torch.bfloat16) for lin in layer]
         packed.append(_best_ms(lambda xs=xs: [lin.packed_mm(x) for lin, x in zip(layer, xs, strict=True)]))
-        dequant.append(_best_ms(lambda xs=xs: [x @ lin.dequantize().t() for lin, x in zip(layer, xs, strict=True)]))
+        dequant.append(_best_ms(lambda xs=xs: [lin.dequant_mm(x) for lin, x in zip(layer, xs, strict=True)]))
     return crossing(PROBE_ROWS, packed, dequant)
 
 
