@@ -6,6 +6,7 @@ needs to know graph's tables. Usage: ``upgrade(engine, MigrationTree(folder, "al
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
+
+
+_IN_PROCESS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -31,16 +35,23 @@ def upgrade(engine: Engine, tree: MigrationTree) -> None:
     """Bring the database to ``tree``'s head; a no-op (one SELECT) when it is there already.
 
     On PostgreSQL an advisory lock (per schema and tree) makes concurrent openers take turns, and
-    the DDL runs in the same transaction, so a second process sees either nothing or everything.
+    the DDL runs in the same transaction, so a second process sees either nothing or everything;
+    on SQLite the migration holds the file's write lock (BEGIN IMMEDIATE) from the version check on.
     """
     head = _scripts(str(tree.folder)).get_current_head()
     with engine.connect() as conn:
         if _current(conn, tree) == head:
             return
-    with engine.begin() as conn:
+    # Alembic runs migrations through a module-global context, so two threads of one process
+    # (two tenants opened at once) must not migrate at the same time, whatever the database.
+    with _IN_PROCESS, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.migrate.' || current_schema() || :t))"),
                          {"t": tree.version_table})
+        elif conn.dialect.name == "sqlite":
+            # The write lock before reading the version: `engram serve` and its worker open a new
+            # file at once, and both read "no version" and migrated (the second failed).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         current = _current(conn, tree)
         if current == head:
             return

@@ -134,3 +134,67 @@ def test_accounts_migrations_equal_the_metadata(database_url):
     assert current_revision(engine, ACCOUNTS_MIGRATIONS) == head_revision(ACCOUNTS_MIGRATIONS)
     assert _diff(engine, _Base.metadata, ACCOUNTS_MIGRATIONS) == []
     engine.dispose()
+
+
+_OPEN_AT = """
+import sys, time
+from sqlalchemy import create_engine
+from graph.store import GRAPH_MIGRATIONS
+from memory.database import MEMORY_MIGRATIONS
+from memory.migrate import upgrade
+url, go = sys.argv[1], float(sys.argv[2])
+engine = create_engine(url, connect_args={"timeout": 60})
+with engine.connect() as conn:
+    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+time.sleep(max(0.0, go - time.time()))
+upgrade(engine, MEMORY_MIGRATIONS)
+upgrade(engine, GRAPH_MIGRATIONS)
+"""
+
+
+def test_processes_opening_one_new_file_at_once_migrate_it_once(tmp_path):
+    """`engram serve` and its worker open a new tenant's file at the same moment. The second
+    opener must wait for the first, then find the head revision: it used to migrate again and fail
+    on the version row ("UNIQUE constraint failed: alembic_version_graph.version_num")."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    url = sqlite_url(tmp_path / "race.db")
+    go = time.time() + 8  # every process imported and connected by then, so all start together
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, url, str(go)], cwd=ROOT, stderr=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    engine = create_engine(url)
+    assert current_revision(engine, MEMORY_MIGRATIONS) == head_revision(MEMORY_MIGRATIONS)
+    assert current_revision(engine, GRAPH_MIGRATIONS) == head_revision(GRAPH_MIGRATIONS)
+    engine.dispose()
+
+
+def test_threads_opening_new_files_at_once_take_turns(tmp_path):
+    """Alembic's migration context is module-global: two tenants opened at once by two threads of
+    one server must not migrate at the same time (each on its own file)."""
+    import threading
+
+    urls = [sqlite_url(tmp_path / f"tenant{i}.db") for i in range(4)]
+    barrier, errors = threading.Barrier(len(urls)), []
+
+    def open_one(url):
+        engine = create_engine(url)
+        barrier.wait()
+        try:
+            upgrade(engine, GRAPH_MIGRATIONS)
+        except Exception as exc:  # noqa: BLE001 (collected for the assertion)
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=open_one, args=(u,)) for u in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
