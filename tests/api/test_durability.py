@@ -79,9 +79,15 @@ def _run_and_kill(database_url: str, index_dir: Path, acks: Path) -> tuple[set[s
             assert proc.poll() is None, f"writer died: {proc.stderr.read().decode()[-2000:]}"
             assert time.monotonic() < deadline, "writer too slow"
             if len(_whole_lines(acks)) >= ACKS:
+                # Freeze the writer, then look: what a frozen process left is what the kill leaves.
+                # (Checking first and killing after let the worker finish its claimed batch in
+                # between, and the kill found no job running.)
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.05)  # statements the writer had already sent reach the database
                 watcher = watcher or open_engine(database_url, durable=False)
                 if _running(watcher) > 0:
                     break
+                proc.send_signal(signal.SIGCONT)
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
