@@ -149,8 +149,8 @@ def rank(
 
 
 def _newer_of(cands: list[Candidate], supersedes: Sequence[tuple[str, str]]) -> dict[int, list[int]]:
-    """Candidate index → indices of the candidates that supersede it (pairs outside the pool
-    play no part)."""
+    """Candidate index → indices of the candidates that supersede it, in link order (pairs
+    outside the pool play no part)."""
     index = {c.note_id: i for i, c in enumerate(cands)}
     out: dict[int, list[int]] = {}
     for newer, older in supersedes:
