@@ -53,6 +53,7 @@ from inference.gguf_file import GGUFFile, default_model_path
 from inference.int8_calibration import load_int8_codes
 from inference.linear import QUANT_MODES
 from inference.model import Transformer
+from inference.native import load_kernels
 from inference.params import GenerationParams
 from inference.prefill import SegmentPrefill
 from inference.prefix_cache import PrefixCache
@@ -75,12 +76,17 @@ class LocalEngine:
     ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a bf16 matmul
     instead of running the packed kernel; None (default) measures it on this CPU at load
     (``inference.prefill_path``, ~0.1-0.2 s once per process), ``self.prefill_min_rows`` holds it.
+    ``native_dequant``: int4 weights are dequantized for prefill by a small C kernel, built with
+    the machine's compiler on first use into ``kernel_dir`` (default ``~/.cache/engram/kernels``;
+    ``inference.native``); without a compiler, or with False, PyTorch does it (same bits, ~7x
+    slower). ``self.native_dequant`` says which runs.
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
                  block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None,
-                 prefill_min_rows: int | None = None):
+                 prefill_min_rows: int | None = None, native_dequant: bool = True,
+                 kernel_dir: str | Path | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1 or decode_threads < 1:
@@ -105,6 +111,9 @@ class LocalEngine:
             self.int8_rounding = info.get("method", "calibrated")
         self.model = Transformer.from_gguf(gf, quant, codes)
         self.model.use_threads(threads, decode_threads)
+        kernels = load_kernels(Path(kernel_dir) if kernel_dir is not None else None) if native_dequant else None
+        self.model.use_native(kernels)  # before the prefill path is measured: it times this dequantizer
+        self.native_dequant = kernels is not None
         # where prefill leaves the packed kernel depends on the CPU (inference.prefill_path)
         self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows)
         self.quant = quant

@@ -19,6 +19,7 @@ from inference.gguf_file import GGUFFile, ModelConfig
 from inference.int8_calibration import FUSED_PARTS, Int8Codes
 from inference.kv_cache import KVCache
 from inference.linear import FloatLinear, Int4Linear, Int8Linear, linear_from_float, make_linear
+from inference.native import NativeKernels
 from inference.output_head import Embedding, TiedHead, TokenTable
 from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
@@ -169,6 +170,12 @@ class Transformer(nn.Module):
         (torch resizes its OpenMP pool), paid once per generation, not per token.
         """
         self.threads = (prefill, decode)
+
+    def use_native(self, kernels: NativeKernels | None) -> None:
+        """Dequantize int4 weights for prefill with the C kernel (None: in PyTorch). Same bits."""
+        for m in self.modules():
+            if isinstance(m, Int4Linear):
+                m.native = kernels
 
     def use_prefill_rows(self, rows: int | None = None) -> int | None:
         """Set from how many rows the blocks' int4/int8 linears dequantize for a bf16 matmul instead
