@@ -91,16 +91,19 @@ class SegmentPrefill:
         # kept positions and prefix-cache blocks are exact (only exact KV is ever kept or saved)
         have = _from_prefix_cache(self.prefix_cache, self.ids, cache, self.tenant, have, n - 1)
         stats.prefix_hit_tokens = have
-        if have < p:
-            self.model(torch.tensor([list(seg.prefix[have:])]), have, cache)
         walk = self._restore(cache, max(have, p), stats)
-        tail_chunk_tokens = walk.chunks_end - walk.frontier
+        if have < p:
+            if walk.frontier == p:  # nothing restored: the prefix's rest joins the tail's forward
+                walk.frontier = have
+            else:  # exact chunks follow it: it must be in the cache before the tail attends to it
+                self.model(torch.tensor([list(seg.prefix[have:])]), have, cache)
+        tail_chunk_tokens = walk.chunks_end - max(walk.frontier, p)
         if tail_chunk_tokens <= self.blend.exact_tail_tokens:
             logits = self._prefill_tail(cache, walk, stats)
             exact = n if walk.approx_at is None else walk.approx_at
         else:
             logits = self._blend_tail(cache, walk, stats)
-            exact = walk.frontier if walk.approx_at is None else walk.approx_at
+            exact = max(walk.frontier, p) if walk.approx_at is None else walk.approx_at
         stats.prefilled_tokens = n - stats.prefix_hit_tokens - stats.chunk_reused_tokens - stats.chunk_computed_tokens
         return Prefilled(logits, exact)
 

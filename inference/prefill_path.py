@@ -28,7 +28,7 @@ from typing import Protocol
 
 import torch
 
-PROBE_ROWS = (128, 512)
+PROBE_ROWS = (32, 256)  # the row counts of chat turns and recomputes; a fit over 128-512 put the crossover at ~60 where it is ~30
 MIN_ROWS, MAX_ROWS = 16, 1 << 16
 _known: dict[tuple[object, ...], int] = {}
 _lock = threading.Lock()
