@@ -77,16 +77,18 @@ class LocalEngine:
     instead of running the packed kernel; None (default) measures it on this CPU at load
     (``inference.prefill_path``, ~0.1-0.2 s once per process), ``self.prefill_min_rows`` holds it.
     ``native_dequant``: int4 weights are dequantized for prefill by a small C kernel, built with
-    the machine's compiler on first use into ``kernel_dir`` (default ``~/.cache/engram/kernels``;
-    ``inference.native``); without a compiler, or with False, PyTorch does it (same bits, ~7x
-    slower). ``self.native_dequant`` says which runs.
+    the machine's compiler on first use (``inference.native``); without a compiler, or with False,
+    PyTorch does it (same bits, ~4x slower). ``self.native_dequant`` says which runs.
+    ``machine_cache``: where what belongs to this machine is kept between processes (default
+    ``~/.cache/engram``): the built kernel under ``kernels/`` and the measured prefill crossover
+    in ``prefill_rows.json``.
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
                  block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None,
                  prefill_min_rows: int | None = None, native_dequant: bool = True,
-                 kernel_dir: str | Path | None = None):
+                 machine_cache: str | Path | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
         if threads < 1 or decode_threads < 1:
@@ -111,11 +113,12 @@ class LocalEngine:
             self.int8_rounding = info.get("method", "calibrated")
         self.model = Transformer.from_gguf(gf, quant, codes)
         self.model.use_threads(threads, decode_threads)
-        kernels = load_kernels(Path(kernel_dir) if kernel_dir is not None else None) if native_dequant else None
+        machine = Path(machine_cache) if machine_cache is not None else Path.home() / ".cache" / "engram"
+        kernels = load_kernels(machine / "kernels") if native_dequant else None
         self.model.use_native(kernels)  # before the prefill path is measured: it times this dequantizer
         self.native_dequant = kernels is not None
         # where prefill leaves the packed kernel depends on the CPU (inference.prefill_path)
-        self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows)
+        self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows, machine / "prefill_rows.json")
         self.quant = quant
         # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
         self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")

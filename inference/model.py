@@ -10,6 +10,8 @@ the quantized modes feed bf16 into their matmuls and prefill attention (see ``in
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -177,16 +179,17 @@ class Transformer(nn.Module):
             if isinstance(m, Int4Linear):
                 m.native = kernels
 
-    def use_prefill_rows(self, rows: int | None = None) -> int | None:
+    def use_prefill_rows(self, rows: int | None = None, memo: Path | None = None) -> int | None:
         """Set from how many rows the blocks' int4/int8 linears dequantize for a bf16 matmul instead
-        of running the packed kernel; ``None`` measures it on this CPU (inference.prefill_path).
-        Returns the value in force (None for fp32, which has no packed kernel)."""
+        of running the packed kernel; ``None`` measures it on this CPU (inference.prefill_path),
+        or reads an earlier measurement from ``memo``. Returns the value in force (None for fp32,
+        which has no packed kernel)."""
         packed = [m for m in self.blocks.modules() if isinstance(m, (Int4Linear, Int8Linear))]
         if not packed:
             return None
         if rows is None:
             first = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
-            rows = crossover_rows(first)
+            rows = crossover_rows(first, memo)
         for m in packed:
             m.prefill_min_rows = rows
         return rows

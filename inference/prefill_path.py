@@ -16,17 +16,34 @@ where the lines cross. This is done once per process for each set of shapes and 
 wrong guess on a noisy machine only picks the slower path, since both paths compute the same
 product.
 
-Usage: ``rows = crossover_rows([block.wqkv, block.wo, block.w13, block.w2])``.
+The result is also written to a small JSON file per machine (``memo``, keyed by the shapes, the
+thread count, torch's version, the CPU's flags and whether the C dequantizer runs), so that later
+loads on the same machine skip the probe: its 0.1-0.2 s, and the ~10 MiB of oneDNN kernels and
+scratch that its matmuls bring in at load rather than at the first long prefill. Only a
+measurement taken while the load average is below the core count is kept.
+
+Usage: ``rows = crossover_rows([block.wqkv, block.wo, block.w13, block.w2], memo=path)``.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+import os
+import platform
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from inference.native import cpu_flags
+
+log = logging.getLogger(__name__)
 
 PROBE_ROWS = (32, 256)  # the row counts of chat turns and recomputes; a fit over 128-512 put the crossover at ~60 where it is ~30
 MIN_ROWS, MAX_ROWS = 16, 1 << 16
@@ -44,14 +61,54 @@ class PackedLinear(Protocol):
     def dequantize_shape(self) -> tuple[int, int]: ...
 
 
-def crossover_rows(layer: Sequence[PackedLinear]) -> int:
+def crossover_rows(layer: Sequence[PackedLinear], memo: Path | None = None) -> int:
     """Rows from which dequantize + bf16 matmul beats the packed kernels over ``layer``'s linears,
-    at the current torch thread count."""
-    key = (*((type(lin).__name__, *lin.dequantize_shape()) for lin in layer), torch.get_num_threads())
+    at the current torch thread count; read from / written to ``memo`` when given."""
+    key = (*((type(lin).__name__, *lin.dequantize_shape(), getattr(lin, "native", None) is not None)
+             for lin in layer), torch.get_num_threads())
     with _lock:  # engines loading on two threads measure once, not against each other
         if key not in _known:
-            _known[key] = _measure(layer)
+            memo_key = _memo_key(key)
+            known = _read_memo(memo).get(memo_key) if memo is not None else None
+            _known[key] = known if isinstance(known, int) else _measure(layer)
+            if memo is not None and known is None and _quiet():
+                _write_memo(memo, memo_key, _known[key])
         return _known[key]
+
+
+def _quiet() -> bool:
+    """Whether the machine was quiet enough for the measurement to be kept: timings taken while
+    other processes hold the cores would pin a wrong crossover for every later load."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
+def _memo_key(key: tuple[object, ...]) -> str:
+    machine = hashlib.sha256(f"{torch.__version__}|{platform.machine()}|{cpu_flags()}".encode()).hexdigest()[:16]
+    return f"{machine}|{key!r}"
+
+
+def _read_memo(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: measure again
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_memo(path: Path, key: str, rows: int) -> None:
+    """Merge one entry in; written under a temporary name and renamed (concurrent loads)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_memo(path) | {key: rows}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home only costs the probe at the next load
+        log.warning("could not record the prefill crossover in %s: %s", path, e)
 
 
 def _measure(layer: Sequence[PackedLinear]) -> int:

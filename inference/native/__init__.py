@@ -82,7 +82,8 @@ class NativeKernels:
 
 @functools.cache
 def load_kernels(cache_dir: Path | None = None) -> NativeKernels | None:
-    """Build (once per machine) and load the kernels; None if that is not possible here."""
+    """Build (once per machine) into ``cache_dir`` (default ``~/.cache/engram/kernels``) and load
+    the kernels; None if that is not possible here."""
     try:
         path = _build(cache_dir or Path.home() / ".cache" / "engram" / "kernels")
         return NativeKernels(ctypes.CDLL(str(path)), path)
@@ -98,7 +99,7 @@ def _build(cache_dir: Path) -> Path:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
     digest = hashlib.sha256()
     for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), version.encode(), platform.machine().encode(),
-                 _cpu_flags().encode()):
+                 cpu_flags().encode()):
         digest.update(part)
     path = cache_dir / f"int4_dequant-{digest.hexdigest()[:16]}.so"
     if path.exists():
@@ -117,7 +118,7 @@ def _build(cache_dir: Path) -> Path:
     return path
 
 
-def _cpu_flags() -> str:
+def cpu_flags() -> str:
     """The CPU's feature flags (-march=native compiles for them)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

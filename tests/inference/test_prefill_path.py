@@ -1,6 +1,8 @@
 """Where prefill leaves the packed kernel: the line crossing, the measured probe, the engine setting."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -30,6 +32,44 @@ def test_the_probe_measures_a_real_layer_once(quant_mode):
     assert prefill_path.MIN_ROWS <= rows <= prefill_path.MAX_ROWS
     measured = dict(prefill_path._known)  # noqa: SLF001
     assert prefill_path.crossover_rows(layer) == rows and prefill_path._known == measured  # noqa: SLF001
+
+
+def _layer():
+    g = torch.Generator().manual_seed(2)
+    return [linear.linear_from_float(torch.randn(n, 576, generator=g) / 24, "int4") for n in (960, 576)]
+
+
+def test_a_later_process_reads_the_measurement_instead_of_probing(tmp_path, monkeypatch):
+    memo = tmp_path / "machine" / "prefill_rows.json"
+    monkeypatch.setattr(prefill_path, "_known", {})
+    monkeypatch.setattr(prefill_path, "_quiet", lambda: True)
+    rows = prefill_path.crossover_rows(_layer(), memo)
+    assert list(json.loads(memo.read_text()).values()) == [rows]
+    monkeypatch.setattr(prefill_path, "_known", {})  # a new process: only the file remains
+
+    def no_probe(layer):
+        raise AssertionError("the probe ran although the file holds this machine's measurement")
+
+    monkeypatch.setattr(prefill_path, "_measure", no_probe)
+    assert prefill_path.crossover_rows(_layer(), memo) == rows
+
+
+def test_an_unreadable_memo_means_measuring_again(tmp_path, monkeypatch):
+    memo = tmp_path / "prefill_rows.json"
+    memo.write_text("{not json")
+    monkeypatch.setattr(prefill_path, "_known", {})
+    monkeypatch.setattr(prefill_path, "_quiet", lambda: True)
+    monkeypatch.setattr(prefill_path, "_measure", lambda layer: 77)
+    assert prefill_path.crossover_rows(_layer(), memo) == 77
+    assert list(json.loads(memo.read_text()).values()) == [77]
+
+
+def test_a_measurement_on_a_busy_machine_is_not_kept(tmp_path, monkeypatch):
+    memo = tmp_path / "prefill_rows.json"
+    monkeypatch.setattr(prefill_path, "_known", {})
+    monkeypatch.setattr(prefill_path, "_quiet", lambda: False)
+    monkeypatch.setattr(prefill_path, "_measure", lambda layer: 77)
+    assert prefill_path.crossover_rows(_layer(), memo) == 77 and not memo.exists()
 
 
 def test_the_engine_sets_the_threshold_on_every_block_linear():
