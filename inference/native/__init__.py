@@ -81,11 +81,11 @@ class NativeKernels:
 
 
 @functools.cache
-def load_kernels(cache_dir: Path | None = None) -> NativeKernels | None:
+def load_kernels(cache_dir: str | Path | None = None) -> NativeKernels | None:
     """Build (once per machine) into ``cache_dir`` (default ``~/.cache/engram/kernels``) and load
     the kernels; None if that is not possible here."""
     try:
-        path = _build(cache_dir or Path.home() / ".cache" / "engram" / "kernels")
+        path = _build(Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "engram" / "kernels")
         return NativeKernels(ctypes.CDLL(str(path)), path)
     except (OSError, subprocess.SubprocessError, RuntimeError) as e:
         log.warning("native int4 dequantization unavailable, prefill stays in PyTorch: %s", e)
