@@ -81,6 +81,7 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
     act, check = model.act_dtype, min(cfg.check_layer, len(model.blocks) - 1)
     sel = torch.arange(t)  # indices (into the T tokens) still being computed
     h = model.embed(tokens)  # [1, T, dim]
+    model.threads_for(t)
     n_recomputed = int(cached.sum())
     masks: list[tuple[slice, int, torch.Tensor]] | None = None  # once the selection is made
     for i, block in enumerate(model.blocks):
@@ -89,6 +90,7 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
             keep = _select(cache, i, start, k, v, cached, cfg, force)  # bool over sel (== all T here)
             n_recomputed = int((keep & cached).sum())
             sel, h, q, k, v = sel[keep], h[:, keep], q[:, :, keep], k[:, :, keep], v[:, :, keep]
+            model.threads_for(len(sel))  # the later layers run only the selected rows
         if len(sel) == t:  # every token: the model's own prefill path (same numerics as a full prefill)
             k_all, v_all = cache.update(i, start, k, v)
             o = attention(q, k_all, v_all, start, act)

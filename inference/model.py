@@ -27,6 +27,14 @@ from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
 
 
+# Forwards of fewer rows run on one thread. With OMP_WAIT_POLICY=PASSIVE the second thread sleeps
+# between torch's parallel regions, and a forward runs ~25 of them per layer; waking it costs more
+# than it saves until the matmuls are large. Measured on the 2-core AMX machine, idle, int4, rows
+# after 300 kept positions, medians of 5 interleaved (1 thread / 2 threads): 100 rows 140 / 222 ms,
+# 200 rows 200 / 268, 300 rows 264 / 293, 400 rows 333 / 335, 550 rows 429 / 400, 800 rows 546 / 455.
+WIDE_FROM_ROWS = 400
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """x: [..., D] fp32 -> x / rms(x) * weight (one fused op: decode is bound by op count)."""
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
@@ -162,14 +170,24 @@ class Transformer(nn.Module):
         self.act_dtype = torch.float32 if quant == "fp32" else torch.bfloat16
         self.threads: tuple[int, int] | None = None  # (prefill, decode); None: leave torch's setting
 
+    def threads_for(self, rows: int) -> None:
+        """Set torch's threads for a forward of ``rows`` tokens (process-wide: torch has no per-call
+        thread count): ``prefill`` threads from WIDE_FROM_ROWS rows, else ``decode`` threads."""
+        if self.threads is None:
+            return
+        want = self.threads[0] if rows >= WIDE_FROM_ROWS else self.threads[1]
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+
     def use_threads(self, prefill: int, decode: int) -> None:
-        """Run forwards of one token on ``decode`` threads and longer ones on ``prefill`` threads.
+        """Run forwards of fewer than WIDE_FROM_ROWS tokens on ``decode`` threads and longer ones
+        on ``prefill`` threads.
 
         A decode step runs ~180 matmuls that torch splits over its threads; on a shared 2-core
         machine each one waits for the slower of two threads, and when another process holds a
         core that wait is a scheduler slice. Measured (int4, load average ~4.7): 21-35 ms per
-        token on 1 thread, 57-173 ms on 2; at load ~3, 59 against 52 tokens/s. Prefill is compute-bound and keeps both cores. Switching costs ~1 ms
-        (torch resizes its OpenMP pool), paid once per generation, not per token.
+        token on 1 thread, 57-173 ms on 2; at load ~3, 59 against 52 tokens/s. Short prefills
+        behave the same way even on an idle machine (see WIDE_FROM_ROWS). Switching costs 0.2 µs.
         """
         self.threads = (prefill, decode)
 
@@ -189,6 +207,7 @@ class Transformer(nn.Module):
             return None
         if rows is None:
             first = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
+            self.threads_for(1)  # the crossover lies far below WIDE_FROM_ROWS: measure it on those threads
             rows = crossover_rows(first, memo)
         for m in packed:
             m.prefill_min_rows = rows
@@ -228,10 +247,7 @@ class Transformer(nn.Module):
         (non-zero only after in-sequence eviction compacted the cache).
         """
         t = tokens.shape[1]
-        if self.threads is not None:
-            want = self.threads[1] if tokens.numel() == 1 else self.threads[0]
-            if torch.get_num_threads() != want:  # process-wide: torch has no per-call thread count
-                torch.set_num_threads(want)
+        self.threads_for(tokens.numel())
         pos = start + cache.pos_offset
         rot = self.rotations(pos + t)[pos : pos + t]  # [T, D/2] complex
         h = self.embed(tokens)  # [B, T, dim] fp32

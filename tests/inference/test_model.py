@@ -118,14 +118,22 @@ def test_rope_table_grows_on_demand_with_the_same_values() -> None:
     torch.testing.assert_close(grown, rope_tables(TINY_CONFIG.head_dim, grown.shape[0], TINY_CONFIG.rope_base))
 
 
-def test_one_token_forwards_run_on_the_decode_thread_count() -> None:
+def test_short_forwards_run_on_the_decode_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One token and short prefills on the decode threads, long prefills on the prefill threads."""
+    from inference import model as model_module
+
+    monkeypatch.setattr(model_module, "WIDE_FROM_ROWS", 4)  # the tiny model's context is 256
     model, saved = random_model(TINY_CONFIG, "int4"), torch.get_num_threads()
     try:
         model.use_threads(2, 1)
-        cache = model.new_cache(8)
-        model(torch.tensor([[1, 2, 3]]), 0, cache)
+        cache = model.new_cache(16)
+        model(torch.tensor([[1, 2, 3, 4]]), 0, cache)
         assert torch.get_num_threads() == 2
-        model(torch.tensor([[4]]), 3, cache)
+        model(torch.tensor([[5]]), 4, cache)
         assert torch.get_num_threads() == 1
+        model(torch.tensor([[1, 2, 3]]), 0, cache)
+        assert torch.get_num_threads() == 1
+        model(torch.tensor([[1, 2, 3, 4, 5]]), 0, cache)
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)
