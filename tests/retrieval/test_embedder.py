@@ -1,0 +1,69 @@
+"""The MiniLM embedder: small inputs on one thread, the caller's thread count untouched."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from retrieval import embedder as embedder_module
+
+
+def test_small_and_large_inputs_give_the_same_vectors(embedder, monkeypatch):
+    texts = ["When did I last go to the dentist?", "My sister's dog is called Pepper."]
+    small = embedder.embed(texts)  # one thread
+    monkeypatch.setattr(embedder_module, "ONE_THREAD_CHARS", 0)
+    wide = embedder.embed(texts)  # the caller's threads
+    assert small.shape == (2, embedder.dim) and np.allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(small * wide, axis=1))) > 0.999  # bf16 matmuls split differently
+
+
+def test_the_callers_thread_count_is_restored(embedder):
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        embedder.embed(["a short query"])
+        assert torch.get_num_threads() == 2
+        embedder.embed(["a long turn " * 400])  # over the one-thread budget: runs as set
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_another_threads_embedding_leaves_this_threads_count(embedder):
+    saved = torch.get_num_threads()
+    seen: list[int] = []
+
+    def side() -> None:
+        seen.append(torch.get_num_threads())
+        embedder.embed(["a query from a request thread"])
+
+    try:
+        torch.set_num_threads(2)
+        worker = threading.Thread(target=side)
+        worker.start()
+        while worker.is_alive():
+            assert torch.get_num_threads() == 2
+        worker.join()
+        assert seen and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_small_inputs_run_on_one_thread_and_large_ones_on_the_callers(embedder, monkeypatch):
+    seen: list[int] = []
+    encode = embedder._model.encode  # noqa: SLF001
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(torch.get_num_threads())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(embedder._model, "encode", recording)  # noqa: SLF001
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        embedder.embed(["a short query"])
+        embedder.embed(["a long turn " * 400])
+    finally:
+        torch.set_num_threads(saved)
+    assert seen == [1, 2]
