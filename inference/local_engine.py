@@ -53,7 +53,7 @@ from inference.gguf_file import GGUFFile, default_model_path
 from inference.int8_calibration import load_int8_codes
 from inference.linear import QUANT_MODES
 from inference.model import Transformer
-from inference.native import load_kernels
+from inference.native import default_machine_cache, load_kernels
 from inference.params import GenerationParams
 from inference.prefill import SegmentPrefill
 from inference.prefix_cache import PrefixCache
@@ -113,7 +113,7 @@ class LocalEngine:
             self.int8_rounding = info.get("method", "calibrated")
         self.model = Transformer.from_gguf(gf, quant, codes)
         self.model.use_threads(threads, decode_threads)
-        machine = Path(machine_cache) if machine_cache is not None else Path.home() / ".cache" / "engram"
+        machine = Path(machine_cache) if machine_cache is not None else default_machine_cache()
         kernels = load_kernels(machine / "kernels") if native_dequant else None
         self.model.use_native(kernels)  # before the prefill path is measured: it times this dequantizer
         self.native_dequant = kernels is not None

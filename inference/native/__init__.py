@@ -80,12 +80,20 @@ class NativeKernels:
             return self._pool
 
 
+def default_machine_cache() -> Path:
+    """``~/.cache/engram``, or a per-user folder under the temporary directory without a home."""
+    try:
+        return Path.home() / ".cache" / "engram"
+    except RuntimeError:  # no HOME and no passwd entry (some containers)
+        return Path(tempfile.gettempdir()) / f"engram-{os.getuid()}"
+
+
 @functools.cache
 def load_kernels(cache_dir: str | Path | None = None) -> NativeKernels | None:
     """Build (once per machine) into ``cache_dir`` (default ``~/.cache/engram/kernels``) and load
     the kernels; None if that is not possible here."""
     try:
-        path = _build(Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "engram" / "kernels")
+        path = _build(Path(cache_dir) if cache_dir is not None else default_machine_cache() / "kernels")
         return NativeKernels(ctypes.CDLL(str(path)), path)
     except (OSError, subprocess.SubprocessError, RuntimeError) as e:
         log.warning("native int4 dequantization unavailable, prefill stays in PyTorch: %s", e)

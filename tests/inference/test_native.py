@@ -90,3 +90,15 @@ def test_real_model_prefill_is_unchanged_by_the_kernel(kernels) -> None:  # noqa
         model.use_native(None)
         model.use_prefill_rows(linear.Int4Linear.prefill_min_rows)
     assert torch.equal(eager, native)
+
+
+def test_without_a_home_the_machine_cache_is_under_the_temporary_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from inference import native
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(native.Path, "home", staticmethod(no_home))
+    assert native.default_machine_cache().parent == Path(tempfile.gettempdir())
