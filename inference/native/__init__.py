@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from inference.errors import InvalidParams
+
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("int4_dequant.c")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c11")
@@ -70,7 +72,7 @@ class NativeKernels:
         else:
             rc = [self._fn(*args, 0, blocks)]
         if any(rc):
-            raise ValueError(f"int4 dequant kernel refused the shape n={n} k={k} block={block} group={group}")
+            raise InvalidParams(f"int4 dequant kernel refused the shape n={n} k={k} block={block} group={group}")
         return out
 
     def _executor(self) -> ThreadPoolExecutor:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from inference import linear
+from inference.errors import InvalidParams
 from inference.native import SPLIT_MIN_BYTES, load_kernels
 from inference.quant import quantize_int4
 from tests.inference import smollm
@@ -60,7 +61,7 @@ def test_kernel_refuses_a_shape_it_cannot_walk(kernels) -> None:  # noqa: ANN001
     if kernels is None:
         pytest.skip("no C compiler on this machine: the engine uses the PyTorch path")
     lin = _lin(linear.int4_block_rows(), 64, seed=2)
-    with pytest.raises(ValueError, match="refused"):
+    with pytest.raises(InvalidParams, match="refused"):
         kernels.int4_dequant(lin.packed, lin.scales_and_zeros, lin.n, lin.k, linear.int4_block_rows(), 48)
 
 
