@@ -85,6 +85,10 @@ def test_notes_written_back_are_warmed_for_the_next_turn(engine, mem) -> None:  
     result = pipeline.run(TENANT, mem, request)
     assert len(result.notes) == 2 and "notes" not in result.as_dict()
     keys = [pipeline.kv.key_of(TENANT, note_text(n)) for n in result.notes]
+    # the reply of 4 tokens can repeat an earlier run's (the other backend's) word for word, and
+    # then its chunk is in the shared store already: start both notes from no cache
+    for note in result.notes:
+        pipeline.kv.forget(TENANT, note)
     assert all(entry(pipeline.engine, k) is None for k in keys)
     assert pipeline.warm(TENANT, result) >= 2  # and the blended prompt completed in context
     assert all(entry(pipeline.engine, k) is not None for k in keys)
