@@ -45,7 +45,9 @@ from inference.native import cpu_flags
 
 log = logging.getLogger(__name__)
 
-PROBE_ROWS = (32, 256)  # the row counts of chat turns and recomputes; a fit over 128-512 put the crossover at ~60 where it is ~30
+# measured near the crossover (tens of rows with the C dequantizer) rather than extrapolated to it
+# from 128-512, which is where chat turns and blend recomputes fall as well
+PROBE_ROWS = (32, 256)
 MIN_ROWS, MAX_ROWS = 16, 1 << 16
 _known: dict[tuple[object, ...], int] = {}
 _lock = threading.Lock()
