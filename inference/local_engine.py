@@ -75,7 +75,8 @@ class LocalEngine:
     round-to-nearest; ``self.int8_rounding`` says which one the engine runs.
     ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a bf16 matmul
     instead of running the packed kernel; None (default) measures it on this CPU at load
-    (``inference.prefill_path``, ~0.1-0.2 s once per process), ``self.prefill_min_rows`` holds it.
+    (``inference.prefill_path``, ~0.1-0.2 s, then remembered in ``machine_cache``),
+    ``self.prefill_min_rows`` holds it.
     ``native_dequant``: int4 weights are dequantized for prefill by a small C kernel, built with
     the machine's compiler on first use (``inference.native``); without a compiler, or with False,
     PyTorch does it (same bits, ~4x slower). ``self.native_dequant`` says which runs.

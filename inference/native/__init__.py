@@ -128,8 +128,10 @@ def _build(cache_dir: Path) -> Path:
     return path
 
 
+@functools.cache
 def cpu_flags() -> str:
-    """The CPU's feature flags (-march=native compiles for them)."""
+    """The CPU's feature flags (-march=native compiles for them); read once per process (the
+    kernel's build key and the prefill memo's key both need them)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
