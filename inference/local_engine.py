@@ -77,18 +77,22 @@ class LocalEngine:
     instead of running the packed kernel; None (default) measures it on this CPU at load
     (``inference.prefill_path``, ~0.1-0.2 s, then remembered in ``machine_cache``),
     ``self.prefill_min_rows`` holds it.
+    ``wide_from_rows``: from how many rows a forward runs on ``threads`` rather than
+    ``decode_threads``; None (default) measures it at load like ``prefill_min_rows``
+    (``inference.thread_rows``); ``self.wide_from_rows`` holds it.
     ``native_dequant``: int4 weights are dequantized for prefill by a small C kernel, built with
     the machine's compiler on first use (``inference.native``); without a compiler, or with False,
     PyTorch does it (same bits, ~4x slower). ``self.native_dequant`` says which runs.
     ``machine_cache``: where what belongs to this machine is kept between processes (default
     ``~/.cache/engram``): the built kernel under ``kernels/`` and the measured prefill crossover
-    in ``prefill_rows.json``.
+    and thread crossovers in ``prefill_rows.json``.
     """
 
     def __init__(self, model_path: str | Path | None = None, quant: str = "int4", threads: int = 2, *,
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
                  block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None,
-                 prefill_min_rows: int | None = None, native_dequant: bool = True,
+                 prefill_min_rows: int | None = None, wide_from_rows: int | None = None,
+                 native_dequant: bool = True,
                  machine_cache: str | Path | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -100,6 +104,8 @@ class LocalEngine:
             raise InvalidParams(f"int8_codes are for quant 'int8', not {quant!r}")
         if prefill_min_rows is not None and prefill_min_rows < 1:
             raise InvalidParams("prefill_min_rows must be >= 1 (or None to measure it)")
+        if wide_from_rows is not None and wide_from_rows < 1:
+            raise InvalidParams("wide_from_rows must be >= 1 (or None to measure it)")
         torch.set_num_threads(threads)
         start = time.perf_counter()
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -120,6 +126,8 @@ class LocalEngine:
         self.native_dequant = kernels is not None
         # where prefill leaves the packed kernel depends on the CPU (inference.prefill_path)
         self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows, machine / "prefill_rows.json")
+        # and so does from how many rows the second thread pays for its wake-ups (inference.thread_rows)
+        self.wide_from_rows = self.model.use_wide_rows(wide_from_rows, machine / "prefill_rows.json")
         self.quant = quant
         # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
         self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")

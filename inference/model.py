@@ -10,6 +10,7 @@ the quantized modes feed bf16 into their matmuls and prefill attention (see ``in
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,13 +26,16 @@ from inference.native import NativeKernels
 from inference.output_head import Embedding, TiedHead, TokenTable
 from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
+from inference.thread_rows import PROBE_ROWS as THREAD_PROBE_ROWS
+from inference.thread_rows import wide_from_rows
 
 
-# Forwards of fewer rows run on one thread. With OMP_WAIT_POLICY=PASSIVE the second thread sleeps
-# between torch's parallel regions, and a forward runs ~25 of them per layer; waking it costs more
-# than it saves until the matmuls are large. Measured on the 2-core AMX machine, idle, int4, rows
-# after 300 kept positions, medians of 5 interleaved (1 thread / 2 threads): 100 rows 140 / 222 ms,
-# 200 rows 200 / 268, 300 rows 264 / 293, 400 rows 333 / 335, 550 rows 429 / 400, 800 rows 546 / 455.
+# Forwards of fewer rows run on the decode threads until the engine measures the crossover on this
+# CPU (inference.thread_rows). With OMP_WAIT_POLICY=PASSIVE the second thread sleeps between
+# torch's parallel regions, and a forward runs ~25 of them per layer; waking it costs more than it
+# saves until the matmuls are large. Measured on the 2-core AMX machine, idle, int4, rows after 300
+# kept positions, medians of 5 interleaved (1 thread / 2 threads): 100 rows 140 / 222 ms, 200 rows
+# 200 / 268, 300 rows 264 / 293, 400 rows 333 / 335, 550 rows 429 / 400, 800 rows 546 / 455.
 WIDE_FROM_ROWS = 400
 
 
@@ -179,19 +183,20 @@ class Transformer(nn.Module):
         # fp32 is the numerical reference; the quantized modes compute in bf16 (AMX/AVX512-BF16)
         self.act_dtype = torch.float32 if quant == "fp32" else torch.bfloat16
         self.threads: tuple[int, int] | None = None  # (prefill, decode); None: leave torch's setting
+        self.wide_from_rows = WIDE_FROM_ROWS  # forwards of this many rows run on the prefill threads
 
     def threads_for(self, rows: int) -> None:
         """Set torch's threads for a forward of ``rows`` tokens (process-wide: torch has no per-call
-        thread count): ``prefill`` threads from WIDE_FROM_ROWS rows, else ``decode`` threads."""
+        thread count): ``prefill`` threads from ``wide_from_rows`` rows, else ``decode`` threads."""
         if self.threads is None:
             return
-        want = self.threads[0] if rows >= WIDE_FROM_ROWS else self.threads[1]
+        want = self.threads[0] if rows >= self.wide_from_rows else self.threads[1]
         if torch.get_num_threads() != want:
             torch.set_num_threads(want)
 
     def use_threads(self, prefill: int, decode: int) -> None:
-        """Run forwards of fewer than WIDE_FROM_ROWS tokens on ``decode`` threads and longer ones
-        on ``prefill`` threads.
+        """Run forwards of fewer than ``wide_from_rows`` tokens on ``decode`` threads and longer
+        ones on ``prefill`` threads (``use_wide_rows`` measures the crossover on this CPU).
 
         A decode step runs ~180 matmuls that torch splits over its threads; on a shared 2-core
         machine each one waits for the slower of two threads, and when another process holds a
@@ -222,6 +227,32 @@ class Transformer(nn.Module):
         for m in packed:
             m.prefill_min_rows = rows
         return rows
+
+    def use_wide_rows(self, rows: int | None = None, memo: Path | None = None) -> int:
+        """Set from how many rows a forward runs on the prefill threads; ``None`` measures it on
+        this CPU with one layer's forward (inference.thread_rows), or reads an earlier measurement
+        from ``memo``. Returns the value in force. Call after ``use_threads``, ``use_native`` and
+        ``use_prefill_rows``: the probe times the paths they chose."""
+        if rows is None and self.threads is not None and self.threads[0] != self.threads[1]:
+            native = any(getattr(m, "native", None) is not None for m in self.blocks[0].modules())
+            first_rows = [getattr(m, "prefill_min_rows", None) for m in self.blocks[0].modules()]
+            workload = (self.quant, self.cfg.dim, self.cfg.ffn_dim, self.cfg.n_heads, self.cfg.n_kv_heads,
+                        native, next((r for r in first_rows if r is not None), None))
+            rows = wide_from_rows(self.threads, self._layer_probe(), workload, memo)
+        if rows is not None:
+            self.wide_from_rows = rows
+        return self.wide_from_rows
+
+    def _layer_probe(self) -> Callable[[int], torch.Tensor]:
+        """One forward of the first layer over ``rows`` random rows at positions 0.. (its own cache)."""
+        cache = self.new_cache(max(THREAD_PROBE_ROWS))
+
+        @torch.inference_mode()
+        def run(rows: int) -> torch.Tensor:
+            h = torch.randn(1, rows, self.cfg.dim, generator=torch.Generator().manual_seed(rows))
+            return self.blocks[0](h, 0, 0, cache, self.rotations(rows)[:rows], self.act_dtype)
+
+        return run
 
     @classmethod
     def from_gguf(cls, gf: GGUFFile, quant: str = "int4", int8_codes: Int8Codes | None = None) -> Transformer:

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from inference import linear, prefill_path
+from inference import linear, machine_memo, prefill_path
 from inference.errors import InvalidParams
 from tests.inference import smollm
 
@@ -30,8 +30,8 @@ def test_the_probe_measures_a_real_layer_once(quant_mode):
     layer = [linear.linear_from_float(torch.randn(n, 576, generator=g) / 24, quant_mode) for n in (960, 3072)]
     rows = prefill_path.crossover_rows(layer)
     assert prefill_path.MIN_ROWS <= rows <= prefill_path.MAX_ROWS
-    measured = dict(prefill_path._known)  # noqa: SLF001
-    assert prefill_path.crossover_rows(layer) == rows and prefill_path._known == measured  # noqa: SLF001
+    measured = dict(machine_memo._known)  # noqa: SLF001
+    assert prefill_path.crossover_rows(layer) == rows and machine_memo._known == measured  # noqa: SLF001
 
 
 def _layer():
@@ -41,11 +41,11 @@ def _layer():
 
 def test_a_later_process_reads_the_measurement_instead_of_probing(tmp_path, monkeypatch):
     memo = tmp_path / "machine" / "prefill_rows.json"
-    monkeypatch.setattr(prefill_path, "_known", {})
-    monkeypatch.setattr(prefill_path, "_quiet", lambda: True)
+    monkeypatch.setattr(machine_memo, "_known", {})
+    monkeypatch.setattr(machine_memo, "_quiet", lambda: True)
     rows = prefill_path.crossover_rows(_layer(), memo)
     assert list(json.loads(memo.read_text()).values()) == [rows]
-    monkeypatch.setattr(prefill_path, "_known", {})  # a new process: only the file remains
+    monkeypatch.setattr(machine_memo, "_known", {})  # a new process: only the file remains
 
     def no_probe(layer):
         raise AssertionError("the probe ran although the file holds this machine's measurement")
@@ -57,8 +57,8 @@ def test_a_later_process_reads_the_measurement_instead_of_probing(tmp_path, monk
 def test_an_unreadable_memo_means_measuring_again(tmp_path, monkeypatch):
     memo = tmp_path / "prefill_rows.json"
     memo.write_text("{not json")
-    monkeypatch.setattr(prefill_path, "_known", {})
-    monkeypatch.setattr(prefill_path, "_quiet", lambda: True)
+    monkeypatch.setattr(machine_memo, "_known", {})
+    monkeypatch.setattr(machine_memo, "_quiet", lambda: True)
     monkeypatch.setattr(prefill_path, "_measure", lambda layer: 77)
     assert prefill_path.crossover_rows(_layer(), memo) == 77
     assert list(json.loads(memo.read_text()).values()) == [77]
@@ -66,8 +66,8 @@ def test_an_unreadable_memo_means_measuring_again(tmp_path, monkeypatch):
 
 def test_a_measurement_on_a_busy_machine_is_not_kept(tmp_path, monkeypatch):
     memo = tmp_path / "prefill_rows.json"
-    monkeypatch.setattr(prefill_path, "_known", {})
-    monkeypatch.setattr(prefill_path, "_quiet", lambda: False)
+    monkeypatch.setattr(machine_memo, "_known", {})
+    monkeypatch.setattr(machine_memo, "_quiet", lambda: False)
     monkeypatch.setattr(prefill_path, "_measure", lambda layer: 77)
     assert prefill_path.crossover_rows(_layer(), memo) == 77 and not memo.exists()
 
