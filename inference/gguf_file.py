@@ -130,6 +130,7 @@ class GGUFFile:
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<?", 10: "<u8", 11: "<i8", 12: "<f8"}
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 class _Cursor:
@@ -148,13 +149,26 @@ class _Cursor:
         self.pos += n
         return bytes(self.buf[self.pos - n : self.pos]).decode("utf-8")
 
+    def strings(self, count: int) -> list[str]:
+        """``count`` strings in a row, in one tight loop: a vocabulary and its merges hold ~100k
+        (SmolLM2's whole header: 96-107 ms with a ``string`` call per item, 47-74 ms this way)."""
+        buf, pos, unpack, out = self.buf, self.pos, _U64.unpack_from, []
+        append = out.append
+        for _ in range(count):
+            (n,) = unpack(buf, pos)
+            pos += 8
+            append(str(buf[pos : pos + n], "utf-8"))
+            pos += n
+        self.pos = pos
+        return out
+
     def value(self, vtype: int) -> Any:
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
             item_type, count = self.scalar("<I"), self.scalar("<Q")
             if item_type == _STRING:
-                return [self.string() for _ in range(count)]
+                return self.strings(count)
             if item_type in _NUMPY:
                 arr = np.frombuffer(self.buf, dtype=_NUMPY[item_type], count=count, offset=self.pos)
                 self.pos += arr.nbytes
