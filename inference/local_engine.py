@@ -125,9 +125,10 @@ class LocalEngine:
         self.model.use_native(kernels)  # before the prefill path is measured: it times this dequantizer
         self.native_dequant = kernels is not None
         # where prefill leaves the packed kernel depends on the CPU (inference.prefill_path)
-        self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows, machine / "prefill_rows.json")
+        memo = machine / "prefill_rows.json"
+        self.prefill_min_rows = self.model.use_prefill_rows(prefill_min_rows, memo)
         # and so does from how many rows the second thread pays for its wake-ups (inference.thread_rows)
-        self.wide_from_rows = self.model.use_wide_rows(wide_from_rows, machine / "prefill_rows.json")
+        self.wide_from_rows = self.model.use_wide_rows(wide_from_rows, memo)
         self.quant = quant
         # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
         self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")

@@ -234,23 +234,26 @@ class Transformer(nn.Module):
         from ``memo``. Returns the value in force. Call after ``use_threads``, ``use_native`` and
         ``use_prefill_rows``: the probe times the paths they chose."""
         if rows is None and self.threads is not None and self.threads[0] != self.threads[1]:
-            native = any(getattr(m, "native", None) is not None for m in self.blocks[0].modules())
-            first_rows = [getattr(m, "prefill_min_rows", None) for m in self.blocks[0].modules()]
+            packed = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
+            native = any(getattr(m, "native", None) is not None for m in packed)
             workload = (self.quant, self.cfg.dim, self.cfg.ffn_dim, self.cfg.n_heads, self.cfg.n_kv_heads,
-                        native, next((r for r in first_rows if r is not None), None))
+                        native, packed[0].prefill_min_rows if packed else None)
             rows = wide_from_rows(self.threads, self._layer_probe(), workload, memo)
         if rows is not None:
             self.wide_from_rows = rows
         return self.wide_from_rows
 
     def _layer_probe(self) -> Callable[[int], torch.Tensor]:
-        """One forward of the first layer over ``rows`` random rows at positions 0.. (its own cache)."""
-        cache = self.new_cache(max(THREAD_PROBE_ROWS))
+        """One forward of the first layer over ``rows`` random rows at positions 0.. (its own cache,
+        allocated at the first call: a load that finds the crossover in the memo never runs it)."""
+        caches: list[KVCache] = []
 
         @torch.inference_mode()
         def run(rows: int) -> torch.Tensor:
+            if not caches:
+                caches.append(self.new_cache(max(THREAD_PROBE_ROWS)))
             h = torch.randn(1, rows, self.cfg.dim, generator=torch.Generator().manual_seed(rows))
-            return self.blocks[0](h, 0, 0, cache, self.rotations(rows)[:rows], self.act_dtype)
+            return self.blocks[0](h, 0, 0, caches[0], self.rotations(rows)[:rows], self.act_dtype)
 
         return run
 
