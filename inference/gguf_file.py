@@ -145,9 +145,7 @@ class _Cursor:
         return v
 
     def string(self) -> str:
-        n = self.scalar("<Q")
-        self.pos += n
-        return bytes(self.buf[self.pos - n : self.pos]).decode("utf-8")
+        return self.strings(1)[0]
 
     def strings(self, count: int) -> list[str]:
         """``count`` strings in a row, in one tight loop: a vocabulary and its merges hold ~100k
