@@ -31,12 +31,11 @@ from typing import Protocol
 
 import torch
 
-from inference.machine_memo import MAX_ROWS, MIN_ROWS, best_ms, crossing, remembered
+from inference.machine_memo import best_ms, crossing, remembered
 
 # measured near the crossover (tens of rows with the C dequantizer) rather than extrapolated to it
 # from 128-512, which is where chat turns and blend recomputes fall as well
 PROBE_ROWS = (32, 256)
-__all__ = ["MAX_ROWS", "MIN_ROWS", "PROBE_ROWS", "crossing", "crossover_rows"]
 
 
 class PackedLinear(Protocol):

@@ -13,15 +13,15 @@ from tests.inference import smollm
 
 def test_the_crossing_of_two_cost_lines():
     # packed: 1 ms + 0.02 ms/row; dequantize: 5 ms + 0.004 ms/row -> equal at 250 rows
-    assert prefill_path.crossing((128, 512), [3.56, 11.24], [5.512, 7.048]) == 250
+    assert machine_memo.crossing((128, 512), [3.56, 11.24], [5.512, 7.048]) == 250
 
 
 def test_dequantizing_that_never_catches_up_means_never_switch():
-    assert prefill_path.crossing((128, 512), [1.0, 2.0], [5.0, 9.0]) == prefill_path.MAX_ROWS
+    assert machine_memo.crossing((128, 512), [1.0, 2.0], [5.0, 9.0]) == machine_memo.MAX_ROWS
 
 
 def test_a_crossing_below_the_minimum_is_clamped():
-    assert prefill_path.crossing((128, 512), [10.0, 40.0], [1.0, 2.0]) == prefill_path.MIN_ROWS
+    assert machine_memo.crossing((128, 512), [10.0, 40.0], [1.0, 2.0]) == machine_memo.MIN_ROWS
 
 
 @pytest.mark.parametrize("quant_mode", ["int4", "int8"])
@@ -29,7 +29,7 @@ def test_the_probe_measures_a_real_layer_once(quant_mode):
     g = torch.Generator().manual_seed(1)
     layer = [linear.linear_from_float(torch.randn(n, 576, generator=g) / 24, quant_mode) for n in (960, 3072)]
     rows = prefill_path.crossover_rows(layer)
-    assert prefill_path.MIN_ROWS <= rows <= prefill_path.MAX_ROWS
+    assert machine_memo.MIN_ROWS <= rows <= machine_memo.MAX_ROWS
     measured = dict(machine_memo._known)  # noqa: SLF001
     assert prefill_path.crossover_rows(layer) == rows and machine_memo._known == measured  # noqa: SLF001
 
@@ -80,7 +80,7 @@ def test_the_engine_sets_the_threshold_on_every_block_linear():
     packed = [m for m in engine.model.blocks.modules() if isinstance(m, linear.Int4Linear)]
     assert engine.prefill_min_rows == 300 and packed and all(m.prefill_min_rows == 300 for m in packed)
     measured = engine.model.use_prefill_rows(None)
-    assert prefill_path.MIN_ROWS <= measured <= prefill_path.MAX_ROWS
+    assert machine_memo.MIN_ROWS <= measured <= machine_memo.MAX_ROWS
     assert all(m.prefill_min_rows == measured for m in packed)
     with pytest.raises(InvalidParams):
         LocalEngine(quant="int4", prefill_min_rows=0)
