@@ -76,6 +76,8 @@ COLUMNS = ("full", "prefix", "reuse")
 
 def main() -> None:
     args = _args()
+    import torch
+
     from api.chat.memory_kv import MemoryKV
     from api.chat.turn import ChatConfig, ChatPipeline, ChatRequest
     from api.demo import sample_records
@@ -85,10 +87,12 @@ def main() -> None:
     from inference.local_engine import LocalEngine
 
     store = TieredChunkStore(StoreConfig(ram_bytes=256 << 20, policy="value"))
+    compute = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[args.compute]
+    common = {"quant": args.quant, "threads": 2, "compute_dtype": compute}
     engines = {
-        "full": LocalEngine(quant=args.quant, threads=2, prefix_cache_blocks=0),
-        "prefix": LocalEngine(quant=args.quant, threads=2, prefix_cache_blocks=32, block_size=64),
-        "reuse": LocalEngine(quant=args.quant, threads=2, chunk_store=store, prefix_cache_blocks=32, block_size=64,
+        "full": LocalEngine(**common, prefix_cache_blocks=0),
+        "prefix": LocalEngine(**common, prefix_cache_blocks=32, block_size=64),
+        "reuse": LocalEngine(**common, chunk_store=store, prefix_cache_blocks=32, block_size=64,
                              blend=BlendConfig(ratio=args.blend_ratio, sink_tokens=args.sink_tokens)),
     }
     cfg = ChatConfig(context_tokens=args.budget, top_k=args.top_k, sticky=args.sticky,
@@ -144,7 +148,7 @@ def _summary(rows, args) -> dict:
     late = [r for r in rows if r["turn"] >= 3]
     med = lambda xs: round(statistics.median(xs), 2) if xs else None  # noqa: E731
     return {"summary": "chat", "turns": len(rows), "max_tokens": args.max_tokens, "budget": args.budget,
-            "top_k": args.top_k, "quant": args.quant, "blend_ratio": args.blend_ratio, "sink_tokens": args.sink_tokens,
+            "top_k": args.top_k, "quant": args.quant, "compute": args.compute, "blend_ratio": args.blend_ratio, "sink_tokens": args.sink_tokens,
             "exact_tail": args.exact_tail, "sticky": args.sticky, "warm": args.warm, "interleaved": args.interleaved,
             "ttft_median_from_turn3_ms": {k: med([r["ttft_ms"][k] for r in late]) for k in COLUMNS},
             "ttft_speedup_median_from_turn3": {
@@ -170,7 +174,9 @@ def _args() -> argparse.Namespace:
                    help="do not compute written-back notes' chunks between turns")
     p.add_argument("--blend-ratio", type=float, default=0.15, help="selective recompute share (engine default 0.15)")
     p.add_argument("--sink-tokens", type=int, default=0, help="each blended chunk's first tokens always recomputed")
-    p.add_argument("--quant", default="int4", help="int4 (bf16 activations) or fp32 (exact paths are exact)")
+    p.add_argument("--quant", default="int4", help="int4 (quantized weights) or fp32 (exact paths are exact)")
+    p.add_argument("--compute", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="int4's prefill dtype (auto: bf16 on CPUs with native bf16, else fp32)")
     p.add_argument("--exact-tail", type=int, default=1024,
                    help="new memory tokens prefilled exactly rather than blended (ChatConfig.exact_tail_tokens)")
     p.add_argument("--no-sticky", dest="sticky", action="store_false",

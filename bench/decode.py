@@ -134,7 +134,7 @@ def best_of(n: int, fn) -> float:  # noqa: ANN001
     return min(times)
 
 
-def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path) -> dict:
+def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path, compute: str = "auto") -> dict:
     import torch
 
     from inference.local_engine import LocalEngine
@@ -143,7 +143,9 @@ def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path)
 
     codes = str(int8_codes_path(default_model_path())) if quant == "int8" else None
     before, split_before = rss_mb(), resident_now()
-    engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads, int8_codes=codes)
+    dtype = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[compute]
+    engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads, int8_codes=codes,
+                         compute_dtype=dtype)
     model_mb = resident_growth(before)
     split = resident_split(split_before)
     mapped = model_file_mb([str(default_model_path()), *([codes] if codes else [])])
@@ -172,6 +174,7 @@ def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path)
         **({"int8_rounding": engine.int8_rounding} if quant == "int8" else {}),
         "weights_mb": round(tensor_mb(model), 1), "peak_rss_growth_mb": round(rss_mb() - before, 1),
         "process_rss_mb": round(rss_mb(), 1), "threads": threads, "decode_threads": decode_threads,
+        "compute": str(model.act_dtype).removeprefix("torch."),
     }
 
 
@@ -312,6 +315,8 @@ def main() -> None:
                     help="comma-separated; QUANT:N runs decode steps on N threads (default --decode-threads)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--decode-threads", type=int, default=1)
+    ap.add_argument("--compute", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="the quantized engines' prefill dtype (auto: bf16 on CPUs with native bf16, else fp32)")
     ap.add_argument("--hf", action="store_true", help="also run HF transformers bf16 as a reference line")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--ref", help=argparse.SUPPRESS)
@@ -325,14 +330,15 @@ def main() -> None:
         return
     if args.worker:
         quant, _, dt = args.worker.partition(":")
-        line = measure_local(quant, args.threads, int(dt or args.decode_threads), Path(args.ref))
+        line = measure_local(quant, args.threads, int(dt or args.decode_threads), Path(args.ref), args.compute)
         print(json.dumps({**line, "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         return
     print(json.dumps({"note": "load average at the start", "loadavg": os.getloadavg()}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "fp32_argmax.json"
         engines = args.engines.split(",")
-        common = ["--ref", str(ref), "--threads", str(args.threads), "--decode-threads", str(args.decode_threads)]
+        common = ["--ref", str(ref), "--threads", str(args.threads), "--decode-threads", str(args.decode_threads),
+                  "--compute", args.compute]
         if any(e.startswith("int8") for e in engines):  # GPTQ codes, once per model (bench/.cache)
             from bench.int8_calibrate import ensure_codes
 

@@ -21,7 +21,9 @@ the CPU it runs on, see inference/prefill_path.py) the packed kernels run (memor
 reads 1-4 bits less per weight), and from there the weight is dequantized to bf16 for one AMX
 matmul: prefill is compute-bound and the transient bf16 copy lives for one layer only, so
 resident memory stays quantized. The packed kernels are fed bf16 activations: int8pack_mm with fp32 input takes a
-~15x slower path.
+~15x slower path. On a CPU without native bf16 the dequantized weight and its matmul are fp32
+instead (``compute``, set by the model from inference/compute_dtype.py): there bf16 matmuls are
+emulated and several times slower than fp32.
 """
 from __future__ import annotations
 
@@ -66,34 +68,36 @@ class Int8Linear(nn.Module):
     """Weight-only int8, symmetric per output channel; returns bf16."""
 
     prefill_min_rows = 32  # from here dequantize + bf16 matmul beats the kernel (module docstring)
+    compute = torch.bfloat16  # the dequantized path's dtype (inference.compute_dtype)
 
     def __init__(self, q: torch.Tensor, scales: torch.Tensor):
         super().__init__()
         self.register_buffer("q", q.to(torch.int8).contiguous())  # [n, k]
         self.register_buffer("scales", scales.to(torch.bfloat16).contiguous())  # [n]
 
-    def dequantize(self) -> torch.Tensor:
-        return self.q.to(torch.bfloat16) * self.scales[:, None]  # [n, k]
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """[n, k] in ``dtype``: bf16 rounds q * scale once; fp32 holds it exactly."""
+        return self.q.to(dtype) * self.scales[:, None].to(dtype)
 
     def dequantize_shape(self) -> tuple[int, int]:
         return int(self.q.shape[0]), int(self.q.shape[1])
 
     def packed_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        """x2: bf16 [rows, k] through torch's int8 kernel -> bf16 [rows, n]."""
-        return torch.ops.aten._weight_int8pack_mm(x2, self.q, self.scales)
+        """x2: [rows, k] through torch's int8 kernel (in bf16) -> bf16 [rows, n]."""
+        return torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scales)
 
     def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        """The prefill path: the weight dequantized to bf16 for one matmul, then dropped.
+        """The prefill path: the weight dequantized to ``compute`` for one matmul, then dropped.
 
         Tried (2026-12-03): the matmul on the codes, which are exact in bf16, with the scales applied
         afterwards, so that no weight is rounded. Top-1 against fp32 moved by -1 to +4 of 600
         positions on three texts, and perplexity by -0.4% to +0.6%: noise. The bf16 rounding of
         q * scale is not what costs int8 its agreement."""
-        return x2 @ self.dequantize().t()
+        return x2.to(self.compute) @ self.dequantize(self.compute).t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, k = x.shape[:-1], x.shape[-1]
-        x2 = x.reshape(-1, k).to(torch.bfloat16)
+        x2 = x.reshape(-1, k)
         y = self.packed_mm(x2) if x2.shape[0] < self.prefill_min_rows else self.dequant_mm(x2)
         return y.reshape(*lead, -1)
 
@@ -102,6 +106,7 @@ class Int4Linear(nn.Module):
     """Weight-only int4, asymmetric per group of 32 input columns, packed for the CPU kernel."""
 
     prefill_min_rows = 128
+    compute = torch.bfloat16  # the dequantized path's dtype (inference.compute_dtype)
 
     def __init__(self, q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, group: int = INT4_GROUP):
         super().__init__()
@@ -117,17 +122,17 @@ class Int4Linear(nn.Module):
 
     native: NativeKernels | None = None  # the C dequantizer (inference.native), set by the model
 
-    def dequantize(self) -> torch.Tensor:
-        """bf16 [n, k]: the prefill path's transient weight, from the C kernel when it is loaded
-        (the same bits, ~4x faster), else from PyTorch."""
+    def dequantize(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """[n, k] in ``dtype`` (bf16, or fp32 unrounded): the prefill path's transient weight, from
+        the C kernel when it is loaded (the same bits, ~4x faster), else from PyTorch."""
         block = int4_block_rows()
         if self.native is not None and self.n % block == 0:
             return self.native.int4_dequant(self.packed, self.scales_and_zeros, self.n, self.k, block,
-                                            self.group, torch.get_num_threads())
-        return self.dequantize_torch()
+                                            self.group, torch.get_num_threads(), dtype)
+        return self.dequantize_torch(dtype)
 
-    def dequantize_torch(self) -> torch.Tensor:
-        """bf16 [n, k] computed in PyTorch (the reference for the C kernel).
+    def dequantize_torch(self, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """[n, k] in ``dtype`` computed in PyTorch (the reference for the C kernel).
 
         The affine step runs in fp32 in place: torch's bf16 addcmul with a broadcast scale
         measured 4.8 ms for a 3072x576 weight, the fp32 version 0.8 ms including conversions.
@@ -139,15 +144,26 @@ class Int4Linear(nn.Module):
         s = self.scales_and_zeros[..., 0].float()  # [k/group, n]
         z = self.scales_and_zeros[..., 1].float()
         w = q.float().sub_(8).mul_(s.t().unsqueeze(-1)).add_(z.t().unsqueeze(-1))  # [n, k/group, group]
-        return w.to(torch.bfloat16).view(self.n, self.k)
+        return w.to(dtype).view(self.n, self.k)
 
     def packed_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        """x2: bf16 [rows, k] through torch's int4 kernel -> bf16 [rows, n]."""
-        return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group, self.scales_and_zeros)
+        """x2: [rows, k] -> [rows, n] straight from the packed weight: through the C kernel in fp32 when
+        the model computes in fp32 and this CPU has it (AVX2, where torch's kernel emulates bf16),
+        else through torch's int4 kernel in bf16."""
+        if self.gemv_ready() and x2.shape[0] > 0:
+            return self.native.int4_gemv(x2, self.packed, self.scales_and_zeros,  # type: ignore[union-attr]
+                                         self.n, self.k, int4_block_rows(), self.group)
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x2.to(torch.bfloat16), self.packed, self.group,
+                                                          self.scales_and_zeros)
+
+    def gemv_ready(self) -> bool:
+        """True when ``packed_mm`` runs the C kernel (fp32 compute, a build with it, 32-row blocks)."""
+        return (self.compute == torch.float32 and self.native is not None and self.native.has_gemv
+                and int4_block_rows() == 32 and self.n % 32 == 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.k).to(torch.bfloat16)
+        x2 = x.reshape(-1, self.k)
         if x2.shape[0] < self.prefill_min_rows or self.n % int4_block_rows():
             y = self.packed_mm(x2)
         else:
@@ -155,8 +171,8 @@ class Int4Linear(nn.Module):
         return y.reshape(*lead, -1)
 
     def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        """The prefill path: the weight dequantized to bf16 for one matmul, then dropped."""
-        return x2 @ self.dequantize().t()
+        """The prefill path: the weight dequantized to ``compute`` for one matmul, then dropped."""
+        return x2.to(self.compute) @ self.dequantize(self.compute).t()
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

@@ -73,13 +73,15 @@ class LocalEngine:
     recompute of chunk KV. ``int8_codes`` (quant "int8"): a file of calibrated codes
     (``inference.int8_calibration``, e.g. from ``bench/int8_calibrate.py``) instead of
     round-to-nearest; ``self.int8_rounding`` says which one the engine runs.
-    ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a bf16 matmul
+    ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a dense matmul
     instead of running the packed kernel; None (default) measures it on this CPU at load
     (``inference.prefill_path``, ~0.1-0.2 s, then remembered in ``machine_cache``),
     ``self.prefill_min_rows`` holds it.
     ``wide_from_rows``: from how many rows a forward runs on ``threads`` rather than
     ``decode_threads``; None (default) measures it at load like ``prefill_min_rows``
     (``inference.thread_rows``); ``self.wide_from_rows`` holds it.
+    ``compute_dtype``: what the quantized modes' prefill matmuls and attention compute in; None
+    (default) picks bf16 on CPUs with native bf16 and fp32 elsewhere (``inference.compute_dtype``).
     ``native_dequant``: int4 weights are dequantized for prefill by a small C kernel, built with
     the machine's compiler on first use (``inference.native``); without a compiler, or with False,
     PyTorch does it (same bits, ~4x slower). ``self.native_dequant`` says which runs.
@@ -92,7 +94,7 @@ class LocalEngine:
                  decode_threads: int = 1, chunk_store: ChunkStore | None = None, prefix_cache_blocks: int = 32,
                  block_size: int = 64, blend: BlendConfig | None = None, int8_codes: str | Path | None = None,
                  prefill_min_rows: int | None = None, wide_from_rows: int | None = None,
-                 native_dequant: bool = True,
+                 native_dequant: bool = True, compute_dtype: torch.dtype | None = None,
                  machine_cache: str | Path | None = None):
         if quant not in QUANT_MODES:
             raise InvalidParams(f"quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -119,6 +121,8 @@ class LocalEngine:
             codes, info = load_int8_codes(Path(int8_codes), gf)
             self.int8_rounding = info.get("method", "calibrated")
         self.model = Transformer.from_gguf(gf, quant, codes)
+        if compute_dtype is not None:
+            self.model.use_compute(compute_dtype)
         self.model.use_threads(threads, decode_threads)
         machine = Path(machine_cache) if machine_cache is not None else default_machine_cache()
         kernels = load_kernels(machine / "kernels") if native_dequant else None
@@ -131,7 +135,9 @@ class LocalEngine:
         self.wide_from_rows = self.model.use_wide_rows(wide_from_rows, memo)
         self.quant = quant
         # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
-        self.model_id = f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")
+        # and so does fp32 instead of bf16 compute
+        self.model_id = (f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")
+                         + ("-fp32compute" if quant != "fp32" and self.model.act_dtype == torch.float32 else ""))
         self.load_seconds = time.perf_counter() - start
         self.chunk_store = chunk_store
         self.context_index = ContextIndex()  # in-context chunk variants, to drop them with their chunk

@@ -6,7 +6,8 @@ Usage: ``model = Transformer.from_gguf(GGUFFile.open(path), quant="int4")``;
 Weights come straight from the GGUF file, whose Q/K rows are permuted by llama.cpp's converter so
 that RoPE rotates adjacent pairs (x[2i], x[2i+1]); :func:`apply_rope` uses that convention, so the
 file's weights are used as stored. The residual stream, norms, RoPE and the KV cache stay fp32;
-the quantized modes feed bf16 into their matmuls and prefill attention (see ``inference.linear``).
+the quantized modes feed bf16 into their matmuls and prefill attention (see ``inference.linear``),
+or fp32 on a CPU without native bf16 (``inference.compute_dtype``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference.compute_dtype import compute_dtype
 from inference.errors import InvalidParams, ModelLoadError
 from inference.gguf_file import GGUFFile, ModelConfig
 from inference.int8_calibration import FUSED_PARTS, Int8Codes
@@ -180,8 +182,11 @@ class Transformer(nn.Module):
         # grown on demand by rotations(): a table for SmolLM2's whole 8,192-position context is
         # 2 MiB that short conversations never read
         self.rot = rope_tables(cfg.head_dim, min(_ROPE_CHUNK, cfg.context_length), cfg.rope_base, freq_factors)
-        # fp32 is the numerical reference; the quantized modes compute in bf16 (AMX/AVX512-BF16)
-        self.act_dtype = torch.float32 if quant == "fp32" else torch.bfloat16
+        # fp32 is the numerical reference; the quantized modes compute in bf16 where the CPU has it
+        # natively (AMX/AVX512-BF16), else in fp32 (inference.compute_dtype)
+        self.act_dtype = torch.float32
+        if quant != "fp32":
+            self.use_compute(compute_dtype())
         self.threads: tuple[int, int] | None = None  # (prefill, decode); None: leave torch's setting
         self.wide_from_rows = WIDE_FROM_ROWS  # forwards of this many rows run on the prefill threads
 
@@ -205,6 +210,18 @@ class Transformer(nn.Module):
         behave the same way even on an idle machine (see WIDE_FROM_ROWS). Switching costs 0.2 µs.
         """
         self.threads = (prefill, decode)
+
+    def use_compute(self, dtype: torch.dtype) -> None:
+        """Run the quantized modes' dequantized matmuls and multi-row attention in ``dtype`` (bf16
+        or fp32); decode steps keep the packed bf16 kernels. The fp32 engine stays fp32."""
+        if dtype not in (torch.bfloat16, torch.float32):
+            raise InvalidParams(f"compute dtype must be bfloat16 or float32, not {dtype}")
+        if self.quant == "fp32":
+            return
+        self.act_dtype = dtype
+        for m in self.modules():
+            if isinstance(m, (Int4Linear, Int8Linear)):
+                m.compute = dtype
 
     def use_native(self, kernels: NativeKernels | None) -> None:
         """Dequantize int4 weights for prefill with the C kernel (None: in PyTorch). Same bits."""
@@ -237,7 +254,7 @@ class Transformer(nn.Module):
             packed = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
             native = any(getattr(m, "native", None) is not None for m in packed)
             workload = (self.quant, self.cfg.dim, self.cfg.ffn_dim, self.cfg.n_heads, self.cfg.n_kv_heads,
-                        native, packed[0].prefill_min_rows if packed else None)
+                        native, packed[0].prefill_min_rows if packed else None, str(self.act_dtype))
             rows = wide_from_rows(self.threads, self._layer_probe(), workload, memo)
         if rows is not None:
             self.wide_from_rows = rows

@@ -1,5 +1,5 @@
-"""From how many rows prefill should leave the packed low-bit kernel for dequantize + bf16 matmul,
-measured on this CPU.
+"""From how many rows prefill should leave the packed low-bit kernel for dequantize + a dense
+matmul (bf16, or fp32 on CPUs without native bf16: inference.compute_dtype), measured on this CPU.
 
 The packed kernels (``_weight_int4pack_mm_for_cpu``, ``_weight_int8pack_mm``) cost about the same
 per row however many rows come. Dequantizing a weight to bf16 costs a fixed amount per call, and
@@ -7,7 +7,7 @@ after that a bf16 matmul is cheap per row, but only where the CPU does bf16 nati
 crossover depends on the machine. On the AMX machine of November, int4 switched at 128 rows. On an
 AVX512-BF16 CPU without AMX (2026-12-03), a whole-model int4 prefill of 256 rows took 405 ms
 through dequantization and 340 ms through the packed kernel; dequantization won only from about
-380 rows. On AVX2, where bf16 matmuls are emulated, it may never win.
+380 rows. On AVX2, where bf16 matmuls are emulated, the dequantized path computes in fp32.
 
 So when the engine loads, it times both paths on the linears of one of its own layers (their
 sum is what a prefill pays per layer: small weights carry relatively more per-call overhead on
@@ -41,6 +41,8 @@ PROBE_ROWS = (32, 256)
 class PackedLinear(Protocol):
     """What the probe needs of Int4Linear / Int8Linear."""
 
+    compute: torch.dtype
+
     def packed_mm(self, x2: torch.Tensor) -> torch.Tensor: ...
 
     def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor: ...
@@ -49,9 +51,10 @@ class PackedLinear(Protocol):
 
 
 def crossover_rows(layer: Sequence[PackedLinear], memo: Path | None = None) -> int:
-    """Rows from which dequantize + bf16 matmul beats the packed kernels over ``layer``'s linears,
+    """Rows from which dequantize + a dense matmul beats the packed kernels over ``layer``'s linears,
     at the current torch thread count; read from / written to ``memo`` when given."""
-    key = (*((type(lin).__name__, *lin.dequantize_shape(), getattr(lin, "native", None) is not None)
+    key = (*((type(lin).__name__, *lin.dequantize_shape(), getattr(lin, "native", None) is not None,
+              str(lin.compute), "gemv" if getattr(lin, "gemv_ready", lambda: False)() else "aten")
              for lin in layer), torch.get_num_threads())
     return remembered(key, memo, lambda: _measure(layer))
 
@@ -60,7 +63,7 @@ def _measure(layer: Sequence[PackedLinear]) -> int:
     packed, dequant = [], []
     for rows in PROBE_ROWS:
         xs = [torch.randn(rows, lin.dequantize_shape()[1], generator=torch.Generator().manual_seed(rows))
-              .to(torch.bfloat16) for lin in layer]
+              .to(lin.compute) for lin in layer]
         packed.append(best_ms(lambda xs=xs: [lin.packed_mm(x) for lin, x in zip(layer, xs, strict=True)]))
         dequant.append(best_ms(lambda xs=xs: [lin.dequant_mm(x) for lin, x in zip(layer, xs, strict=True)]))
     return crossing(PROBE_ROWS, packed, dequant)
