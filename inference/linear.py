@@ -65,7 +65,7 @@ class FloatLinear(nn.Module):
 
 
 class Int8Linear(nn.Module):
-    """Weight-only int8, symmetric per output channel; returns bf16."""
+    """Weight-only int8, symmetric per output channel; returns bf16 (packed kernel) or ``compute``."""
 
     prefill_min_rows = 32  # from here dequantize + bf16 matmul beats the kernel (module docstring)
     compute = torch.bfloat16  # the dequantized path's dtype (inference.compute_dtype)

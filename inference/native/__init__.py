@@ -133,8 +133,8 @@ def _build(cache_dir: Path) -> Path:
         raise RuntimeError("no C compiler found")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
     digest = hashlib.sha256()
-    for part in (*(src.read_bytes() for src in SOURCES), " ".join(FLAGS).encode(), version.encode(), platform.machine().encode(),
-                 cpu_flags().encode()):
+    for part in (*(src.read_bytes() for src in SOURCES), " ".join(FLAGS).encode(), version.encode(),
+                 platform.machine().encode(), cpu_flags().encode()):
         digest.update(part)
     path = cache_dir / f"int4_dequant-{digest.hexdigest()[:16]}.so"
     if path.exists():
