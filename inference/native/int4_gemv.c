@@ -1,8 +1,9 @@
 /* y = x W^T for a few rows of fp32 x, straight from torch's CPU int4pack layout, on AVX2 + FMA.
  *
  * Decode multiplies one row by every weight. torch's int4 kernel takes bf16 activations, and on a
- * CPU without native bf16 (AVX2) it spent 155 us on one row of a 1536x576 weight: more than an fp32
- * matmul over the same weight unquantized (111 us), on an AMD EPYC (Zen 3), 1 thread.
+ * CPU without native bf16 (AVX2) it spent 155-183 us on one row of a 1536x576 weight: more than an
+ * fp32 matmul over the same weight unquantized (111-162 us), on an AMD EPYC (Zen 3), 1 thread. This
+ * kernel: 86-101 us (docs/benchmarks.md).
  *
  * Layout (see int4_dequant.c; 32-row blocks are AVX2's, other block sizes are refused with -1):
  * per block of 32 output rows, per input column, 16 bytes whose low
@@ -11,7 +12,8 @@
  *     y[r] = sum_G  s[G,r] * (sum_{c in G} x[c] q[r,c]  -  8 X_G)  +  z[G,r] * X_G,   X_G = sum_{c in G} x[c],
  * so the inner loop is one broadcast of x[c] and four FMAs into 32 row accumulators per column, and
  * the scales are applied once per group. A bf16 (s, z) pair read as one 32-bit lane gives s as
- * lane << 16 and z as lane & 0xffff0000, so 8 rows' scales cost one load and two ops.
+ * lane << 16 and z as lane & 0xffff0000; the accumulators hold even and odd rows apart (below), so
+ * each group first gathers 8 rows' pairs with one shuffle and one permute.
  *
  * Sums run in another order than torch's kernel (and in fp32 throughout), so results agree to
  * rounding, not bit for bit. Only built where the compiler targets AVX2 and FMA; elsewhere
@@ -40,7 +42,8 @@ static inline void column(const uint8_t *bytes, float x, __m256 acc[4]) {
 static inline __m256i strided_pairs(const uint16_t *sz16, int odd) {
     const __m256 a = _mm256_loadu_ps((const float *)sz16), b = _mm256_loadu_ps((const float *)(sz16 + 16));
     /* per 128-bit lane: [a0 a2 b0 b2 | a4 a6 b4 b6], then 64-bit chunks reordered to rows in order */
-    const __m256 mixed = odd ? _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)) : _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 mixed = odd ? _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))
+                             : _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_si256(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
