@@ -76,19 +76,17 @@ COLUMNS = ("full", "prefix", "reuse")
 
 def main() -> None:
     args = _args()
-    import torch
-
     from api.chat.memory_kv import MemoryKV
     from api.chat.turn import ChatConfig, ChatPipeline, ChatRequest
     from api.demo import sample_records
     from api.engram import Engram
     from inference.blend import BlendConfig
     from inference.chunk_store import StoreConfig, TieredChunkStore
+    from inference.compute_dtype import NAMES
     from inference.local_engine import LocalEngine
 
     store = TieredChunkStore(StoreConfig(ram_bytes=256 << 20, policy="value"))
-    compute = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[args.compute]
-    common = {"quant": args.quant, "threads": 2, "compute_dtype": compute}
+    common = {"quant": args.quant, "threads": 2, "compute_dtype": NAMES[args.compute]}
     engines = {
         "full": LocalEngine(**common, prefix_cache_blocks=0),
         "prefix": LocalEngine(**common, prefix_cache_blocks=32, block_size=64),

@@ -137,15 +137,15 @@ def best_of(n: int, fn) -> float:  # noqa: ANN001
 def measure_local(quant: str, threads: int, decode_threads: int, ref_path: Path, compute: str = "auto") -> dict:
     import torch
 
+    from inference.compute_dtype import NAMES
     from inference.local_engine import LocalEngine
 
     from inference.gguf_file import default_model_path
 
     codes = str(int8_codes_path(default_model_path())) if quant == "int8" else None
     before, split_before = rss_mb(), resident_now()
-    dtype = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[compute]
     engine = LocalEngine(quant=quant, threads=threads, decode_threads=decode_threads, int8_codes=codes,
-                         compute_dtype=dtype)
+                         compute_dtype=NAMES[compute])
     model_mb = resident_growth(before)
     split = resident_split(split_before)
     mapped = model_file_mb([str(default_model_path()), *([codes] if codes else [])])

@@ -11,7 +11,8 @@ Only the x86 flags measured here turn bf16 on. Other CPUs (AVX2, ARM) get fp32, 
 wrong, only possibly slower. The packed decode kernels take bf16 activations whatever this says
 (``Int4Linear.packed_mm``).
 
-Usage: ``act = compute_dtype()``; ``LocalEngine(compute_dtype=torch.float32)`` overrides it.
+Usage: ``act = compute_dtype()``; ``LocalEngine(compute_dtype=torch.float32)`` overrides it;
+``LocalEngine(compute_dtype=NAMES["fp32"])`` from a command-line choice.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from inference.native import cpu_flags
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+NAMES = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}  # None: this CPU's choice
 
 
 def native_bf16(flags: str | None = None) -> bool:

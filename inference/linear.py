@@ -86,6 +86,11 @@ class Int8Linear(nn.Module):
         """x2: [rows, k] through torch's int8 kernel (in bf16) -> bf16 [rows, n]."""
         return torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scales)
 
+    @staticmethod
+    def gemv_ready() -> bool:
+        """int8 has no C kernel: ``packed_mm`` is always torch's (see Int4Linear.gemv_ready)."""
+        return False
+
     def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor:
         """The prefill path: the weight dequantized to ``compute`` for one matmul, then dropped.
 

@@ -253,7 +253,7 @@ class Transformer(nn.Module):
         if rows is None and self.threads is not None and self.threads[0] != self.threads[1]:
             packed = [m for m in self.blocks[0].modules() if isinstance(m, (Int4Linear, Int8Linear))]
             native = any(getattr(m, "native", None) is not None for m in packed)
-            gemv = any(isinstance(m, Int4Linear) and m.gemv_ready() for m in packed)  # another decode path
+            gemv = any(m.gemv_ready() for m in packed)  # another decode path
             workload = (self.quant, self.cfg.dim, self.cfg.ffn_dim, self.cfg.n_heads, self.cfg.n_kv_heads,
                         native, packed[0].prefill_min_rows if packed else None, str(self.act_dtype), gemv)
             rows = wide_from_rows(self.threads, self._layer_probe(), workload, memo)

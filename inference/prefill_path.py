@@ -47,6 +47,8 @@ class PackedLinear(Protocol):
 
     def dequant_mm(self, x2: torch.Tensor) -> torch.Tensor: ...
 
+    def gemv_ready(self) -> bool: ...
+
     def dequantize_shape(self) -> tuple[int, int]: ...
 
 
@@ -54,7 +56,7 @@ def crossover_rows(layer: Sequence[PackedLinear], memo: Path | None = None) -> i
     """Rows from which dequantize + a dense matmul beats the packed kernels over ``layer``'s linears,
     at the current torch thread count; read from / written to ``memo`` when given."""
     key = (*((type(lin).__name__, *lin.dequantize_shape(), getattr(lin, "native", None) is not None,
-              str(lin.compute), "gemv" if getattr(lin, "gemv_ready", lambda: False)() else "aten")
+              str(lin.compute), "gemv" if lin.gemv_ready() else "aten")
              for lin in layer), torch.get_num_threads())
     return remembered(key, memo, lambda: _measure(layer))
 
