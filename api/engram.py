@@ -54,6 +54,7 @@ from memory.stopwords import ENGLISH
 from memory.store import NoteStore
 from memory.timeutil import TimeLike, days_between, to_utc
 from memory.idempotency import idempotency_for
+from memory.ids import new_id
 from memory.types import HistoryEntry, Idempotency, IndexedNote, Link, Note, Scope
 from memory.validation import clean_content, clean_importance, clean_metadata, clean_note_id
 from retrieval.embedder import Embedder, MiniLMEmbedder
@@ -582,7 +583,7 @@ class Engram:
         if self._enricher is not None:
             draft = replace(self._enricher.enrich(draft, spec.metadata), content=spec.content)
         strength = initial_strength(spec.importance, self.config.memory.forgetting)
-        return Note(str(uuid.uuid4()), spec.scope, spec.content, draft.keywords, draft.tags, draft.context,
+        return Note(new_id(), spec.scope, spec.content, draft.keywords, draft.tags, draft.context,
                     spec.metadata, now, spec.event_time, None, 0, strength, spec.importance)
 
     def _redraft(self, current: Note, content: str, changes: dict[str, Any]) -> dict[str, Any]:

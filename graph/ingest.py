@@ -6,7 +6,6 @@ writes the plan in one transaction. Usage: ``Planner(store, embedder).plan(extra
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from graph.resolution import Candidate, EntityIndex, Match, normalise
 from graph.store import EntityTouch, GraphStore, WritePlan
 from graph.temporal import NewFact, decide, endings
 from graph.types import USER, Entity, Episode, ExtractedEntity, ExtractedFact, Extraction, Fact
+from memory.ids import new_id
 from memory.types import Scope
 
 USER_NORM = "@user"
@@ -107,7 +107,7 @@ class Planner:
             out.plan.touches.append(touch)
             out.touched[user.id] = _touched(user, touch)
         else:
-            user = Entity(id=str(uuid.uuid4()), name=user_name(owner), norm_name=USER_NORM, type="person",
+            user = Entity(id=new_id(), name=user_name(owner), norm_name=USER_NORM, type="person",
                           scope=owner, attributes={"role": "self"}, created_at=out.plan.now,
                           last_seen_at=episode.reference_time)
             out.plan.new_entities.append((user, None))
@@ -137,7 +137,7 @@ class Planner:
             index.add(Candidate(out.touched[known.id], cand.vector))
             out.entity_ids[mention.name] = known.id
         else:
-            entity = Entity(id=str(uuid.uuid4()), name=mention.name, norm_name=normalise(mention.name),
+            entity = Entity(id=new_id(), name=mention.name, norm_name=normalise(mention.name),
                             type=mention.type, scope=owner, attributes=attrs, created_at=out.plan.now,
                             last_seen_at=episode.reference_time)
             out.plan.new_entities.append((entity, vec))
@@ -158,8 +158,8 @@ class Planner:
         if fact.negated:
             out.plan.closures.extend(endings(fact.predicate, object_id, valid_at, existing))
             return
-        new_id = str(uuid.uuid4())
-        decision = decide(NewFact(new_id, subject_id, fact.predicate, object_id, valid_at, fact.invalid_at,
+        fact_id = new_id()
+        decision = decide(NewFact(fact_id, subject_id, fact.predicate, object_id, valid_at, fact.invalid_at,
                                   fact.correction, out.entity_ids.get(fact.corrects or "")), existing)
         if decision.duplicate_of is not None:
             if not any(p.id == decision.duplicate_of for p in pending):
@@ -168,7 +168,7 @@ class Planner:
                     out.plan.starts[decision.duplicate_of] = (decision.starts, fact.valid_precision)
                     out.plan.closures.extend(decision.close)
             return
-        new = Fact(id=new_id, subject_id=subject_id, object_id=object_id, predicate=fact.predicate, fact=sentence,
+        new = Fact(id=fact_id, subject_id=subject_id, object_id=object_id, predicate=fact.predicate, fact=sentence,
                    scope=owner, episode_ids=[episode.id], valid_at=decision.valid_at, invalid_at=decision.invalid_at,
                    created_at=out.plan.now, superseded_by=decision.superseded_by,
                    valid_precision=fact.valid_precision if decision.valid_at == valid_at else None)

@@ -5,7 +5,6 @@ Usage: ``store = GraphStore(engine); store.write(plan)``.
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from graph.schema import EntityRow, EpisodeRow, FactRow, MentionRow, MergeRow
 from graph.temporal import Closure
 from graph.types import Entity, Episode, Fact, Merge
 from memory.errors import InvalidInput, NotFound, StorageError
+from memory.ids import new_id
 from memory.migrate import MigrationTree, upgrade
 from memory.transactions import read_tx, session_tx
 from memory.types import Scope
@@ -177,7 +177,7 @@ class GraphStore:
             new_aliases = [a for a in [merged.name, *merged.aliases] if a not in kept.aliases and a != kept.name]
             kept.aliases, moved["aliases"] = [*kept.aliases, *new_aliases], new_aliases
             merged.merged_into = kept_id
-            row = MergeRow(id=str(uuid.uuid4()), kept_id=kept_id, merged_id=merged_id, reason=reason, moved=moved, at=now)
+            row = MergeRow(id=new_id(), kept_id=kept_id, merged_id=merged_id, reason=reason, moved=moved, at=now)
             s.add(row)
             return merge_from_row(row)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from datetime import datetime
 
 from graph.ingest import PlanOutcome, Planner, owner_scope
@@ -24,6 +23,7 @@ from graph.types import Episode, Extraction, Fact, IngestResult, Merge, Superses
 from graph.view import GraphView
 from memory.clock import Clock, system_clock
 from memory.errors import EmptyContent, InvalidInput
+from memory.ids import new_id
 from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
 
@@ -87,7 +87,7 @@ class TemporalGraph(GraphQueries):
         with self._lock:
             now = self.clock()
             owner = owner_scope(scope)
-            episode = Episode(id=str(uuid.uuid4()), note_id=note_id, content=episode_text, scope=scope,
+            episode = Episode(id=new_id(), note_id=note_id, content=episode_text, scope=scope,
                               reference_time=ref, created_at=now, extractor=self.extractor.name, error=extraction.error)
             try:
                 outcome = self._planner.plan(extraction, episode, owner, now)

@@ -29,7 +29,7 @@ HEAVY = {
 # Only these retrieval modules may touch memory, and only its types (plus the store-free helpers).
 # graph may also run its own migration tree through memory's runner (SQL plumbing, not memory's domain).
 RETRIEVAL_MAY_IMPORT = {"memory.types", "memory.errors", "memory.clock", "memory.timeutil", "memory.sqltypes",
-                        "memory.migrate", "memory.transactions"}
+                        "memory.migrate", "memory.transactions", "memory.ids"}
 
 
 def _imports(path: Path) -> set[str]:
