@@ -1,4 +1,6 @@
 """The embedded API end to end: real SQLite file, real FAISS, real MiniLM."""
+import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -89,6 +91,17 @@ def test_add_many_pipelined_batches_link_like_single_adds(mem):
     assert notes[0].id in linked  # vaccine (batch 2) → beagle puppy named Max (batch 1)
     hits = mem.search("what is the name of my dog?", user_id="ann", top_k=3)
     assert "Max" in hits[0].content
+
+
+def test_note_ids_are_uuid7_in_creation_order(mem):
+    """Stored ids follow wall time (what keeps the id-keyed indexes append-only), whatever the
+    frozen clock says; later adds sort after earlier ones."""
+    first = mem.add_many([{"content": f"Ann planted tulip bulb number {i}.", "user_id": "ann"} for i in range(3)])
+    time.sleep(0.002)
+    later = mem.add("Ann watered the tulips.", user_id="ann")[0]
+    assert {uuid.UUID(n.id).version for n in [*first, later]} == {7}
+    assert all(n.id < later.id for n in first)
+    assert sorted(n.id for n in mem.get_all(user_id="ann")) == sorted(n.id for n in [*first, later])
 
 
 def test_evolution_updates_neighbour_tags_and_is_audited(mem):
