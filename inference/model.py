@@ -185,8 +185,7 @@ class Transformer(nn.Module):
         # fp32 is the numerical reference; the quantized modes compute in bf16 where the CPU has it
         # natively (AMX/AVX512-BF16), else in fp32 (inference.compute_dtype)
         self.act_dtype = torch.float32
-        if quant != "fp32":
-            self.use_compute(compute_dtype())
+        self.use_compute(compute_dtype())  # leaves the fp32 engine in fp32
         self.threads: tuple[int, int] | None = None  # (prefill, decode); None: leave torch's setting
         self.wide_from_rows = WIDE_FROM_ROWS  # forwards of this many rows run on the prefill threads
 

@@ -1,6 +1,7 @@
 """Note ids are UUIDv7: valid RFC 9562 UUIDs whose order follows creation time."""
 from __future__ import annotations
 
+import time
 import uuid
 
 from memory.ids import id_millis, new_id
@@ -31,8 +32,6 @@ def test_ids_of_the_same_millisecond_differ() -> None:
 
 
 def test_default_clock_is_now() -> None:
-    import time
-
     before = time.time_ns() // 1_000_000
     made = id_millis(new_id())
     assert before <= made <= time.time_ns() // 1_000_000
