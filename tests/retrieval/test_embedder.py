@@ -52,13 +52,15 @@ def test_another_threads_embedding_leaves_this_threads_count(embedder):
 
 def test_small_inputs_run_on_one_thread_and_large_ones_on_the_callers(embedder, monkeypatch):
     seen: list[int] = []
-    encode = embedder._model.encode  # noqa: SLF001
+    # The forward that runs: the traced graph, or sentence-transformers' encode without it.
+    runner = embedder._traced or embedder._model  # noqa: SLF001
+    encode = runner.encode
 
     def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         seen.append(torch.get_num_threads())
         return encode(*args, **kwargs)
 
-    monkeypatch.setattr(embedder._model, "encode", recording)  # noqa: SLF001
+    monkeypatch.setattr(runner, "encode", recording)
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

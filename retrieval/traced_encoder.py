@@ -1,0 +1,102 @@
+"""A sentence-transformers text encoder (transformer + mean pooling) run as one TorchScript graph.
+
+Why: in eager mode each of the transformer's ~150 torch ops returns to Python and takes the GIL.
+While another thread of the process runs Python (``add_many`` commits one batch while it embeds
+the next; a server handles other requests), every op waits for that thread to yield the GIL
+(up to ``sys.getswitchinterval()``, 5 ms). A traced graph runs all its ops in C++ with the GIL
+released. Measured on a 2-core AMD EPYC (MiniLM, bf16, batches of 256, 3,000 notes): eager 274
+notes/s alone and 59 beside a thread looping in Python; traced 335 alone and 154 beside it. One
+query, one thread: 14.9 → 8.7 ms p50.
+
+Only the plain pipeline is traced: a ``Transformer`` module, ``Pooling`` in mean mode over all
+tokens, and optionally ``Normalize``. Anything else (and a torch that cannot trace) makes
+``TracedEncoder.build`` return None, and the caller uses sentence-transformers' own ``encode``.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+# Traced with padding in the batch: HF's attention-mask code skips the mask when nothing is
+# padded, and a trace keeps only the branch it saw. The masked branch is right for both cases.
+_EXAMPLE = ["a short example sentence with a few more words in it", "padded"]
+
+
+class TracedEncoder:
+    """Mean-pooled, unnormalised float32 vectors from a traced transformer. Build with ``build``."""
+
+    def __init__(self, graph: Any, tokenizer: Any, max_length: int, batch_size: int) -> None:
+        self._graph = graph
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+        self._batch_size = batch_size
+
+    @classmethod
+    def build(cls, model: Any, batch_size: int) -> TracedEncoder | None:
+        """Trace ``model`` (a SentenceTransformer), or None when its pipeline is not the plain one."""
+        if not _plain_pipeline(model):
+            return None
+        encoder = cls(None, model.tokenizer, model.max_seq_length, batch_size)
+        try:
+            encoder._graph = _trace(model[0].auto_model, encoder._tokens(_EXAMPLE))
+        except Exception:  # noqa: BLE001 - any failure to trace means "use the eager path"
+            return None
+        return encoder
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """One row per text, in input order. Longest texts are batched together, as
+        sentence-transformers does, so that a batch pads little."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), 0), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                rows = order[start : start + self._batch_size]
+                ids, mask = self._tokens([texts[i] for i in rows])
+                pooled = _mean_pool(self._graph(ids, mask), mask)
+                if out.shape[1] == 0:
+                    out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+                out[rows] = pooled
+        return out
+
+    def _tokens(self, texts: list[str]) -> tuple[Any, Any]:
+        feats = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_length,
+                                return_tensors="pt")
+        return feats["input_ids"], feats["attention_mask"]
+
+
+def _plain_pipeline(model: Any) -> bool:
+    names = [type(m).__name__ for m in model]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return False
+    pooling = model[1]
+    return pooling.pooling_mode in ("mean", ["mean"], ("mean",)) and getattr(pooling, "include_prompt", True) \
+        and hasattr(model[0], "auto_model")
+
+
+def _trace(transformer: Any, example: tuple[Any, Any]) -> Any:
+    import torch
+
+    class _LastHidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        # torch 2.13 marks torch.jit deprecated; it is pinned, and the trace is checked against
+        # the eager model in tests/retrieval/test_traced_encoder.py.
+        warnings.simplefilter("ignore")
+        return torch.jit.trace(_LastHidden(transformer).eval(), example, check_trace=False)
+
+
+def _mean_pool(hidden: Any, mask: Any) -> np.ndarray:
+    # In float32: the model may run in bf16, whose sums over 256 tokens keep ~3 digits.
+    weights = mask.unsqueeze(-1).float()
+    summed = (hidden.float() * weights).sum(dim=1)
+    return (summed / weights.sum(dim=1).clamp(min=1e-9)).numpy()
