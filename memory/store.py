@@ -20,9 +20,9 @@ from memory.enrichment import Enrichment
 from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
-from memory.linking import CONTRADICTS, Evolution, Neighbour
+from memory.linking import Evolution, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
-from memory.schema import AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
+from memory.schema import CONTRADICTS_ONLY, AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx
 from memory.timeutil import days_between
 from memory.types import HistoryEntry, Idempotency, IndexedNote, Link, Note, RankState, Scope
@@ -482,7 +482,7 @@ _RANK_STATES = select(NoteRow.id, NoteRow.session_id, NoteRow.event_time, NoteRo
                       NoteRow.strength).where(NoteRow.id.in_(_IDS))
 
 _SUPERSEDERS = (select(LinkRow.source_id, LinkRow.target_id)
-                .where(LinkRow.target_id.in_(_IDS), LinkRow.kind == CONTRADICTS).order_by(LinkRow.id))
+                .where(LinkRow.target_id.in_(_IDS), text(CONTRADICTS_ONLY)).order_by(LinkRow.id))
 
 
 def _indexed_query(note_ids: Sequence[str] | None) -> Any:

@@ -32,8 +32,24 @@ def test_sqlite_file_runs_in_wal_mode(tmp_path):
     s.insert([_note(1, Scope("u"))], [None], "m", "test")
     with s._engine.connect() as conn:  # noqa: SLF001 - checking the pragma on the real file
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 256 * 2**20  # reads through a memory map
     assert (tmp_path / "s.db").exists()
+    s.close()
+
+
+def test_the_supersession_read_uses_the_partial_index_of_contradicts_links(tmp_path):
+    """A search asks for the contradicts links of its candidates; through the plain target_id
+    index that read every link of each candidate. The partial index needs the kind as a literal."""
+    from memory.linking import CONTRADICTS
+    from memory.schema import CONTRADICTS_ONLY
+    from memory.store import _SUPERSEDERS
+
+    assert CONTRADICTS_ONLY == f"kind = '{CONTRADICTS}'"
+    s = NoteStore(open_engine(sqlite_url(tmp_path / "s.db")), ForgettingConfig())
+    sql = _SUPERSEDERS.params(ids=["a", "b"]).compile(
+        dialect=s._engine.dialect, compile_kwargs={"render_postcompile": True, "literal_binds": True})  # noqa: SLF001
+    with s._engine.connect() as conn:  # noqa: SLF001
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "ix_links_contradicted" in plan, plan
     s.close()
 
 
