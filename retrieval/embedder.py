@@ -101,8 +101,14 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with _one_thread_if(sum(map(len, texts)) <= ONE_THREAD_CHARS):
-            if self._traced is not None:
+        import torch
+
+        small = sum(map(len, texts)) <= ONE_THREAD_CHARS
+        threads = torch.get_num_threads()
+        with _one_thread_if(small):
+            if self._traced is not None and not small and threads > 1 and len(texts) >= threads:
+                vecs = self._traced.encode_split(texts, threads)
+            elif self._traced is not None:
                 vecs = self._traced.encode(texts)
             else:
                 vecs = self._model.encode(texts, batch_size=self._batch_size, convert_to_numpy=True,

@@ -14,7 +14,9 @@ tokens, and optionally ``Normalize``. Anything else (and a torch that cannot tra
 """
 from __future__ import annotations
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,9 @@ class TracedEncoder:
         self._tokenizer = tokenizer
         self._max_length = max_length
         self._batch_size = batch_size
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def build(cls, model: Any, batch_size: int) -> TracedEncoder | None:
@@ -61,6 +66,40 @@ class TracedEncoder:
                     out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
                 out[rows] = pooled
         return out
+
+    def encode_split(self, texts: list[str], workers: int) -> np.ndarray:
+        """``encode`` on ``workers`` threads of one torch thread each, worker ``j`` taking every
+        ``workers``-th text in length order, so the shares hold about the same number of tokens.
+
+        Why not one forward on ``workers`` torch threads: those run in lockstep, every op ending
+        at a barrier, so when another thread of the process takes a core (``add_many`` committing
+        the previous batch) the whole forward waits for the descheduled torch thread. Independent
+        one-thread forwards just take turns. Measured on the 2-core EPYC (4,096 notes, batches of
+        256, notes/s): alone 416 on two torch threads against 435 split; beside a thread hashing
+        in C 223-228 against 285-300; beside a thread looping in Python 177-182 against 251-257.
+        """
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        shares = [order[j::workers] for j in range(workers)]
+        pool = self._workers(workers)
+        futures = [pool.submit(self.encode, [texts[i] for i in share]) for share in shares if share]
+        parts = [f.result() for f in futures]
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        for share, part in zip((s for s in shares if s), parts, strict=True):
+            out[share] = part
+        return out
+
+    def _workers(self, workers: int) -> ThreadPoolExecutor:
+        import torch
+
+        with self._pool_lock:
+            if self._pool is None or self._pool_size < workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                # torch's thread count is per calling thread: each worker runs one-thread forwards.
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engram-embed-split",
+                                                initializer=torch.set_num_threads, initargs=(1,))
+                self._pool_size = workers
+            return self._pool
 
     def _tokens(self, texts: list[str]) -> tuple[Any, Any]:
         feats = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_length,

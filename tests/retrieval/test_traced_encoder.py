@@ -60,3 +60,36 @@ def test_the_eager_path_stays_available():
     traced = MiniLMEmbedder()
     cosines = (eager.embed(TEXTS) * traced.embed(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.9995, cosines
+
+
+def test_split_encoding_equals_one_forward_in_input_order(embedder):
+    traced = TracedEncoder.build(embedder._model, 4)
+    whole = traced.encode(TEXTS)
+    for workers in (2, 3):
+        split = traced.encode_split(TEXTS, workers)
+        cosines = (split * whole).sum(axis=1) / (np.linalg.norm(split, axis=1) * np.linalg.norm(whole, axis=1))
+        # Batches of other texts pad differently; bf16 matmuls of other shapes round differently.
+        assert cosines.min() > 0.9995, cosines
+
+
+def test_a_large_input_is_split_over_the_callers_threads(embedder, monkeypatch):
+    import torch
+
+    calls: list[int] = []
+    split = embedder._traced.encode_split
+
+    def recording(texts, workers):  # noqa: ANN001, ANN202
+        calls.append(workers)
+        return split(texts, workers)
+
+    monkeypatch.setattr(embedder._traced, "encode_split", recording)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        out = embedder.embed(TEXTS * 4)  # ~6,000 characters: over the one-thread limit
+        embedder.embed(["a short query"])
+    finally:
+        torch.set_num_threads(saved)
+    assert calls == [2]
+    assert out.shape == (len(TEXTS) * 4, embedder.dim)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
