@@ -1,5 +1,6 @@
-"""MiniLM's eager forward against the traced graph: batches alone, batches beside a thread that
-runs Python (as ``add_many``'s committing thread does, or a server's other requests), one query.
+"""MiniLM's eager forward against the traced graph (one forward on all threads, or split into
+one-thread forwards): batches alone, batches beside a thread that runs Python (as ``add_many``'s
+committing thread does, or a server's other requests), one query.
 
     python bench/embedder.py                # 3,000 notes in batches of 256, 200 queries
 
@@ -72,7 +73,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
     texts, queries = synthetic.notes(args.notes), synthetic.questions(args.queries)
-    embedders = {"eager": MiniLMEmbedder(traced=False), "torchscript": MiniLMEmbedder()}
+    embedders = {"eager": MiniLMEmbedder(traced=False), "torchscript_one_forward": MiniLMEmbedder(split=False),
+                 "torchscript": MiniLMEmbedder()}
     for e in embedders.values():
         e.embed(texts[:64])  # warm-up
     # Interleaved, twice, so that a slow spell of the machine hits both forwards.

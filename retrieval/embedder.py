@@ -51,18 +51,28 @@ ONE_THREAD_CHARS = 2500
 
 
 @contextmanager
-def _one_thread_if(small: bool) -> Iterator[None]:
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block on ``count`` torch threads, then give the calling thread its count back."""
     import torch
 
     before = torch.get_num_threads()
-    if not small or before == 1:
+    if before == count:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on. Not ``torch.get_num_threads()``: that is per calling
+    thread, and a thread other than the main one starts at 1 (measured: 225 notes/s in
+    ``add_many``'s embedding thread against 382-419 on the main thread)."""
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 class MiniLMEmbedder:
@@ -78,14 +88,14 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None,
-                 dtype: str = "auto", traced: bool = True) -> None:
+                 dtype: str = "auto", traced: bool = True, split: bool = True) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the weight-loading bar is noise on a CLI's stderr
-        if threads is not None:
-            torch.set_num_threads(threads)
+        # Applied on every call, whichever thread makes it (see default_threads).
+        self.threads = threads if threads is not None else default_threads()
         if dtype == "auto":
             dtype = "bfloat16" if cpu_has_bf16() else "float32"
         if dtype not in ("float32", "bfloat16"):
@@ -97,16 +107,15 @@ class MiniLMEmbedder:
         # One traced graph instead of ~150 eager ops, each taking the GIL (retrieval/traced_encoder.py).
         self._traced = TracedEncoder.build(self._model, batch_size) if traced else None
         self.forward = "torchscript" if self._traced is not None else "eager"
+        # Large inputs as one-thread forwards on ``threads`` workers (TracedEncoder.encode_split).
+        self._split = split
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
-        small = sum(map(len, texts)) <= ONE_THREAD_CHARS
-        threads = torch.get_num_threads()
-        with _one_thread_if(small):
-            if self._traced is not None and not small and threads > 1 and len(texts) >= threads:
+        threads = 1 if sum(map(len, texts)) <= ONE_THREAD_CHARS else self.threads
+        with _torch_threads(threads):
+            if self._traced is not None and self._split and threads > 1 and len(texts) >= threads:
                 vecs = self._traced.encode_split(texts, threads)
             elif self._traced is not None:
                 vecs = self._traced.encode(texts)

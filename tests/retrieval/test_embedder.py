@@ -1,4 +1,5 @@
-"""The MiniLM embedder: small inputs on one thread, the caller's thread count untouched."""
+"""The MiniLM embedder: small inputs on one thread, large ones on the embedder's thread count
+from whichever thread calls, and the caller's own thread count untouched."""
 from __future__ import annotations
 
 import threading
@@ -69,3 +70,30 @@ def test_small_inputs_run_on_one_thread_and_large_ones_on_the_callers(embedder, 
     finally:
         torch.set_num_threads(saved)
     assert seen == [1, 2]
+
+
+def test_a_thread_that_is_not_the_main_one_embeds_on_the_embedders_threads(embedder, monkeypatch):
+    """torch starts every new thread at one thread: ``add_many``'s embedding thread and a server's
+    request threads embedded on one core while a benchmark's main thread used two."""
+    monkeypatch.setattr(embedder, "threads", 2)
+    runner = embedder._traced or embedder._model  # noqa: SLF001
+    encode = runner.encode
+    seen: list[object] = []
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(torch.get_num_threads())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "encode", recording)
+
+    def side() -> None:
+        before = torch.get_num_threads()
+        embedder.embed(["a long turn " * 400])  # one text: one forward, not split
+        seen.append(("after", before, torch.get_num_threads()))
+
+    worker = threading.Thread(target=side)
+    worker.start()
+    worker.join()
+    assert seen[0] == 2
+    _, before, after = seen[1]
+    assert before == after  # the thread's own count is given back

@@ -72,9 +72,7 @@ def test_split_encoding_equals_one_forward_in_input_order(embedder):
         assert cosines.min() > 0.9995, cosines
 
 
-def test_a_large_input_is_split_over_the_callers_threads(embedder, monkeypatch):
-    import torch
-
+def test_a_large_input_is_split_over_the_embedders_threads(embedder, monkeypatch):
     calls: list[int] = []
     split = embedder._traced.encode_split
 
@@ -83,13 +81,9 @@ def test_a_large_input_is_split_over_the_callers_threads(embedder, monkeypatch):
         return split(texts, workers)
 
     monkeypatch.setattr(embedder._traced, "encode_split", recording)
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        out = embedder.embed(TEXTS * 4)  # ~6,000 characters: over the one-thread limit
-        embedder.embed(["a short query"])
-    finally:
-        torch.set_num_threads(saved)
+    monkeypatch.setattr(embedder, "threads", 2)
+    out = embedder.embed(TEXTS * 4)  # ~6,000 characters: over the one-thread limit
+    embedder.embed(["a short query"])
     assert calls == [2]
     assert out.shape == (len(TEXTS) * 4, embedder.dim)
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
