@@ -53,19 +53,8 @@ class TracedEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """One row per text, in input order. Longest texts are batched together, as
         sentence-transformers does, so that a batch pads little."""
-        import torch
-
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), 0), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self._batch_size):
-                rows = order[start : start + self._batch_size]
-                ids, mask = self._tokens([texts[i] for i in rows])
-                pooled = _mean_pool(self._graph(ids, mask), mask)
-                if out.shape[1] == 0:
-                    out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
-                out[rows] = pooled
-        return out
+        return self._assemble(len(texts), [self._forward(self._batches(texts, order))])
 
     def encode_split(self, texts: list[str], workers: int) -> np.ndarray:
         """``encode`` on ``workers`` threads of one torch thread each, worker ``j`` taking every
@@ -77,15 +66,35 @@ class TracedEncoder:
         one-thread forwards just take turns. Measured on the 2-core EPYC (4,096 notes, batches of
         256, notes/s): alone 416 on two torch threads against 435 split; beside a thread hashing
         in C 223-228 against 285-300; beside a thread looping in Python 177-182 against 251-257.
+        Texts are tokenised here, on the calling thread: the Rust tokenizer refuses use from two
+        threads at once while one of them changes its padding settings ("Already borrowed").
         """
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        shares = [order[j::workers] for j in range(workers)]
+        shares = [self._batches(texts, order[j::workers]) for j in range(workers)]
         pool = self._workers(workers)
-        futures = [pool.submit(self.encode, [texts[i] for i in share]) for share in shares if share]
-        parts = [f.result() for f in futures]
-        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
-        for share, part in zip((s for s in shares if s), parts, strict=True):
-            out[share] = part
+        futures = [pool.submit(self._forward, share) for share in shares if share]
+        return self._assemble(len(texts), [f.result() for f in futures])
+
+    def _batches(self, texts: list[str], rows: list[int]) -> list[tuple[list[int], Any, Any]]:
+        """(rows, token ids, attention mask) per batch of ``rows`` (already in length order)."""
+        out = []
+        for start in range(0, len(rows), self._batch_size):
+            chunk = rows[start : start + self._batch_size]
+            out.append((chunk, *self._tokens([texts[i] for i in chunk])))
+        return out
+
+    def _forward(self, batches: list[tuple[list[int], Any, Any]]) -> list[tuple[list[int], np.ndarray]]:
+        import torch
+
+        with torch.inference_mode():
+            return [(rows, _mean_pool(self._graph(ids, mask), mask)) for rows, ids, mask in batches]
+
+    @staticmethod
+    def _assemble(count: int, parts: list[list[tuple[list[int], np.ndarray]]]) -> np.ndarray:
+        pooled = [p for part in parts for p in part]
+        out = np.empty((count, pooled[0][1].shape[1] if pooled else 0), dtype=np.float32)
+        for rows, vecs in pooled:
+            out[rows] = vecs
         return out
 
     def _workers(self, workers: int) -> ThreadPoolExecutor:

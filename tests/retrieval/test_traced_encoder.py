@@ -87,3 +87,13 @@ def test_a_large_input_is_split_over_the_embedders_threads(embedder, monkeypatch
     assert calls == [2]
     assert out.shape == (len(TEXTS) * 4, embedder.dim)
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_split_embedding_after_the_tokenizer_settings_changed(embedder):
+    """sentence-transformers' own encode leaves other padding settings on the shared Rust
+    tokenizer; split workers that each tokenised would then both change them at once ("Already
+    borrowed"). Tokenising happens on the calling thread."""
+    for _ in range(5):
+        embedder._model.tokenizer(["x"], padding="max_length", truncation=True, max_length=16)
+        out = embedder.embed(TEXTS * 4)
+        assert out.shape == (len(TEXTS) * 4, embedder.dim)
