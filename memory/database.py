@@ -107,6 +107,11 @@ def _install_sqlite_pragmas(engine: Engine, durable: bool) -> None:
         cur.execute(f"PRAGMA synchronous={sync}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # 64 MiB of page cache (up to, per connection; the default is 2 MiB): at 100k notes an
+        # ingest batch's index inserts land all over the file's B-trees, and with the default
+        # cache each batch read them back from the OS. Ingest's commit stage: 0.59-0.72 ms CPU
+        # per note before, 0.56-0.62 after (5,120 notes after 100k, three interleaved rounds).
+        cur.execute("PRAGMA cache_size=-65536")
         # No memory map (mmap_size stays 0). Reads through a map looked faster alone (a search's
         # ~75 note rows: 0.55 ms against 0.8-1.0), but every search also commits its recalls, and a
         # connection that finds the file changed by another connection drops its mapping and
