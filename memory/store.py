@@ -97,15 +97,16 @@ class NoteStore:
         written) when the key is already there."""
         if not notes:
             return
-        # Core bulk inserts (executemany): several times faster than ORM objects for a batch.
+        # Core bulk inserts into the tables (executemany): several times faster than ORM objects,
+        # and without the ORM's bulk bookkeeping per row (~0.05 ms per note of ingest at 100k).
         with self._tx() as s:
             if idempotency is not None:
                 self._claim_key(s, idempotency, [n.id for n in notes], notes[0].created_at)
-            s.execute(insert(NoteRow), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
-            s.execute(insert(HistoryRow), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
+            s.execute(insert(NoteRow.__table__), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
+            s.execute(insert(HistoryRow.__table__), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
                                             "actor": actor, "at": n.created_at} for n in notes])
             if links:
-                s.execute(insert(LinkRow), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
+                s.execute(insert(LinkRow.__table__), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                              "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
@@ -131,7 +132,7 @@ class NoteStore:
 
     def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
         if jobs:
-            s.execute(insert(JobRow), [job_values(j, now, self._jobs) for j in jobs])
+            s.execute(insert(JobRow.__table__), [job_values(j, now, self._jobs) for j in jobs])
 
     def _log_changes(self, s: Session, changes: Sequence[tuple[str, str]], now: datetime) -> None:
         """Append to the change feed as the transaction's last step, and wake the followers.
@@ -151,7 +152,7 @@ class NoteStore:
         s.flush()
         if self._postgres:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.changes.' || current_schema()))"))
-        s.execute(insert(ChangeRow), [{"note_id": nid, "op": op, "at": now, "origin": self._origin}
+        s.execute(insert(ChangeRow.__table__), [{"note_id": nid, "op": op, "at": now, "origin": self._origin}
                                       for nid, op in changes])
         if self._postgres:
             s.execute(text("SELECT pg_notify(" + CHANNEL_SQL + ", :origin)"), {"origin": self._origin or ""})
@@ -172,7 +173,7 @@ class NoteStore:
             state[change.note_id] = (list(change.keywords), list(change.tags))
         s.execute(update(NoteRow), [{"id": nid, "keywords": kw, "tags": tags, "updated_at": now}
                                     for nid, (kw, tags) in sorted(state.items())])  # id order: see recall
-        s.execute(insert(HistoryRow), history)
+        s.execute(insert(HistoryRow.__table__), history)
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
                jobs: Sequence[JobSpec] = ()) -> Note:
@@ -495,7 +496,7 @@ def _new_values(note: Note, embedding: bytes | None, embed_model: str) -> dict[s
     return {
         "id": note.id, "user_id": note.scope.user_id, "agent_id": note.scope.agent_id,
         "session_id": note.scope.session_id, "content": note.content, "keywords": list(note.keywords),
-        "tags": list(note.tags), "context": note.context, "meta": dict(note.metadata),
+        "tags": list(note.tags), "context": note.context, "metadata": dict(note.metadata),
         "created_at": note.created_at, "updated_at": note.created_at, "event_time": note.event_time,
         "last_recalled_at": note.last_recalled_at, "recall_count": note.recall_count, "strength": note.strength,
         "importance": note.importance, "archived": note.archived, "embedding": embedding,
