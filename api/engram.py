@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -255,19 +255,26 @@ class Engram:
         specs = specs_from_records(records, self.clock(), self.config.memory)
         chunks = [specs[start : start + batch_size] for start in range(0, len(specs), batch_size)]
         notes: list[Note] = []
-        # A pipeline of two: the next batch is drafted and embedded (torch releases the GIL) while
-        # this one is linked, indexed and committed (Python, SQL, the fsync), so neither the
-        # cores nor the disk wait for the other. Batches still commit one by one, in order.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as ahead:
-            upcoming = ahead.submit(self._prepare, chunks[0]) if chunks else None
+        # A pipeline: the next batch is embedded (torch releases the GIL) and, on a thread of its
+        # own, drafted, while this one is linked, indexed and committed (Python, SQL, the fsync),
+        # so neither the cores nor the disk wait for the other. Drafting beside the embedding,
+        # not before it: the embedder's workers would idle while the notes are drafted.
+        # Batches still commit one by one, in order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as embedder, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-draft") as drafter:
+
+            def ahead(chunk: list[NoteSpec]) -> tuple[Future[list[Note]], Future[np.ndarray]]:
+                return drafter.submit(self._draft, chunk), embedder.submit(self._embed, [s.content for s in chunk])
+
+            upcoming = ahead(chunks[0]) if chunks else None
             for i, chunk in enumerate(chunks):
-                drafted, vectors = upcoming.result()  # type: ignore[union-attr]
-                upcoming = ahead.submit(self._prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
+                drafted, vectors = (f.result() for f in upcoming)  # type: ignore[union-attr]
+                upcoming = ahead(chunks[i + 1]) if i + 1 < len(chunks) else None
                 try:
                     notes.extend(self._store_new(drafted, vectors, actor))
                 except BaseException:
-                    if upcoming is not None:
-                        upcoming.cancel()
+                    for pending in upcoming or ():
+                        pending.cancel()
                     raise
                 if progress:
                     progress(len(chunk))
@@ -518,15 +525,22 @@ class Engram:
 
     def _prepare(self, specs: list[NoteSpec]) -> tuple[list[Note], np.ndarray]:
         """New notes drafted and embedded, not stored yet."""
+        return self._draft(specs), self._embed([s.content for s in specs])
+
+    def _draft(self, specs: list[NoteSpec]) -> list[Note]:
         if len(specs) > self.config.max_batch:
             raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
         t = self.add_times.start()
         now = self.clock()
         notes = [self._new_note(spec, now) for spec in specs]
-        t = self.add_times.lap("draft", t)
-        vectors = self._shared.embed([n.content for n in notes])
+        self.add_times.lap("draft", t)
+        return notes
+
+    def _embed(self, contents: list[str]) -> np.ndarray:
+        t = self.add_times.start()
+        vectors = self._shared.embed(contents)
         self.add_times.lap("embed", t)  # waiting for the shared model included
-        return notes, vectors
+        return vectors
 
     def _store_new(self, notes: list[Note], vectors: np.ndarray, actor: str,
                    idem: Idempotency | None = None) -> list[Note]:
