@@ -72,8 +72,10 @@ class TracedEncoder:
         in C 223-228 against 285-300; beside a thread looping in Python 177-182 against 251-257.
         Why a queue of small batches, not one fixed share per worker: a worker whose core was
         taken finishes its share late while the other one's core idles; with the queue the other
-        worker takes more batches. At 100k notes ``add_many`` used 1.76 of the 2 cores with fixed
-        shares (process CPU over wall time).
+        worker takes more batches, and the first batch starts while the rest are tokenised.
+        bench/embedder.py, split against one forward on two threads in the same run: fixed shares
+        438-459 against 341-402 notes/s alone (2026-12-03); the queue 568-587 against 407-416
+        alone, 296-297 against 215-223 beside a Python thread (2026-12-04).
         Texts are tokenised here, on the calling thread: the Rust tokenizer refuses use from two
         threads at once while one of them changes its padding settings ("Already borrowed").
         """
