@@ -254,6 +254,8 @@ class Engram:
         session_id?, metadata?, timestamp?, importance?}. Every record is validated before the first write."""
         specs = specs_from_records(records, self.clock(), self.config.memory)
         chunks = [specs[start : start + batch_size] for start in range(0, len(specs), batch_size)]
+        if chunks:
+            self._check_batch(chunks[0])  # the largest: fail before anything is embedded
         notes: list[Note] = []
         # A pipeline: the next batch is embedded (torch releases the GIL) and, on a thread of its
         # own, drafted, while this one is linked, indexed and committed (Python, SQL, the fsync),
@@ -527,9 +529,12 @@ class Engram:
         """New notes drafted and embedded, not stored yet."""
         return self._draft(specs), self._embed([s.content for s in specs])
 
-    def _draft(self, specs: list[NoteSpec]) -> list[Note]:
+    def _check_batch(self, specs: list[NoteSpec]) -> None:
         if len(specs) > self.config.max_batch:
             raise InvalidInput(f"batch of {len(specs)} notes is over the limit of {self.config.max_batch}")
+
+    def _draft(self, specs: list[NoteSpec]) -> list[Note]:
+        self._check_batch(specs)
         t = self.add_times.start()
         now = self.clock()
         notes = [self._new_note(spec, now) for spec in specs]

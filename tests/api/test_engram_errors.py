@@ -51,6 +51,18 @@ def test_bad_writes_raise_typed_errors_and_store_nothing(seeded, error, call):
     assert len(seeded.get_all(user_id="ann")) == 1
 
 
+def test_add_many_batch_over_the_limit_fails_before_embedding(seeded):
+    """add_many drafts and embeds a batch on two threads: an oversize batch must fail before the
+    embedding of all its notes starts, not after it."""
+    limit = seeded.config.max_batch
+    records = [{"content": f"note {i}", "user_id": "ann"} for i in range(limit + 1)]
+    embedded = seeded.add_times.snapshot().get("embed_s")
+    with pytest.raises(InvalidInput, match="over the limit"):
+        seeded.add_many(records, batch_size=limit + 1)
+    assert seeded.add_times.snapshot().get("embed_s") == embedded
+    assert len(seeded.get_all(user_id="ann")) == 1
+
+
 BAD_READS = [
     (ScopeRequired, lambda m: m.search("q")),
     (InvalidInput, lambda m: m.search("", user_id="ann")),
