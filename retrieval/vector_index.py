@@ -76,8 +76,8 @@ def top_k_in_place(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k
                    limits: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     """``top_k_exact_prefixes`` without the gather: FAISS scores each row where it lies and keeps
     a heap per query. Linking's rows are a scope's, spread over the whole matrix (a user's notes
-    among everyone's), so copying them out first cost twice the arithmetic (100 scopes of 1,000
-    rows among 100k: 69-75 ms a batch gathered, 31 ms in place). ``vectors`` must be C-contiguous
+    among everyone's), and copying them out first cost more than scoring them (100 scopes of
+    1,000 rows among 100k: 69-75 ms a batch gathered, 31 ms in place). ``vectors`` must be C-contiguous
     float32; the rows returned are ordered by score, then row, as in ``_top_k``."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
