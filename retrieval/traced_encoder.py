@@ -26,8 +26,12 @@ import numpy as np
 _EXAMPLE = ["a short example sentence with a few more words in it", "padded"]
 
 # Texts per batch of a split encode: small, so that workers stay busy to the end (one-thread
-# MiniLM on 2,048 notes: 277-278 notes/s in batches of 16, 277-285 of 32, 270-279 of 64).
-SPLIT_BATCH = 16
+# MiniLM on 2,048 notes: 277-278 notes/s in batches of 16, 277-285 of 32, 270-279 of 64), but
+# not smaller: a worker takes the GIL a few times per batch, and while add_many's other threads
+# run Python each take can wait. 5,120 notes added after 100k, three interleaved pairs: ingest
+# 325.0/347.9/334.7 notes/s with 32 against 286.2/312.0/300.6 with 16 (64: not clearly apart
+# from 32 in two pairs).
+SPLIT_BATCH = 32
 
 
 class TracedEncoder:
