@@ -78,8 +78,8 @@ class TracedEncoder:
         taken finishes its share late while the other one's core idles; with the queue the other
         worker takes more batches, and the first batch starts while the rest are tokenised.
         bench/embedder.py, split against one forward on two threads in the same run: fixed shares
-        438-459 against 341-402 notes/s alone (2026-12-03); the queue 568-587 against 407-416
-        alone, 296-297 against 215-223 beside a Python thread (2026-12-04).
+        438-459 against 341-402 notes/s alone (2026-12-03); a queue of 16-text batches 568-587
+        against 407-416 alone, 296-297 against 215-223 beside a Python thread (2026-12-04).
         Texts are tokenised here, on the calling thread: the Rust tokenizer refuses use from two
         threads at once while one of them changes its padding settings ("Already borrowed").
         """
