@@ -93,7 +93,8 @@ def _pipeline(engine: Any, settings: Settings) -> ChatPipeline | None:
         return None
     kv = MemoryKV(engine) if getattr(engine, "chunk_store", None) is not None else None
     return ChatPipeline(engine, ChatConfig(context_tokens=settings.chat_context_tokens,
-                                                max_tokens_limit=settings.chat_max_tokens), kv)
+                                           window_tokens=settings.chat_window_tokens,
+                                           max_tokens_limit=settings.chat_max_tokens), kv)
 
 
 def create_app_from_env() -> FastAPI:

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     llm_threads: int = Field(2, ge=1, description="torch threads of the local engine")
     kv_ram_bytes: int = Field(256 << 20, ge=1 << 20, description="RAM budget of the chunk KV store")
     kv_disk_bytes: int = Field(2 << 30, ge=1 << 20, description="disk budget of the chunk KV store (<data_dir>/kv)")
-    chat_context_tokens: int = Field(384, ge=16, description="token budget of the memories in a chat prompt")
+    chat_context_tokens: int = Field(384, ge=16, description="token budget of the memories a chat turn retrieves")
+    chat_window_tokens: int = Field(1024, ge=16, description="token budget of a conversation's memory window: "
+                                    "earlier turns' memories stay in the prompt, and their KV is reused")
     chat_max_tokens: int = Field(1024, ge=1, description="largest max_tokens a chat request may ask for (larger: 400)")
     enrich_llm: bool = Field(False, description="also let the engine build notes (keywords, tags, context, "
                              "evolution) and extract facts in every tenant's jobs; off keeps the rule-based path")

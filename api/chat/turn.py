@@ -37,9 +37,17 @@ from memory.errors import InvalidInput, ScopeRequired
 
 @dataclass(frozen=True)
 class ChatConfig:
-    """``context_tokens``: budget of the memory chunks; ``top_k``: memories retrieved per turn."""
+    """``context_tokens``: budget of the memory chunks a turn retrieves; ``top_k``: memories
+    retrieved per turn; ``window_tokens``: budget of the sticky window, which carries earlier
+    turns' memories beside this turn's (a value below ``context_tokens`` counts as it)."""
 
     context_tokens: int = 384
+    # Conversations come back to topics, and a memory already in the window costs no prefill on
+    # the next turn. With the window no larger than one turn's retrieval, a median of 252 of a
+    # ~560-token prompt was prefilled each turn (bench/chat.py); at 1,024, 142-163 of ~1,060
+    # are, and the first token comes sooner despite the longer prompt. The price: each decoded
+    # token reads ~500 more tokens of KV, ~4 ms (docs/benchmarks.md, issue 7).
+    window_tokens: int = 1024
     top_k: int = 8
     max_tokens_limit: int = 1024
     max_message_chars: int = 8000
@@ -129,7 +137,8 @@ class ChatPipeline:
         chunks = assemble(found, self.engine.count_tokens, cfg.context_tokens)
         if cfg.sticky:
             key = (tenant, request.user_id, request.agent_id, request.session_id)
-            chunks = self.windows.arrange(key, chunks, cfg.context_tokens, lambda carried: still_valid(mem, carried))
+            window = max(cfg.window_tokens, cfg.context_tokens)
+            chunks = self.windows.arrange(key, chunks, window, lambda carried: still_valid(mem, carried))
             self.windows.remember(key, chunks)
         with _engine_errors():
             params = GenerationParams(max_tokens=request.max_tokens or min(128, cfg.max_tokens_limit),

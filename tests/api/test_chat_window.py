@@ -75,3 +75,27 @@ def test_the_next_turn_extends_the_last_prompt_and_reuses_its_kv_exactly(pipelin
     third = pipeline.run("win", mem, ChatRequest("Which instrument am I learning?", user_id="ann", max_tokens=2,
                                                  remember=False, top_k=1))
     assert [m["id"] for m in third.memories] == [cello.id]  # a deleted memory leaves the window at once
+
+
+@pytest.mark.parametrize(("window", "carried"), [(1024, 2), (0, 0)])
+def test_the_window_carries_earlier_turns_memories_up_to_its_own_budget(engine, mem, window, carried) -> None:  # noqa: F811
+    from api.chat.memory_kv import MemoryKV
+    from api.chat.turn import ChatConfig, ChatPipeline, ChatRequest
+
+    notes = [mem.add(text, user_id="ann")[0] for text in (
+        "I keep bees on the roof of my flat in Lisbon.", "My sister Eva is a doctor in Porto.",
+        "I am learning to play the cello on Tuesdays.")]
+    # one turn's retrieval holds one memory; the window holds every memory of the conversation
+    # (1,024 tokens) or, below the retrieval budget (0), only this turn's
+    pipeline = ChatPipeline(engine, ChatConfig(context_tokens=40, window_tokens=window), kv=MemoryKV(engine))
+    for question in ("Tell me about my bees.", "What does my sister do?", "Which instrument am I learning?"):
+        last = pipeline.run("carry", mem, ChatRequest(question, user_id="ann", max_tokens=1, remember=False, top_k=1))
+    used = [(m["id"], m["retrieved"]) for m in last.memories]
+    assert used == [(n.id, False) for n in notes[2 - carried:2]] + [(notes[2].id, True)]
+
+
+def test_the_service_passes_its_window_budget_to_the_chat_pipeline(engine) -> None:  # noqa: F811
+    from api.app import _pipeline
+    from api.settings import Settings
+
+    assert _pipeline(engine, Settings(chat_window_tokens=2048)).config.window_tokens == 2048
