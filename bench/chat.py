@@ -93,7 +93,7 @@ def main() -> None:
         "reuse": LocalEngine(**common, chunk_store=store, prefix_cache_blocks=32, block_size=64,
                              blend=BlendConfig(ratio=args.blend_ratio, sink_tokens=args.sink_tokens)),
     }
-    cfg = ChatConfig(context_tokens=args.budget, top_k=args.top_k, sticky=args.sticky,
+    cfg = ChatConfig(context_tokens=args.budget, window_tokens=args.window, top_k=args.top_k, sticky=args.sticky,
                      exact_tail_tokens=args.exact_tail)
     reuse = ChatPipeline(engines["reuse"], cfg, MemoryKV(engines["reuse"]))
     pipelines = {"full": ChatPipeline(engines["full"], cfg), "prefix": ChatPipeline(engines["prefix"], cfg),
@@ -145,7 +145,7 @@ def _row(i, turns) -> dict:
 def _summary(rows, args) -> dict:
     late = [r for r in rows if r["turn"] >= 3]
     med = lambda xs: round(statistics.median(xs), 2) if xs else None  # noqa: E731
-    return {"summary": "chat", "turns": len(rows), "max_tokens": args.max_tokens, "budget": args.budget,
+    return {"summary": "chat", "turns": len(rows), "max_tokens": args.max_tokens, "budget": args.budget, "window": args.window,
             "top_k": args.top_k, "quant": args.quant, "compute": args.compute, "blend_ratio": args.blend_ratio, "sink_tokens": args.sink_tokens,
             "exact_tail": args.exact_tail, "sticky": args.sticky, "warm": args.warm, "interleaved": args.interleaved,
             "ttft_median_from_turn3_ms": {k: med([r["ttft_ms"][k] for r in late]) for k in COLUMNS},
@@ -163,10 +163,14 @@ def _summary(rows, args) -> dict:
 
 
 def _args() -> argparse.Namespace:
+    from api.chat.turn import ChatConfig
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--turns", type=int, default=20)
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--budget", type=int, default=512, help="token budget of the memory chunks")
+    p.add_argument("--window", type=int, default=ChatConfig.window_tokens,
+                   help="token budget of the sticky window (ChatConfig.window_tokens; 0: the --budget)")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--no-warm", dest="warm", action="store_false",
                    help="do not compute written-back notes' chunks between turns")
