@@ -39,7 +39,8 @@ from memory.errors import InvalidInput, ScopeRequired
 class ChatConfig:
     """``context_tokens``: budget of the memory chunks a turn retrieves; ``top_k``: memories
     retrieved per turn; ``window_tokens``: budget of the sticky window, which carries earlier
-    turns' memories beside this turn's (a value below ``context_tokens`` counts as it)."""
+    turns' memories beside this turn's on the local engine (a value below ``context_tokens`` counts
+    as it; a remote model's window is ``context_tokens``)."""
 
     context_tokens: int = 384
     # Conversations come back to topics, and a memory already in the window costs no prefill on
@@ -137,7 +138,9 @@ class ChatPipeline:
         chunks = assemble(found, self.engine.count_tokens, cfg.context_tokens)
         if cfg.sticky:
             key = (tenant, request.user_id, request.agent_id, request.session_id)
-            window = max(cfg.window_tokens, cfg.context_tokens)
+            # carrying memories beyond this turn's pays off only where their KV is reused; a remote
+            # model would be sent (and bill) the extra tokens every turn for nothing
+            window = max(cfg.window_tokens, cfg.context_tokens) if self.local else cfg.context_tokens
             chunks = self.windows.arrange(key, chunks, window, lambda carried: still_valid(mem, carried))
             self.windows.remember(key, chunks)
         with _engine_errors():

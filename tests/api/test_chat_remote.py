@@ -49,3 +49,24 @@ def test_an_unreachable_remote_model_is_503(tmp_path, embedder) -> None:
         key = bearer(make_tenants(client)["acme"])
         r = client.post("/v1/chat", json={"user_id": "ann", "message": "hi", "max_tokens": 4}, headers=key)
     assert (r.status_code, r.json()["code"]) == (503, "llm_unavailable")
+
+
+def test_a_remote_model_is_sent_this_turns_memories_only(tmp_path, embedder) -> None:
+    # the local engine's window carries earlier turns' memories because their KV is reused; a
+    # remote model would be billed for them every turn, so its window is the retrieval budget
+    with ScriptedServer() as server:
+        client, _ = start_chat(tmp_path, embedder, None, llm="openai/test-model", llm_api_base=server.base_url,
+                               llm_api_key="sk-test", chat_context_tokens=40, chat_window_tokens=1024)
+        with client:
+            key = bearer(make_tenants(client)["acme"])
+            for text in ("I keep bees on the roof of my flat in Lisbon.", "My sister Eva is a doctor in Porto.",
+                         "I am learning to play the cello on Tuesdays."):
+                assert client.post("/v1/memories", json={"content": text, "user_id": "ann"}, headers=key).status_code == 201
+            for question in ("Tell me about my bees.", "What does my sister do?", "Which instrument am I learning?"):
+                server.push(Reply(content="Noted."))
+                r = client.post("/v1/chat", json={"user_id": "ann", "message": question, "max_tokens": 8, "top_k": 1,
+                                                  "remember": False}, headers=key)
+                assert r.status_code == 200, r.text
+    assert [m["content"] for m in r.json()["memories"]] == ["I am learning to play the cello on Tuesdays."]
+    system = server.requests[-1]["messages"][0]["content"]
+    assert "cello" in system and "bees" not in system and "Eva" not in system
