@@ -73,7 +73,9 @@ class LinkRow(Base):
     __tablename__ = "links"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    source_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    # no index of its own: uq_link's index starts with source_id and serves every lookup by it
+    # (the note's links, the cascade on delete); a second one cost a B-tree insert per link
+    source_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"))
     target_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("notes.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     weight: Mapped[float] = mapped_column(Float, default=0.0)

@@ -53,6 +53,21 @@ def test_the_supersession_read_uses_the_partial_index_of_contradicts_links(tmp_p
     s.close()
 
 
+def test_links_by_source_use_the_unique_index_and_there_is_no_second_one(tmp_path):
+    """uq_link's index starts with source_id: a note's links and the cascade on delete find their
+    rows through it, so a separate source_id index (dropped in m0006) only cost writes."""
+    s = NoteStore(open_engine(sqlite_url(tmp_path / "s.db")), ForgettingConfig())
+    with s._engine.connect() as conn:  # noqa: SLF001
+        names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                           "AND tbl_name = 'links'")}
+        plans = [" ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+                 for sql in ("SELECT * FROM links WHERE source_id = 'a' OR target_id = 'a'",
+                             "SELECT * FROM links WHERE source_id = 'a' AND kind = 'related'")]
+    assert "ix_links_source_id" not in names
+    assert all("sqlite_autoindex_links_1 (source_id=?)" in plan for plan in plans), plans
+    s.close()
+
+
 def test_recall_bookkeeping_commits_without_fsync_and_survives_reopening(tmp_path):
     """Notes commit with synchronous=FULL (fsync); recalls go through a second engine with NORMAL
     (WAL: safe against a process crash), and what they wrote is there for the next process."""
