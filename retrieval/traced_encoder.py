@@ -33,12 +33,24 @@ _EXAMPLE = ["a short example sentence with a few more words in it", "padded"]
 # from 32 in two pairs).
 SPLIT_BATCH = 32
 
+# How much lower the split workers' scheduling priority is than the thread that creates them
+# (Linux nice levels). A split encode is bulk work (an ingest, a rebuild; a query embeds on its
+# own thread), and the threads beside it are what it waits for: add_many's main thread links,
+# indexes and commits the previous batch, and at 100k notes that is the slower half of the
+# pipeline. At equal priority it got about half a core while two workers ran; at +10 it takes
+# the core it needs and the workers fill the rest. 5,120 notes added at 100k on the AMX machine,
+# three interleaved pairs: 928/833/912 notes/s against 788/801/727; at 10k no change
+# (docs/benchmarks.md, issue 2). Alone, niceness changes nothing: nobody competes.
+SPLIT_NICE = 10
+
 
 class TracedEncoder:
     """Mean-pooled, unnormalised float32 vectors from a traced transformer. Build with ``build``."""
 
-    def __init__(self, graph: Any, tokenizer: Any, max_length: int, batch_size: int) -> None:
+    def __init__(self, graph: Any, tokenizer: Any, max_length: int, batch_size: int,
+                 split_nice: int = SPLIT_NICE) -> None:
         self._graph = graph
+        self._split_nice = split_nice
         self._tokenizer = tokenizer
         self._max_length = max_length
         self._batch_size = batch_size
@@ -47,11 +59,12 @@ class TracedEncoder:
         self._pool_lock = threading.Lock()
 
     @classmethod
-    def build(cls, model: Any, batch_size: int) -> TracedEncoder | None:
-        """Trace ``model`` (a SentenceTransformer), or None when its pipeline is not the plain one."""
+    def build(cls, model: Any, batch_size: int, split_nice: int = SPLIT_NICE) -> TracedEncoder | None:
+        """Trace ``model`` (a SentenceTransformer), or None when its pipeline is not the plain one.
+        ``split_nice``: how many nice levels below their creator ``encode_split``'s workers run."""
         if not _plain_pipeline(model):
             return None
-        encoder = cls(None, model.tokenizer, model.max_seq_length, batch_size)
+        encoder = cls(None, model.tokenizer, model.max_seq_length, batch_size, split_nice)
         try:
             encoder._graph = _trace(model[0].auto_model, encoder._tokens(_EXAMPLE))
         except Exception:  # noqa: BLE001 - any failure to trace means "use the eager path"
@@ -114,15 +127,13 @@ class TracedEncoder:
         return out
 
     def _workers(self, workers: int) -> ThreadPoolExecutor:
-        import torch
-
         with self._pool_lock:
             if self._pool is None or self._pool_size < workers:
                 if self._pool is not None:
                     self._pool.shutdown(wait=False)
                 # torch's thread count is per calling thread: each worker runs one-thread forwards.
                 self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engram-embed-split",
-                                                initializer=torch.set_num_threads, initargs=(1,))
+                                                initializer=_split_worker, initargs=(self._split_nice,))
                 self._pool_size = workers
             return self._pool
 
@@ -130,6 +141,24 @@ class TracedEncoder:
         feats = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_length,
                                 return_tensors="pt")
         return feats["input_ids"], feats["attention_mask"]
+
+
+def _split_worker(nice: int) -> None:
+    """A split worker: one torch thread, ``nice`` levels lower priority (see SPLIT_NICE). Linux
+    gives each thread its own nice value; where that is not so, or raising it is refused, the
+    worker keeps its creator's."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError):
+        pass
 
 
 def _plain_pipeline(model: Any) -> bool:

@@ -97,3 +97,20 @@ def test_split_embedding_after_the_tokenizer_settings_changed(embedder):
         embedder._model.tokenizer(["x"], padding="max_length", truncation=True, max_length=16)
         out = embedder.embed(TEXTS * 4)
         assert out.shape == (len(TEXTS) * 4, embedder.dim)
+
+
+@pytest.mark.parametrize("nice", [0, 5])
+def test_split_workers_run_below_their_creator(embedder, nice):
+    """Bulk embedding yields the cores to the threads that wait on it (add_many's store)."""
+    import os
+    import threading
+
+    traced = TracedEncoder.build(embedder._model, 64, split_nice=nice)
+    assert traced is not None
+    traced.encode_split(TEXTS * 8, 2)
+    workers = [t for t in threading.enumerate() if t.name.startswith("engram-embed-split")
+               and t in traced._pool._threads]  # noqa: SLF001 - the pool's own threads
+    assert len(workers) == 2
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in workers} == {min(19, base + nice)}
+    traced._pool.shutdown()  # noqa: SLF001
