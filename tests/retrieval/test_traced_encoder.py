@@ -108,8 +108,7 @@ def test_split_workers_run_below_their_creator(embedder, nice):
     traced = TracedEncoder.build(embedder._model, 64, split_nice=nice)
     assert traced is not None
     traced.encode_split(TEXTS * 8, 2)
-    workers = [t for t in threading.enumerate() if t.name.startswith("engram-embed-split")
-               and t in traced._pool._threads]  # noqa: SLF001 - the pool's own threads
+    workers = list(traced._pool._threads)  # noqa: SLF001 - the pool's own threads
     assert len(workers) == 2
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in workers} == {min(19, base + nice)}
