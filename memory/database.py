@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from memory.errors import InvalidInput, StorageError
@@ -15,6 +17,7 @@ from memory.migrate import MigrationTree, upgrade
 MEMORY_MIGRATIONS = MigrationTree(Path(__file__).parent / "migrations", "alembic_version_memory", "notes")
 # A PostgreSQL identifier we can put in search_path without quoting (63 bytes is its length limit).
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_BUSY_SECONDS = 30  # how long a SQLite connection waits for another's lock before it gives up
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -34,8 +37,7 @@ def open_engine(url: str, *, durable: bool = True, schema: str | None = None) ->
         raise InvalidInput("db_schema needs a PostgreSQL database_url; SQLite has one schema per file")
     try:
         if is_sqlite(url):
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            _install_sqlite_pragmas(engine, durable)
+            engine = sqlite_engine(url, durable=durable)
         else:
             engine = _postgres_engine(url, schema)
         upgrade(engine, MEMORY_MIGRATIONS)
@@ -54,9 +56,15 @@ def bookkeeping_engine(engine: Engine) -> Engine:
     fully durable commits."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return engine  # PostgreSQL; or an in-memory SQLite, which a second engine would not share
-    relaxed = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
-    _install_sqlite_pragmas(relaxed, durable=False)
-    return relaxed
+    return sqlite_engine(engine.url, durable=False)
+
+
+def sqlite_engine(url: str | URL, *, durable: bool = True) -> Engine:
+    """An engine on a SQLite file whose every connection gets Engram's pragmas (WAL, fsync policy,
+    foreign keys, busy timeout, page cache); no migration. Usage: ``sqlite_engine(sqlite_url(p))``."""
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": _BUSY_SECONDS})
+    _install_sqlite_pragmas(engine, durable)
+    return engine
 
 
 def is_sqlite(url: str) -> bool:
@@ -97,16 +105,32 @@ def _create_schema(engine: Engine, schema: str) -> None:
         conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
 
+def _enter_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the file to WAL, retrying while another connection is switching it. SQLite answers
+    "database is locked" to that pragma without calling the busy handler when several processes
+    open a new file at once (serve and its worker on a new tenant): seen once in CI, and in about
+    one of 240 opens by six processes at once here (one retry was enough)."""
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _install_sqlite_pragmas(engine: Engine, durable: bool) -> None:
     sync = "FULL" if durable else "NORMAL"
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         cur.execute(f"PRAGMA synchronous={sync}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
         # 64 MiB of page cache (up to, per connection; the default is 2 MiB): at 100k notes an
         # ingest batch's index inserts land all over the file's B-trees, and with the default
         # cache each batch read them back from the OS. Ingest's commit stage: 0.59-0.72 ms CPU

@@ -138,14 +138,13 @@ def test_accounts_migrations_equal_the_metadata(database_url):
 
 _OPEN_AT = """
 import sys, time
-from sqlalchemy import create_engine
 from graph.store import GRAPH_MIGRATIONS
-from memory.database import MEMORY_MIGRATIONS
+from memory.database import MEMORY_MIGRATIONS, sqlite_engine
 from memory.migrate import upgrade
 url, go = sys.argv[1], float(sys.argv[2])
-engine = create_engine(url, connect_args={"timeout": 60})
-with engine.connect() as conn:
-    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+engine = sqlite_engine(url)
+with engine.connect():
+    pass
 time.sleep(max(0.0, go - time.time()))
 upgrade(engine, MEMORY_MIGRATIONS)
 upgrade(engine, GRAPH_MIGRATIONS)

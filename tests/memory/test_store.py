@@ -1,5 +1,6 @@
 """The SQL store on a real SQLite file and a real PostgreSQL schema: transactions, history, recall,
 archive, change feed."""
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,29 @@ def test_sqlite_file_runs_in_wal_mode(tmp_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert (tmp_path / "s.db").exists()
     s.close()
+
+
+class _LockedCursor:
+    """Answers the WAL pragma with the given errors first, as SQLite does to a process that opens a
+    new file while another is switching it to WAL (no busy handler is called for that)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors, self.calls = errors, 0
+
+    def execute(self, sql: str) -> None:
+        self.calls += 1
+        if self.errors:
+            raise sqlite3.OperationalError(self.errors.pop(0))
+
+
+def test_switching_to_wal_retries_while_another_opener_holds_the_file():
+    from memory.database import _enter_wal
+
+    cursor = _LockedCursor(["database is locked", "database is locked"])
+    _enter_wal(cursor)  # type: ignore[arg-type]
+    assert cursor.calls == 3
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _enter_wal(_LockedCursor(["disk I/O error"]))  # type: ignore[arg-type]
 
 
 def test_the_supersession_read_uses_the_partial_index_of_contradicts_links(tmp_path):
