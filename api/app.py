@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from api.auth import KeyVerifier
 from api.deps import Service
 from api.errors import RateLimited, status_of
+from api.heap import freeze_startup_objects, thaw_startup_objects
 from api.limits import BodyLimit
 from api.openai_errors import OPENAI_ROUTE, openai_error
 from api.rate_limit import build_limiter
@@ -65,11 +66,13 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: Any
         service.chat = _pipeline(engine, settings)
         if settings.enrich_llm and tenants.llm is None:
             tenants.llm = engine
+        freeze_startup_objects()
         service.ready = True
         try:
             yield
         finally:
             service.ready = False
+            thaw_startup_objects()
             await run_in_threadpool(tenants.close)
             accounts.close()
             if llm is None and getattr(engine, "chunk_store", None) is not None:
