@@ -61,6 +61,7 @@ from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.hybrid import HybridIndex
 from retrieval.terms import Tokenizer
 from retrieval.ranking import Hit, rank, to_hits
+from retrieval.speaker import asked_speaker
 
 log = logging.getLogger("engram")
 
@@ -668,7 +669,8 @@ class Engram:
         rets = {nid: retention(days_between(st.last_touched, when), st.strength) for nid, st in states.items()}
         vectors = self.index.vectors_of([c.row for c in cands])
         newer = self.store.supersessions(list(states)) if self.config.ranking.current_first else []
-        scored, top_raw = rank(cands, states, rets, vectors, when, top_k, self.config.ranking, newer)
+        scored, top_raw = rank(cands, states, rets, vectors, when, top_k, self.config.ranking, newer,
+                               asked_speaker(query))
         return to_hits(scored, self.store.get_many([s.candidate.note_id for s in scored])), top_raw
 
     def _graph_ranking(self, query: str, qvec: np.ndarray, scope: Scope, as_of: datetime | None,

@@ -11,8 +11,9 @@ from memory.errors import InvalidInput
 from memory.timeutil import TimeLike, to_utc
 from memory.types import Scope
 from memory.validation import clean_content, clean_importance, clean_metadata
+from retrieval.speaker import CHAT_ROLES
 
-_ROLES = frozenset({"user", "assistant", "system", "tool"})
+_ROLES = CHAT_ROLES
 
 
 @dataclass(frozen=True)

@@ -77,13 +77,14 @@ class Idempotency:
 
 @dataclass(frozen=True)
 class RankState:
-    """What ranking needs of a note (its forgetting-curve clock, age and session), read for a
-    whole candidate pool; the full notes are read only for the hits that win."""
+    """What ranking needs of a note (its forgetting-curve clock, age, session and who said it),
+    read for a whole candidate pool; the full notes are read only for the hits that win."""
 
     session_id: str | None
     event_time: datetime
     last_touched: datetime
     strength: float
+    role: str | None = None
 
 
 @dataclass(frozen=True)

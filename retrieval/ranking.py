@@ -11,6 +11,7 @@ import numpy as np
 from memory.types import Note, RankState
 from retrieval.fusion import blend, group_context, mmr, recency
 from retrieval.hybrid import Candidate
+from retrieval.speaker import speaker_factor
 from retrieval.supersession import current_first
 
 
@@ -34,8 +35,15 @@ class RankingConfig:
     w_session: float = 0.0
     # A note that supersedes another (a `contradicts` link from it) ranks in front of it.
     current_first: bool = True
+    # Chat turns of the speaker a query does not ask about (retrieval.speaker: "did I" asks about
+    # the user's turns, "you recommended" about the assistant's) score 1 / (1 + w_speaker).
+    w_speaker: float = 0.3
+    # Each retriever's top-``pool`` feed the fusion. A deep pool gives a note found by both
+    # retrievers both of its ranks (one retriever's 60th still counts in RRF) and gives the
+    # speaker factor lower-ranked turns to lift (100 against 50: docs/benchmarks.md, retrieval
+    # quality).
     pool_factor: int = 5
-    min_pool: int = 50
+    min_pool: int = 100
 
     def pool(self, top_k: int) -> int:
         return max(self.min_pool, self.pool_factor * top_k)
@@ -45,7 +53,8 @@ class RankingConfig:
 class Hit:
     """One search result and why it ranked where it did.
 
-    ``score`` is relevance blended with retention and recency; hits come in MMR order, which may
+    ``score`` is relevance blended with retention and recency (and marked down for a chat turn
+    of the speaker the query does not ask about: retrieval.speaker); hits come in MMR order, which may
     put a slightly lower score first when the higher one repeats an earlier hit, and a note that
     supersedes another comes right before it whatever its score (retrieval.supersession); ``relevance`` the
     fused dense+BM25 relevance (0..1);
@@ -129,19 +138,21 @@ def rank(
     top_k: int,
     cfg: RankingConfig,
     supersedes: Sequence[tuple[str, str]] = (),
+    speaker: str | None = None,
 ) -> tuple[list[Scored], float]:
     """Order candidates into at most ``top_k`` (MMR order); ``vectors[i]`` belongs to ``cands[i]``.
     Candidates without a state (deleted since indexing, or indexed by an add not committed yet)
     drop out. ``supersedes`` holds (newer, older) note ids: with ``cfg.current_first`` a newer
     candidate goes in front of an older one it supersedes (retrieval.supersession). Also returns
     the best fused relevance before scaling, for placing other items (graph facts) on the same
-    scale."""
+    scale. ``speaker``: whose turns the query asks about (retrieval.speaker.asked_speaker)."""
     keep = [i for i, c in enumerate(cands) if c.note_id in states]
     cands, vectors = [cands[i] for i in keep], vectors[keep] if len(keep) else vectors[:0]
     rel, top = _scaled(fused_scores(cands, cfg))
     sessions = [states[c.note_id].session_id for c in cands]
     rel = group_context(rel, sessions, cfg.w_session)
-    scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg) for c, r in zip(cands, rel, strict=True)]
+    scored = [_scored(c, states[c.note_id], float(r), retentions[c.note_id], now, cfg, speaker)
+              for c, r in zip(cands, rel, strict=True)]
     order = mmr(np.array([s.score for s in scored]), vectors, top_k, cfg.mmr_lambda, sessions, cfg.mmr_same_session)
     if cfg.current_first and supersedes:
         order = current_first(order, _newer_of(cands, supersedes), top_k)
@@ -165,10 +176,11 @@ def to_hits(scored: list[Scored], notes: dict[str, Note]) -> list[Hit]:
 
 
 def _scored(c: Candidate, state: RankState, relevance: float, retention: float, now: datetime,
-            cfg: RankingConfig) -> Scored:
+            cfg: RankingConfig, speaker: str | None) -> Scored:
     age_days = (now - state.event_time).total_seconds() / 86400.0
     recent = recency(age_days, cfg.recency_half_life_days)
     score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency)
+    score *= speaker_factor(state.role, speaker, cfg.w_speaker)
     return Scored(c, score, relevance, retention, recent)
 
 
