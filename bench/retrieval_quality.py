@@ -187,6 +187,12 @@ def variants(grid: bool) -> dict[str, RankingConfig]:
     if not grid:
         return out
     out["relevance_only"] = replace(base, w_retention=0.0, w_recency=0.0)
+    out["no_speaker"] = replace(base, w_speaker=0.0)
+    out["pool50"] = replace(base, min_pool=50)
+    out["pool50_no_speaker"] = replace(base, min_pool=50, w_speaker=0.0)
+    for ws in (0.15, 0.5, 1.0):
+        out[f"speaker{ws}"] = replace(base, w_speaker=ws)
+    out["pool200"] = replace(base, min_pool=200)
     out["no_mmr"] = replace(base, mmr_lambda=1.0)
     for lam in (0.7, 0.9):
         out[f"mmr{lam}"] = replace(base, mmr_lambda=lam)
@@ -211,6 +217,8 @@ def main() -> None:
     ap.add_argument("--types", nargs="+", default=None, help="only these question types")
     ap.add_argument("--graph", action="store_true", help="also score engram+graph on knowledge-update/temporal questions")
     ap.add_argument("--graph-all-types", action="store_true", help="with --graph: score the graph column on every question type")
+    ap.add_argument("--details", type=Path, default=None,
+                    help="also write one JSON line per question: gold sessions and each method's top-10 sessions")
     args = ap.parse_args()
     questions = load_questions(args.limit)
     if args.types:
@@ -221,6 +229,7 @@ def main() -> None:
     per: dict[str, dict[str, list[dict[str, float | None]]]] = {m: defaultdict(list) for m in methods}
     start = time.perf_counter()
     config = EngramConfig(durable=False, persist_index=False)
+    details = args.details.open("w") if args.details else None
     for i, q in enumerate(questions, start=1):
         with tempfile.TemporaryDirectory() as tmp:
             # workers=0: graph jobs stay queued unless this question's graph column runs them.
@@ -240,10 +249,14 @@ def main() -> None:
             notes = mem.store.get_many(list({nid for ids in ranked.values() for nid in ids}))
             for method, ids in ranked.items():
                 per[method][q["question_type"]].append(scores([notes[n].metadata for n in ids], q, n_answer))
+            if details is not None:
+                details.write(json.dumps(_details(q, ranked, notes)) + "\n")
             mem.close()
         print(f"[{i}/{len(questions)}] {q['question_type']:<26} {len(records)} turns, "
               f"{time.perf_counter() - start:.0f}s, cache hits {embedder.hits} misses {embedder.misses}",
               file=sys.stderr)
+    if details is not None:
+        details.close()
     subset = f"stratified-{len(questions)}" if args.limit else "all-120"
     if args.types:
         subset += f" ({', '.join(args.types)}: {len(questions)})"
@@ -255,6 +268,16 @@ def main() -> None:
             print(json.dumps(_row(method, qtype, rows, subset)))
         everything = [r for rows in per[method].values() for r in rows]
         print(json.dumps(_row(method, "all", everything, subset)))
+
+
+def _details(q: dict[str, Any], ranked: dict[str, list[str]], notes: dict[str, Any]) -> dict[str, Any]:
+    """One question's outcome per method, for looking at what a ranking misses."""
+    out: dict[str, Any] = {"question_id": q["question_id"], "question_type": q["question_type"],
+                           "question": q["question"], "gold": q["answer_session_ids"], "methods": {}}
+    for method, ids in ranked.items():
+        out["methods"][method] = [[notes[n].metadata["session"], notes[n].metadata["turn"], notes[n].metadata["has_answer"]]
+                                  for n in ids]
+    return out
 
 
 def _row(method: str, qtype: str, rows: list[dict[str, float | None]], subset: str) -> dict[str, Any]:

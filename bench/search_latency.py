@@ -24,6 +24,7 @@ import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -62,6 +63,23 @@ def time_calls(fn, items: list) -> list[float]:
         fn(item)
         out.append(time.perf_counter() - start)
     return out
+
+
+def time_against_pool50(mem: Engram, queries: list[str], scope) -> tuple[list[float], list[float]]:
+    """Search latencies (s) with the shipped ranking and with the candidate pool of 50 it had
+    before 2026-12-04 (the baseline for what the deeper pool costs), alternating per query and
+    swapping the order each time so that drift and cache warmth hit both alike."""
+    shipped = mem.config
+    configs = {"shipped": shipped, "pool50": replace(shipped, ranking=replace(shipped.ranking, min_pool=50))}
+    out: dict[str, list[float]] = {"shipped": [], "pool50": []}
+    for i, query in enumerate(queries):
+        for name in (("shipped", "pool50") if i % 2 == 0 else ("pool50", "shipped")):
+            mem.config = configs[name]
+            start = time.perf_counter()
+            mem.search(query, top_k=10, **scope(i))
+            out[name].append(time.perf_counter() - start)
+    mem.config = shipped
+    return out["shipped"], out["pool50"]
 
 
 def raw_embed_rate(embedder: MiniLMEmbedder, texts: list[str], batch: int) -> float:
@@ -132,7 +150,7 @@ def main() -> None:
             raw_rate = max(raw_rate, again)
             embed_only = time_calls(lambda q: embedder.embed([q]), queries)
             for scope_name, scope in (("user", lambda i: {"user_id": f"u{i % USERS}"}), ("all", lambda i: {"agent_id": "bench"})):
-                lat = time_calls(lambda iq: mem.search(iq[1], top_k=10, **scope(iq[0])), list(enumerate(queries)))
+                lat, lat_pool50 = time_against_pool50(mem, queries, scope)
                 p50, p95 = percentiles(lat)
                 e50, e95 = percentiles(embed_only)
                 print(json.dumps({
@@ -142,6 +160,7 @@ def main() -> None:
                     "ingest_overhead": round(1 - ingest_rate / raw_rate, 3),
                     "raw_embed_interleaved_notes_s": round(beside, 1),
                     "ingest_overhead_interleaved": round(1 - ingest_rate / beside, 3), "hnsw": mem.index.vectors.is_hnsw,
+                    "search_p50_ms_pool50": percentiles(lat_pool50)[0], "search_p95_ms_pool50": percentiles(lat_pool50)[1],
                     "rss_mb": round(rss_mb(), 1),
                     "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 }), flush=True)
