@@ -27,7 +27,7 @@ from sqlalchemy import Boolean, Engine, ForeignKey, String, create_engine, selec
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from memory.database import is_sqlite, postgres_driver_url
+from memory.database import is_sqlite, postgres_driver_url, sqlite_engine
 from memory.errors import Conflict, InvalidInput, NotFound, StorageError
 from memory.migrate import MigrationTree, upgrade
 from memory.sqltypes import UTCDateTime
@@ -86,7 +86,9 @@ ACCOUNTS_MIGRATIONS = MigrationTree(Path(__file__).parent / "accounts_migrations
 def open_accounts_engine(url: str) -> Engine:
     """An engine on the control database with its tables migrated. Usage: ``open_accounts_engine(url)``."""
     if is_sqlite(url):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Engram's pragmas, as on every store file: WAL (key checks read while an admin writes),
+        # enforced foreign keys (a key's tenant), the busy timeout and the WAL-switch retry.
+        engine = sqlite_engine(url, durable=True)
     else:
         engine = create_engine(postgres_driver_url(url), pool_pre_ping=True)
     upgrade(engine, ACCOUNTS_MIGRATIONS)

@@ -136,6 +136,24 @@ def test_accounts_migrations_equal_the_metadata(database_url):
     engine.dispose()
 
 
+def test_the_accounts_file_has_the_store_pragmas(tmp_path):
+    """The control database is a SQLite file like the stores: WAL, so that key checks read while
+    an admin writes, and foreign keys enforced (an API key's tenant must exist)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from memory.accounts import open_accounts_engine
+    from memory.database import sqlite_url
+
+    engine = open_accounts_engine(sqlite_url(tmp_path / "control.db"))
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        with pytest.raises(IntegrityError):
+            conn.execute(text("INSERT INTO engram_api_keys (id, tenant_id, label, salt, digest, created_at) "
+                              "VALUES ('k1', 'nobody', '', 's', 'd', '2026-01-01 00:00:00')"))
+    engine.dispose()
+
+
 _OPEN_AT = """
 import sys, time
 from graph.store import GRAPH_MIGRATIONS
