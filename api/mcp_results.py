@@ -20,7 +20,7 @@ def note_json(note: Any, now: datetime | None = None) -> dict[str, Any]:
 
 
 def hit_json(hit: Any) -> dict[str, Any]:
-    """A search hit: the score and its parts (relevance, retention, recency, dense, bm25) plus the
+    """A search hit: the score and its parts (relevance, retention, recency, dense, bm25, speaker_factor) plus the
     note's creation time and links, so an agent can follow them."""
     note = hit.note
     return {**serialize.hit_json(hit, explain=True), "created_at": note.created_at,

@@ -74,7 +74,7 @@ class SearchRequest(ScopeFields):
     as_of: Timestamp | None = Field(None, description="facts valid at this time (knowledge graph)")
     include_archived: bool = False
     include_facts: bool = Field(True, description="also return matching graph facts, when the graph exists")
-    explain: bool = Field(False, description="add dense, bm25, relevance, retention and recency to each hit")
+    explain: bool = Field(False, description="add dense, bm25, relevance, retention, recency and speaker_factor to each hit")
 
 
 class ConsolidateRequest(ScopeFields):
@@ -148,7 +148,8 @@ class AddResponse(BaseModel):
 class HitOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id": _NOTE["id"], "content": _NOTE["content"], "metadata": {"role": "user"},
                                                               "event_time": "2026-05-03T10:00:00Z", "score": 0.93, "user_id": "ann",
-                                                              "relevance": 1.0, "retention": 0.88, "recency": 0.63, "dense": 0.71, "bm25": 7.4}]})
+                                                              "relevance": 1.0, "retention": 0.88, "recency": 0.63, "dense": 0.71, "bm25": 7.4,
+                                                              "speaker_factor": 1.0}]})
     id: str
     content: str
     metadata: dict[str, Any]
@@ -162,6 +163,7 @@ class HitOut(BaseModel):
     recency: float | None = None
     dense: float | None = None
     bm25: float | None = None
+    speaker_factor: float | None = None
 
 
 class FactHitOut(BaseModel):

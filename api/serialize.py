@@ -8,7 +8,7 @@ from memory.jobs import Job
 from memory.types import HistoryEntry, Link, Note
 from retrieval.ranking import Hit
 
-_EXPLAIN = ("relevance", "retention", "recency", "dense", "bm25")
+_EXPLAIN = ("relevance", "retention", "recency", "dense", "bm25", "speaker_factor")
 
 
 def note_json(note: Note) -> dict[str, Any]:

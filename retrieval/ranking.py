@@ -59,7 +59,9 @@ class Hit:
     supersedes another comes right before it whatever its score (retrieval.supersession); ``relevance`` the
     fused dense+BM25 relevance (0..1);
     ``dense`` the cosine similarity and ``bm25`` the BM25 score (None when that retriever did not
-    find the note); ``retention`` the forgetting-curve value at search time, before this recall.
+    find the note); ``retention`` the forgetting-curve value at search time, before this recall;
+    ``speaker_factor`` what ``score`` was multiplied by for who said the note (1, or
+    1 / (1 + w_speaker) for a chat turn of the speaker the query does not ask about).
     """
 
     id: str
@@ -75,13 +77,14 @@ class Hit:
     note: Note
     graph_rank: int | None = None
     kind: str = "note"
+    speaker_factor: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "id": self.id, "content": self.content, "metadata": self.metadata,
             "event_time": self.event_time.isoformat(), "score": self.score, "relevance": self.relevance,
             "retention": self.retention, "recency": self.recency, "dense": self.dense, "bm25": self.bm25,
-            "graph_rank": self.graph_rank,
+            "graph_rank": self.graph_rank, "speaker_factor": self.speaker_factor,
             **self.note.scope.as_dict(),
         }
 
@@ -127,6 +130,7 @@ class Scored:
     relevance: float
     retention: float
     recency: float
+    speaker_factor: float = 1.0
 
 
 def rank(
@@ -179,12 +183,12 @@ def _scored(c: Candidate, state: RankState, relevance: float, retention: float, 
             cfg: RankingConfig, speaker: str | None) -> Scored:
     age_days = (now - state.event_time).total_seconds() / 86400.0
     recent = recency(age_days, cfg.recency_half_life_days)
-    score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency)
-    score *= speaker_factor(state.role, speaker, cfg.w_speaker)
-    return Scored(c, score, relevance, retention, recent)
+    factor = speaker_factor(state.role, speaker, cfg.w_speaker)
+    score = blend(relevance, retention, recent, cfg.w_retention, cfg.w_recency) * factor
+    return Scored(c, score, relevance, retention, recent, factor)
 
 
 def _hit(s: Scored, note: Note) -> Hit:
     c = s.candidate
     return Hit(note.id, note.content, note.metadata, note.event_time, s.score, s.relevance, s.retention, s.recency,
-               c.dense, c.bm25, note, c.graph_rank)
+               c.dense, c.bm25, note, c.graph_rank, speaker_factor=s.speaker_factor)

@@ -1,6 +1,8 @@
 """/v1/memories, /v1/search, /v1/consolidate, /v1/restore against the real app (real SQLite, FAISS, MiniLM)."""
 import json
 
+import pytest
+
 from tests.api.rest_support import rest  # noqa: F401  (fixture)
 
 
@@ -86,6 +88,19 @@ def test_search_with_explain_filters_and_now(rest):
     assert [h["metadata"]["kind"] for h in only] == ["work"]
     bad = rest.client.post("/v1/search", json={**flt, "filters": {"kind": {"near": 1}}}, headers=rest.acme)
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_filter")
+
+
+def test_search_explains_the_speaker_factor(rest):
+    _add(rest, rest.acme, user_id="u_speaker", messages=[
+        {"role": "user", "content": "I ride a used Trek road bike to work."},
+        {"role": "assistant", "content": "A road bike for commuting wants fenders, lights and a rack."}])
+    body = {"query": "What road bike do I ride?", "user_id": "u_speaker", "top_k": 2, "explain": True}
+    hits = rest.client.post("/v1/search", json=body, headers=rest.acme).json()["results"]
+    factors = {h["metadata"]["role"]: h["speaker_factor"] for h in hits}
+    assert factors["user"] == 1.0 and factors["assistant"] == pytest.approx(1 / 1.3)
+    assert hits[0]["metadata"]["role"] == "user"
+    plain = rest.client.post("/v1/search", json={**body, "explain": False}, headers=rest.acme).json()["results"]
+    assert all(h.get("speaker_factor") is None for h in plain)
 
 
 def test_consolidate_then_restore(rest):

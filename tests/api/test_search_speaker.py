@@ -39,6 +39,9 @@ def test_a_question_about_the_user_marks_the_assistants_turns_down(chat):
     assistant = "A road bike"  # the assistant's turn
     assert scored[assistant] == pytest.approx(plain[assistant] / 1.3)
     assert all(scored[k] == pytest.approx(plain[k]) for k in scored if k != assistant)
+    factors = {h.metadata["role"]: h.speaker_factor for h in chat.search("What road bike do I ride to work?",
+                                                                          user_id="ann", now=NOW, top_k=3)}
+    assert factors == {"user": 1.0, "assistant": pytest.approx(1 / 1.3)}
 
 
 def test_a_question_about_what_the_assistant_said_marks_the_users_turns_down(chat):
