@@ -7,6 +7,8 @@ top hits. Prints one JSON line per (method, question_type) plus an "all" row per
     python bench/retrieval_quality.py --limit 30           # stratified subset, 5 per type
     python bench/retrieval_quality.py                      # all 120 questions (long: see docs)
     python bench/retrieval_quality.py --limit 30 --grid    # also score ranking variants (tuning)
+    python bench/retrieval_quality.py --details q.jsonl    # also each question's gold sessions and
+                                                           # every method's top 10 (what a ranking misses)
 
     python bench/retrieval_quality.py --graph              # also "engram+graph" on knowledge-update and
                                                            # temporal-reasoning questions (rule extractor)
