@@ -30,7 +30,10 @@ _ASSISTANT_SAID = re.compile(
 # "remind me of ...", "in our previous chat": could be either side's words.
 _EITHER = re.compile(r"\bremind me\b|\b(?:our|the)\s+(?:previous|last|earlier)\s+(?:conversation|chat|discussion)\b",
                      re.IGNORECASE)
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.IGNORECASE)
+# "me" after a request verb ("tell me about Paris", "show me", "give me") only addresses the
+# assistant; "what do you know about me" is about the user.
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|mine|myself)\b|(?<!tell )(?<!show )(?<!give )(?<!help )"
+                           r"(?<!let )\bme\b", re.IGNORECASE)
 
 
 def asked_speaker(query: str) -> str | None:

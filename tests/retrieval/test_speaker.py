@@ -19,6 +19,10 @@ from retrieval.speaker import ASSISTANT, USER, asked_speaker, speaker_factor
     ("Can you remind me of the restaurant in Cihampelas Walk?", None),  # either side may have named it
     ("In our previous conversation about Catalonia, which singer came up?", None),
     ("What is the capital of Portugal?", None),
+    ("Tell me about Lisbon.", None),                 # a request, not a question about the user
+    ("Show me something about jazz history", None),
+    ("What do you know about me?", USER),
+    ("Tell me what I ordered last time", USER),
     ("", None),
 ])
 def test_asked_speaker(query, speaker):
