@@ -283,8 +283,13 @@ class NoteStore:
         cols = (NoteRow.id, NoteRow.event_time, NoteRow.last_recalled_at, NoteRow.strength, NoteRow.recall_count)
         with self._relaxed_tx() as s:
             # Rows locked in id order, as every writer of several notes does: two transactions
-            # locking overlapping notes in different orders would deadlock on PostgreSQL.
-            rows = s.execute(select(*cols).where(NoteRow.id.in_(_IDS)).order_by(NoteRow.id).with_for_update(),
+            # locking overlapping notes in different orders would deadlock on PostgreSQL. And FOR
+            # NO KEY UPDATE (key_share), the lock an UPDATE of these non-key columns takes: plain
+            # FOR UPDATE also waits for the KEY SHARE locks that inserting a link (its foreign
+            # keys) takes on the notes it names, in link order, and a recall and an add that
+            # links to the same notes deadlocked.
+            rows = s.execute(select(*cols).where(NoteRow.id.in_(_IDS)).order_by(NoteRow.id)
+                             .with_for_update(key_share=True),
                              {"ids": list(note_ids)}).all()
             updates, accesses = [], []
             for nid, event_time, last, strength, count in rows:

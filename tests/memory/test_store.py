@@ -206,3 +206,36 @@ def test_scopes_are_isolated(store):
     assert {n.id for n in store.list_notes(Scope("u1"), False, 10, 0)} == {"n1", "n3"}
     assert {n.id for n in store.list_notes(Scope(agent_id="bot"), False, 10, 0)} == {"n3"}
     assert {n.id for n in store.list_notes(Scope("u2"), False, 10, 0)} == {"n2"}
+
+
+def test_a_recall_does_not_wait_for_a_writer_linking_to_the_note():
+    """PostgreSQL: inserting a link checks its foreign keys with FOR KEY SHARE on the notes it
+    names. A recall locks the notes it reinforces with FOR NO KEY UPDATE (what an UPDATE of
+    non-key columns takes), which that share lock does not block. With FOR UPDATE it waited, and a
+    recall and an add linking to the same notes deadlocked (CI: bench/load.py, two servers)."""
+    import threading
+    import uuid
+
+    from sqlalchemy import text
+
+    from tests.helpers import drop_pg_schema, pg_schema_url
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    store = NoteStore(open_engine(pg_schema_url(schema, create=True)), ForgettingConfig())
+    try:
+        store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
+        with store.engine.connect() as writer:
+            tx = writer.begin()
+            writer.execute(text("INSERT INTO links (source_id, target_id, kind, weight, created_at) "
+                                "VALUES ('n2', 'n1', 'related', 1.0, now())"))
+            done = threading.Event()
+            recaller = threading.Thread(target=lambda: (store.recall(["n1"], T0, "search", "q"), done.set()))
+            recaller.start()
+            finished = done.wait(10)
+            tx.rollback()
+        recaller.join()
+        assert finished, "the recall waited for the open link insert"
+        assert store.get("n1").recall_count == 1
+    finally:
+        store.close()
+        drop_pg_schema(schema)
