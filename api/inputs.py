@@ -13,8 +13,6 @@ from memory.types import Scope
 from memory.validation import clean_content, clean_importance, clean_metadata
 from retrieval.speaker import CHAT_ROLES
 
-_ROLES = CHAT_ROLES
-
 
 @dataclass(frozen=True)
 class NoteSpec:
@@ -49,8 +47,8 @@ def _spec_from_message(msg: Any, scope: Scope, base_meta: dict[str, Any], when: 
     if not isinstance(msg, Mapping):
         raise InvalidInput(f"a message must be an object with role and content, got {type(msg).__name__}")
     role = msg.get("role", "user")
-    if role not in _ROLES:
-        raise InvalidInput(f"unknown role {role!r}; use one of {sorted(_ROLES)}")
+    if role not in CHAT_ROLES:
+        raise InvalidInput(f"unknown role {role!r}; use one of {sorted(CHAT_ROLES)}")
     meta = {**base_meta, "role": role}
     if msg.get("timestamp") is not None:
         when = to_utc(msg["timestamp"])
@@ -75,7 +73,7 @@ def _spec_from_record(rec: Mapping[str, Any], now: datetime, cfg: MemoryConfig) 
     scope = Scope(rec.get("user_id"), rec.get("agent_id"), rec.get("session_id"))
     meta = clean_metadata(rec.get("metadata"), cfg)
     if rec.get("role") is not None:
-        if rec["role"] not in _ROLES:
+        if rec["role"] not in CHAT_ROLES:
             raise InvalidInput(f"unknown role {rec['role']!r}")
         meta = {**meta, "role": rec["role"]}
     when = to_utc(rec["timestamp"]) if rec.get("timestamp") is not None else now
