@@ -1,26 +1,69 @@
-"""The server's startup objects, kept out of the garbage collector's full passes.
+"""Long-lived objects kept out of the garbage collector's full passes.
 
-Why: a full (generation 2) collection visits every tracked object, and a server that has loaded
+Why: a full (generation 2) collection visits every tracked object, and a process that has loaded
 MiniLM and the local engine holds ~600k of them (modules, model and tokenizer objects, torch's
 Python side), which live as long as the process. Measured on the AVX2 EPYC: one full collection
 of such a process took 335 ms, with every thread of the process stopped behind the GIL; one in
 200 searches at 100k notes met such a pass (docs/benchmarks.md, issue 2). Frozen, the same
-collection visits only what was made after startup.
+collection visits only what was made after the freeze.
+
+Two holders: the server for its whole life (``freeze_startup_objects``, collecting first so that
+no garbage is frozen), and a bulk ingest for its duration (``heap_frozen``). An ingest of 100k
+notes in a process with MiniLM loaded met a full pass every ~3,000 notes, ~0.3 s each, while the
+embedding workers waited for the GIL (docs/benchmarks.md, issue 2). ``gc.freeze`` and
+``gc.unfreeze`` act on the whole process, so holders are counted: the first one freezes, the last
+one thaws, and an ingest inside a serving process leaves the server's freeze alone.
 """
 from __future__ import annotations
 
 import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_holders = 0
 
 
 def freeze_startup_objects() -> int:
     """Collect the garbage there is, then move every object alive now to the permanent generation
-    (collected first, so that no garbage is frozen with them). Returns how many were frozen."""
+    (collected first, so that no garbage is frozen with them). Returns how many are frozen."""
     gc.collect()
-    gc.freeze()
+    _hold()
     return gc.get_freeze_count()
 
 
 def thaw_startup_objects() -> None:
     """Give the frozen objects back to the collector (at shutdown: an app started and stopped
     inside a longer-lived process, e.g. a test run, must not keep its garbage forever)."""
-    gc.unfreeze()
+    _release()
+
+
+@contextmanager
+def heap_frozen() -> Iterator[None]:
+    """Keep the objects alive at entry out of full collections until exit (unless another holder
+    still needs them frozen). No collection first: a full pass is what this avoids, and garbage
+    frozen with the rest is collected after the thaw."""
+    _hold()
+    try:
+        yield
+    finally:
+        _release()
+
+
+def _hold() -> None:
+    global _holders
+    with _lock:
+        if _holders == 0:
+            gc.freeze()
+        _holders += 1
+
+
+def _release() -> None:
+    global _holders
+    with _lock:
+        if _holders == 0:
+            return
+        _holders -= 1
+        if _holders == 0:
+            gc.unfreeze()

@@ -80,6 +80,17 @@ def test_links_connect_related_notes_by_id(filled, mem):
         assert mem.store.get(link.target_id).scope.user_id == "ann"
 
 
+def test_add_many_runs_with_the_heap_frozen_and_thaws_it(mem):
+    """A bulk ingest keeps the process's objects out of full collections while it runs (api/heap.py)."""
+    import gc
+
+    frozen = []
+    mem.add_many([{"content": f"Ann watered plant number {i}.", "user_id": "ann"} for i in range(5)],
+                 batch_size=2, progress=lambda _n: frozen.append(gc.get_freeze_count()))
+    assert len(frozen) == 3 and min(frozen) > 0
+    assert gc.get_freeze_count() == 0
+
+
 def test_add_many_pipelined_batches_link_like_single_adds(mem):
     """add_many embeds the next batch while it stores this one: notes come back in record order,
     and a note links to notes of earlier batches exactly as one-by-one adds would link them."""

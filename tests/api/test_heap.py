@@ -1,0 +1,65 @@
+"""The heap is frozen while someone needs it (api/heap.py): the first holder freezes, the last thaws."""
+import gc
+import threading
+
+from api.heap import freeze_startup_objects, heap_frozen, thaw_startup_objects
+
+
+class Marker:
+    """A tracked object whose presence among the collector's objects shows whether it is frozen."""
+
+
+def _collected(obj) -> bool:
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_heap_frozen_freezes_for_its_block_and_thaws_after():
+    marker = Marker()
+    assert gc.get_freeze_count() == 0
+    with heap_frozen():
+        assert gc.get_freeze_count() > 0
+        assert not _collected(marker)
+        made_inside = Marker()
+        assert _collected(made_inside)  # what the block makes is collected as usual
+    assert gc.get_freeze_count() == 0
+    assert _collected(marker)
+
+
+def test_nested_and_overlapping_holders_thaw_only_when_the_last_leaves():
+    with heap_frozen():
+        with heap_frozen():
+            pass
+        assert gc.get_freeze_count() > 0  # the outer holder still needs it
+    assert gc.get_freeze_count() == 0
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def ingest():
+        with heap_frozen():
+            inside.set()
+            leave.wait(10)
+
+    other = threading.Thread(target=ingest)
+    other.start()
+    inside.wait(10)
+    with heap_frozen():
+        pass
+    assert gc.get_freeze_count() > 0  # the other thread's ingest is still running
+    leave.set()
+    other.join()
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_ingest_inside_a_serving_process_leaves_the_servers_freeze_alone():
+    marker = Marker()
+    freeze_startup_objects()
+    try:
+        with heap_frozen():
+            pass
+        assert gc.get_freeze_count() > 0
+        assert not _collected(marker)
+    finally:
+        thaw_startup_objects()
+    assert gc.get_freeze_count() == 0
+    thaw_startup_objects()  # one thaw too many changes nothing
+    assert gc.get_freeze_count() == 0
