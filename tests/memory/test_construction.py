@@ -1,8 +1,13 @@
+import gzip
+import json
+import re
 from datetime import UTC, datetime
 
+from memory import tagging
 from memory.construction import build_draft
 from memory.keywords import extract_keywords
-from memory.tagging import category_tags
+from memory.tagging import category_tags, longest_cue_pattern
+from tests.helpers import SHARED_DATA
 
 
 def test_keywords_are_salient_phrases_not_stopwords():
@@ -37,3 +42,28 @@ def test_draft_has_keywords_tags_and_one_line_context():
     assert "berlin marathon" in draft.keywords
     assert "\n" not in draft.context
     assert draft.context.startswith("user on 2024-03-05: about ")
+
+
+def _alternation(cues):
+    """The reference: every cue in one alternation, longest first (the first that matches wins)."""
+    return re.compile(r"\b(" + "|".join(map(re.escape, sorted(cues, key=len, reverse=True))) + ")", re.IGNORECASE)
+
+
+def test_the_cue_trie_finds_what_a_longest_first_alternation_finds():
+    cues = ["vet", "veteran", "rent", "renovat", "ai", "app", "appointment", "machine learning", "mov", "movie"]
+    trie = re.compile(r"\b(" + longest_cue_pattern(cues) + ")", re.IGNORECASE)
+    reference = _alternation(cues)
+    for text in ["The veteran vet renovated a rental", "An APPointment about the app and AI",
+                 "machine learning movies; Machine learnt moving", "vetting rents and ai-powered apps", ""]:
+        assert trie.findall(text) == reference.findall(text), text
+    assert trie.findall("the veteran's appointment") == ["veteran", "appointment"]
+
+
+def test_category_tags_match_the_reference_on_real_chat_turns():
+    reference = _alternation(list(tagging._CATEGORIES_OF))
+    with gzip.open(SHARED_DATA / "longmemeval_s_dev.json.gz", "rt") as fh:
+        data = json.load(fh)
+    turns = [turn["content"] for item in data[:20] for session in item["haystack_sessions"] for turn in session]
+    assert len(turns) > 5000
+    for text in turns:
+        assert tagging._PATTERN.findall(text) == reference.findall(text)
