@@ -12,7 +12,9 @@ no garbage is frozen), and a bulk ingest for its duration (``heap_frozen``). An 
 notes in a process with MiniLM loaded met a full pass every ~3,000 notes, ~0.3 s each, while the
 embedding workers waited for the GIL (docs/benchmarks.md, issue 2). ``gc.freeze`` and
 ``gc.unfreeze`` act on the whole process, so holders are counted: the first one freezes, the last
-one thaws, and an ingest inside a serving process leaves the server's freeze alone.
+one thaws, and an ingest inside a serving process leaves the server's freeze alone. A heap that
+someone else froze (a pre-fork server's master process, say) is left as it is: neither frozen
+further nor thawed by us.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 
 _lock = threading.Lock()
 _holders = 0
+_ours = False  # whether the current freeze is ours to thaw
 
 
 def freeze_startup_objects() -> int:
@@ -52,10 +55,12 @@ def heap_frozen() -> Iterator[None]:
 
 
 def _hold() -> None:
-    global _holders
+    global _holders, _ours
     with _lock:
         if _holders == 0:
-            gc.freeze()
+            _ours = gc.get_freeze_count() == 0
+            if _ours:
+                gc.freeze()
         _holders += 1
 
 
@@ -65,5 +70,5 @@ def _release() -> None:
         if _holders == 0:
             return
         _holders -= 1
-        if _holders == 0:
+        if _holders == 0 and _ours:
             gc.unfreeze()

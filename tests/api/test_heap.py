@@ -63,3 +63,17 @@ def test_an_ingest_inside_a_serving_process_leaves_the_servers_freeze_alone():
     assert gc.get_freeze_count() == 0
     thaw_startup_objects()  # one thaw too many changes nothing
     assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_by_someone_else_is_left_frozen():
+    marker = Marker()
+    gc.freeze()  # e.g. a pre-fork server's master process
+    try:
+        before = gc.get_freeze_count()
+        with heap_frozen():
+            made_inside = Marker()
+        assert gc.get_freeze_count() == before
+        assert not _collected(marker)
+        assert _collected(made_inside)  # not frozen by us either
+    finally:
+        gc.unfreeze()
