@@ -8,9 +8,9 @@ of such a process took 335 ms, with every thread of the process stopped behind t
 collection visits only what was made after the freeze.
 
 Two holders: the server for its whole life (``freeze_startup_objects``, collecting first so that
-no garbage is frozen), and a bulk ingest for its duration (``heap_frozen``). An ingest of 100k
-notes in a process with MiniLM loaded met a full pass every ~3,000 notes, ~0.3 s each, while the
-embedding workers waited for the GIL (docs/benchmarks.md, issue 2). ``gc.freeze`` and
+no garbage is frozen), and a bulk ingest for its duration (``heap_frozen``). An ingest into a
+store of 100k notes, in a process with MiniLM loaded, met a full pass every ~3,000 notes, 0.3-0.4 s
+of CPU each, while the embedding workers waited for the GIL (docs/benchmarks.md, issue 2). ``gc.freeze`` and
 ``gc.unfreeze`` act on the whole process, so holders are counted: the first one freezes, the last
 one thaws, and an ingest inside a serving process leaves the server's freeze alone. A heap that
 someone else froze (a pre-fork server's master process, say) is left as it is: neither frozen
