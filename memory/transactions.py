@@ -31,3 +31,14 @@ def read_tx(engine: Engine) -> Iterator[Connection]:
             yield conn
     except SQLAlchemyError as exc:
         raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A plain connection in one transaction (Core statements only): committed when the block
+    ends, rolled back on error. For small hot writes where an ORM session costs more than the SQL."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
