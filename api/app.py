@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,7 +38,7 @@ from api.settings import Settings
 from api.tenants import TenantRegistry
 from memory.accounts import AccountStore, open_accounts_engine
 from memory.errors import EngramError, StorageError
-from retrieval.embedder import Embedder, MiniLMEmbedder
+from retrieval.embedder import Embedder, MiniLMEmbedder, embed_queries
 
 log = logging.getLogger("engram.api")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -124,8 +124,15 @@ class _LazyEmbedder:
         if self._inner is None:
             self._inner = MiniLMEmbedder(batch_size=self._batch_size)
         self._inner.embed(["warm up"])  # the first call pays for lazy init; not a user's request
+        embed_queries(self._inner, ["warm up"])
 
     def embed(self, texts: list[str]) -> Any:
+        return self._call(lambda inner: inner.embed(texts))
+
+    def embed_query(self, texts: list[str]) -> Any:
+        return self._call(lambda inner: embed_queries(inner, texts))
+
+    def _call(self, run: Callable[[Embedder], Any]) -> Any:
         assert self._inner is not None, "embedder used before startup"
         background = threading.current_thread().name.startswith(_JOB_THREAD_PREFIX)
         with self._gate:
@@ -137,7 +144,7 @@ class _LazyEmbedder:
             if not background:
                 self._requests_waiting -= 1
         try:
-            return self._inner.embed(texts)
+            return run(self._inner)
         finally:
             with self._gate:
                 self._busy = False

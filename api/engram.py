@@ -418,7 +418,7 @@ class Engram:
         # second sentence in the same embedding batch, only when the scope has facts at all.
         use_graph = self.config.graph_search.enabled and self.graph.store.has_facts(owner_scope(scope))
         perspective = user_perspective(query) if use_graph else query
-        vectors = self._shared.embed([query] if perspective == query else [query, perspective])
+        vectors = self._shared.embed_query([query] if perspective == query else [query, perspective])
         graph = self._graph_ranking(query, vectors[-1], scope, world, top_k) if use_graph else None
         with self._lock:
             hits, top_raw = self._ranked(query, vectors[0], scope, predicate, top_k, when, include_archived,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.embedder import Embedder
+from retrieval.embedder import Embedder, embed_queries
 
 
 class LockedEmbedder:
@@ -36,3 +36,7 @@ class LockedEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             return self._load().embed(texts)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return embed_queries(self._load(), texts)

@@ -149,7 +149,9 @@ class GraphQueries:
             when = to_utc(as_of)
             pairs = [(f, v) for f, v in pairs if f.valid_as_of(when)]
         if query_vec is None and query_text and self.embedder is not None:
-            query_vec = self.embedder.embed([user_perspective(query_text)])[0]
+            # A query is never stored: an embedder's faster query encoder may embed it.
+            embed = getattr(self.embedder, "embed_query", self.embedder.embed)
+            query_vec = embed([user_perspective(query_text)])[0]
         scored = _score(pairs, query_vec, query_text or "")
         best = sorted(scored, key=lambda p: -p[1])[:k]
         decorated = self._decorate([f for f, _ in best])

@@ -62,13 +62,19 @@ class TracedEncoder:
     def build(cls, model: Any, batch_size: int, split_nice: int = SPLIT_NICE) -> TracedEncoder | None:
         """Trace ``model`` (a SentenceTransformer), or None when its pipeline is not the plain one.
         ``split_nice``: how many nice levels below their creator ``encode_split``'s workers run."""
-        if not _plain_pipeline(model):
+        if not plain_pipeline(model):
             return None
-        encoder = cls(None, model.tokenizer, model.max_seq_length, batch_size, split_nice)
         try:
-            encoder._graph = _trace(model[0].auto_model, encoder._tokens(_EXAMPLE))
+            return cls.of(model[0].auto_model, model, batch_size, split_nice)
         except Exception:  # noqa: BLE001 - any failure to trace means "use the eager path"
             return None
+
+    @classmethod
+    def of(cls, transformer: Any, model: Any, batch_size: int, split_nice: int = SPLIT_NICE) -> TracedEncoder:
+        """``transformer`` (a Hugging Face model, maybe a modified copy of ``model``'s) traced with
+        mean pooling, tokenised by ``model``'s tokenizer. Raises whatever tracing raises."""
+        encoder = cls(None, model.tokenizer, model.max_seq_length, batch_size, split_nice)
+        encoder._graph = _trace(transformer, encoder._tokens(_EXAMPLE))
         return encoder
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -161,7 +167,8 @@ def _split_worker(nice: int) -> None:
         pass
 
 
-def _plain_pipeline(model: Any) -> bool:
+def plain_pipeline(model: Any) -> bool:
+    """True for a SentenceTransformer that is a transformer, mean pooling and maybe Normalize."""
     names = [type(m).__name__ for m in model]
     if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
         return False
