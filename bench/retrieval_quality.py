@@ -46,7 +46,7 @@ from api.engram import Engram  # noqa: E402
 from bench.embed_cache import CachedEmbedder  # noqa: E402
 from graph.queries import user_perspective  # noqa: E402
 from memory.types import Scope  # noqa: E402
-from retrieval.embedder import MiniLMEmbedder  # noqa: E402
+from retrieval.embedder import MiniLMEmbedder, embed_queries  # noqa: E402
 from retrieval.ranking import RankingConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "longmemeval_s_dev.json.gz"
@@ -157,7 +157,7 @@ def rank_with_graph(mem: Engram, q: dict[str, Any], qvec: Any, settings: dict[st
     per_message = 1000 * (time.perf_counter() - start) / max(ran, 1)
     when = parse_date(q["question_date"])
     scope = Scope(q["question_id"])
-    fvec = mem.embedder.embed([user_perspective(q["question"])])[0]
+    fvec = embed_queries(mem.embedder, [user_perspective(q["question"])])[0]
     base = mem.config
     out = {}
     for name, setting in settings.items():
@@ -215,6 +215,8 @@ def variants(grid: bool) -> dict[str, RankingConfig]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="stratified subset of N questions")
+    ap.add_argument("--query-int8", choices=("auto", "off"), default="auto",
+                    help="queries through the int8 encoder where MiniLM runs in float32 (auto, as shipped) or not")
     ap.add_argument("--grid", action="store_true", help="also score ranking variants")
     ap.add_argument("--types", nargs="+", default=None, help="only these question types")
     ap.add_argument("--graph", action="store_true", help="also score engram+graph on knowledge-update/temporal questions")
@@ -225,7 +227,7 @@ def main() -> None:
     questions = load_questions(args.limit)
     if args.types:
         questions = [q for q in questions if q["question_type"] in args.types]
-    embedder = CachedEmbedder(MiniLMEmbedder(), CACHE)
+    embedder = CachedEmbedder(MiniLMEmbedder(query_int8="auto" if args.query_int8 == "auto" else False), CACHE)
     methods = ["bm25", "dense", *variants(args.grid), *(graph_variants(args.grid) if args.graph else [])]
     graph_ms: list[float] = []
     per: dict[str, dict[str, list[dict[str, float | None]]]] = {m: defaultdict(list) for m in methods}
@@ -239,7 +241,7 @@ def main() -> None:
             records = haystack_records(q)
             mem.add_many(records, batch_size=512)
             n_answer = sum(1 for r in records if r["metadata"]["has_answer"])
-            qvec = embedder.embed([q["question"]])[0]
+            qvec = embed_queries(embedder, [q["question"]])[0]
             ranked = {"bm25": rank_bm25(mem, q), "dense": rank_dense(mem, q, qvec)}
             for name, cfg in variants(args.grid).items():
                 ranked[name] = rank_engram(mem, q, qvec, cfg)
@@ -262,6 +264,7 @@ def main() -> None:
     subset = f"stratified-{len(questions)}" if args.limit else "all-120"
     if args.types:
         subset += f" ({', '.join(args.types)}: {len(questions)})"
+    print(json.dumps({"embedder_dtype": embedder.inner.dtype, "query_encoder": embedder.inner.query_forward}))
     if graph_ms:
         print(json.dumps({"graph_build_ms_per_message": round(sum(graph_ms) / len(graph_ms), 2),
                           "questions": len(graph_ms), "extractor": "rules"}))

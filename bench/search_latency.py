@@ -65,21 +65,25 @@ def time_calls(fn, items: list) -> list[float]:
     return out
 
 
-def time_against_pool50(mem: Engram, queries: list[str], scope) -> tuple[list[float], list[float]]:
-    """Search latencies (s) with the shipped ranking and with the candidate pool of 50 it had
-    before 2026-12-04 (the baseline for what the deeper pool costs), alternating per query and
-    swapping the order each time so that drift and cache warmth hit both alike."""
-    shipped = mem.config
-    configs = {"shipped": shipped, "pool50": replace(shipped, ranking=replace(shipped.ranking, min_pool=50))}
-    out: dict[str, list[float]] = {"shipped": [], "pool50": []}
+def time_against_baselines(mem: Engram, embedder: MiniLMEmbedder, queries: list[str], scope) -> dict[str, list[float]]:
+    """Search latencies (s) with everything as shipped and with two baselines: the candidate pool
+    of 50 it had before 2026-12-04 (what the deeper pool costs) and queries embedded by the
+    float32 model (what the int8 query encoder saves, on CPUs that have one; elsewhere the same as
+    shipped). Alternating per query, the order rotated each time, so that drift and cache warmth
+    hit all alike."""
+    shipped, encoder = mem.config, embedder.query_encoder
+    pool50 = replace(shipped, ranking=replace(shipped.ranking, min_pool=50))
+    setups = {"shipped": (shipped, encoder), "pool50": (pool50, encoder), "f32query": (shipped, None)}
+    names = list(setups)
+    out: dict[str, list[float]] = {name: [] for name in names}
     for i, query in enumerate(queries):
-        for name in (("shipped", "pool50") if i % 2 == 0 else ("pool50", "shipped")):
-            mem.config = configs[name]
+        for name in names[i % 3:] + names[: i % 3]:
+            mem.config, embedder.query_encoder = setups[name]
             start = time.perf_counter()
             mem.search(query, top_k=10, **scope(i))
             out[name].append(time.perf_counter() - start)
-    mem.config = shipped
-    return out["shipped"], out["pool50"]
+    mem.config, embedder.query_encoder = shipped, encoder
+    return out
 
 
 def raw_embed_rate(embedder: MiniLMEmbedder, texts: list[str], batch: int) -> float:
@@ -148,12 +152,15 @@ def main() -> None:
             again = raw_embed_rate(embedder, texts, args.batch)
             print(json.dumps({"baseline": "raw_embedder", "after_notes": size, "notes_s": round(again, 1)}), flush=True)
             raw_rate = max(raw_rate, again)
-            embed_only = time_calls(lambda q: embedder.embed([q]), queries)
+            embed_only = time_calls(lambda q: embedder.embed_query([q]), queries)
+            embed_f32 = time_calls(lambda q: embedder.embed([q]), queries)
             for scope_name, scope in (("user", lambda i: {"user_id": f"u{i % USERS}"}), ("all", lambda i: {"agent_id": "bench"})):
-                lat, lat_pool50 = time_against_pool50(mem, queries, scope)
-                p50, p95 = percentiles(lat)
-                base50, base95 = percentiles(lat_pool50)
+                lat = time_against_baselines(mem, embedder, queries, scope)
+                p50, p95 = percentiles(lat["shipped"])
+                base50, base95 = percentiles(lat["pool50"])
+                f50, f95 = percentiles(lat["f32query"])
                 e50, e95 = percentiles(embed_only)
+                ef50, ef95 = percentiles(embed_f32)
                 print(json.dumps({
                     "notes": size, "scope": scope_name, "scope_notes": size // USERS if scope_name == "user" else size,
                     "search_p50_ms": p50, "search_p95_ms": p95, "embed_query_p50_ms": e50, "embed_query_p95_ms": e95,
@@ -162,6 +169,8 @@ def main() -> None:
                     "raw_embed_interleaved_notes_s": round(beside, 1),
                     "ingest_overhead_interleaved": round(1 - ingest_rate / beside, 3), "hnsw": mem.index.vectors.is_hnsw,
                     "search_p50_ms_pool50": base50, "search_p95_ms_pool50": base95,
+                    "query_encoder": embedder.query_forward, "search_p50_ms_f32query": f50, "search_p95_ms_f32query": f95,
+                    "embed_query_f32_p50_ms": ef50, "embed_query_f32_p95_ms": ef95,
                     "rss_mb": round(rss_mb(), 1),
                     "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 }), flush=True)
