@@ -8,7 +8,10 @@ per-user scope (1% of the notes) and for one scope holding every note (the HNSW 
 Prints one JSON line per (size, scope); search latency includes the query embedding. Ingest
 overhead is given twice: against the fastest raw-embedder measurement of the run
 (``ingest_overhead``, the strict figure) and against raw-embedder samples taken between the
-ingest's 30k-note segments (``ingest_overhead_interleaved``).
+ingest's 30k-note segments (``ingest_overhead_interleaved``). Each query is also searched with
+two baselines in the same run: the candidate pool of 50 (``*_pool50``) and the query embedded by
+the float32 model instead of the int8 query encoder (``*_f32query``; the same as shipped on CPUs
+where MiniLM runs in bf16).
 """
 from __future__ import annotations
 
