@@ -1,11 +1,12 @@
 """A query's encoder: the same transformer with its Linear layers quantized to int8 (dynamic).
 
 Why: a search embeds one short query (~10 tokens) before it can rank anything, and on a CPU
-without native bf16 MiniLM runs in float32, where that embedding is most of a search's time:
-MKL's small-row products read 42 MiB of float32 weights per query (more than such CPUs' L3, and
+without native bf16 MiniLM runs in float32, where that embedding is half of a search's time:
+its small-row products read ~40 MiB of float32 weights per query (more than such CPUs' L3, and
 the search's own reads evict them between queries). int8 weights are a quarter of those bytes and
-fbgemm multiplies them in integer SIMD. Stored notes keep their float32 vectors: only the query
-side changes, by less than the ranking notices (docs/benchmarks.md, issue 2).
+fbgemm multiplies them in integer SIMD: 8.3 against 17.0 ms per query on a Zen 1 EPYC. Stored
+notes keep their float32 vectors; only the query side changes, and on 30 LongMemEval questions
+no retrieval figure got worse (docs/benchmarks.md, the embedding section).
 
 Weights get one scale per output channel; activations one scale per call (``quantize_dynamic``),
 so nothing is calibrated. The embedding table, layer norms and attention stay float32, and the
