@@ -29,8 +29,8 @@ in ``process_rss_mb`` only. Prefill: one 512-token prompt of HotpotQA text (best
 warm-up). Decode: 128 greedy tokens after that prompt (best of 2; the decode loop alone is
 timed). ``top1_vs_fp32``: share of 600 positions of other HotpotQA text where the engine's most
 likely next token equals fp32's; ``ppl``: perplexity on the same positions. The int8 engine runs
-GPTQ-rounded codes (``int8_rounding``), calibrated once on LongMemEval chat sessions by
-bench/int8_calibrate.py and cached in bench/.cache (a "note" line says when this run made them). Other processes
+GPTQ-rounded codes in rotated bases (``int8_rounding``, ``inference.rotation``), calibrated once
+on LongMemEval chat sessions and HotpotQA text by bench/int8_calibrate.py and cached in bench/.cache (a "note" line says when this run made them). Other processes
 share the machine: every line carries the 1-minute load average when it finished.
 """
 from __future__ import annotations

@@ -2,16 +2,19 @@
 
 Usage::
 
-    codes = calibrate_int8(GGUFFile.open(path), token_windows)   # minutes: fp32 forward + GPTQ
-    save_int8_codes(codes, gf, Path("smollm2.int8-gptq.pt"), info={"text": "LongMemEval sessions"})
+    rot = Rotation.random(gf.config, seed=0)
+    codes = calibrate_int8(gf, token_windows, rotation=rot)   # minutes: fp32 forward + GPTQ
+    save_int8_codes(codes, gf, Path("smollm2.int8-gptq.pt"), info={"text": "LongMemEval sessions"}, rotation=rot)
     engine = LocalEngine(quant="int8", int8_codes=Path("smollm2.int8-gptq.pt"))  # reads ~100 MiB
 
 The codes are the same format as round-to-nearest int8 (int8 [n, k] and one scale per output
 channel), so the engine runs them through the same kernels; only the rounding of each weight is
 chosen by :func:`inference.gptq.gptq_int8` against the inputs each layer sees on the calibration
-text (fp32 model, the dequantized GGUF). The calibration text must not be the text quality is
-measured on. A cache file is tied to its model by the GGUF's size and a digest of some tensors'
-bytes; loading it for another model raises ModelLoadError.
+text (fp32 model, the dequantized GGUF). With ``rotation``, each weight is first moved to the
+rotated bases of ``inference.rotation`` (and its input statistics with it), and the file keeps
+the rotation, which the model needs to run the codes. The calibration text must not be the text
+quality is measured on. A cache file is tied to its model by the GGUF's size and a digest of some
+tensors' bytes; loading it for another model raises ModelLoadError.
 """
 from __future__ import annotations
 
@@ -26,8 +29,11 @@ import torch
 from inference.errors import ModelLoadError
 from inference.gguf_file import GGUFFile
 from inference.gptq import gptq_int8
+from inference.rotation import Rotation, rotate_hessian, rotate_weight
 
-FORMAT = "engram-int8-gptq-v1"
+FORMAT = "engram-int8-gptq-v2"  # v2 added the optional rotation
+READABLE = (FORMAT, "engram-int8-gptq-v1")  # v1 files hold unrotated codes
+ROTATION_FIELDS = ("residual", "head", "ffn_signs", "ffn_block")
 # the fused Linear of each block (inference.model._block) and the GGUF tensors it concatenates
 FUSED_PARTS = {"wqkv": ("attn_q", "attn_k", "attn_v"), "wo": ("attn_output",), "w13": ("ffn_gate", "ffn_up"),
                "w2": ("ffn_down",)}
@@ -35,17 +41,24 @@ FUSED_PARTS = {"wqkv": ("attn_q", "attn_k", "attn_v"), "wo": ("attn_output",), "
 Int8Codes = dict[str, tuple[torch.Tensor, torch.Tensor]]  # "blk.{i}.{wqkv|wo|w13|w2}" -> (q, scales)
 
 
-def calibrate_int8(gf: GGUFFile, windows: Sequence[Sequence[int]], damp: float = 0.01) -> Int8Codes:
-    """GPTQ int8 codes for every block Linear of ``gf``, from fp32 activations on ``windows`` (token ids)."""
+def calibrate_int8(gf: GGUFFile, windows: Sequence[Sequence[int]], damp: float = 0.01,
+                   rotation: Rotation | None = None) -> Int8Codes:
+    """GPTQ int8 codes for every block Linear of ``gf``, from fp32 activations on ``windows`` (token
+    ids); with ``rotation``, codes of the weights in those bases (load them with the same rotation)."""
     from inference.model import Transformer
 
     model = Transformer.from_gguf(gf, "fp32")
     hessians = _input_hessians(model, windows)
     codes: Int8Codes = {}
     for i, block in enumerate(model.blocks):
+        gains = {"wqkv": block.attn_norm, "w13": block.ffn_norm}
         for attr in FUSED_PARTS:
             key = f"blk.{i}.{attr}"
-            codes[key] = gptq_int8(getattr(block, attr).weight, hessians[key], damp=damp)
+            w, h = getattr(block, attr).weight, hessians[key]
+            if rotation is not None:
+                w = rotate_weight(w, attr, gf.config, rotation, gains.get(attr)).float()
+                h = rotate_hessian(h, attr, gf.config, rotation, gains.get(attr))
+            codes[key] = gptq_int8(w, h, damp=damp)
     return codes
 
 
@@ -83,17 +96,21 @@ def model_identity(gf: GGUFFile) -> dict[str, Any]:
     return {"size": gf.path.stat().st_size, "sha256_sample": digest.hexdigest()}
 
 
-def save_int8_codes(codes: Int8Codes, gf: GGUFFile, path: Path, info: Mapping[str, Any] | None = None) -> None:
-    """Write ``codes`` for the model in ``gf`` to ``path`` (written to a temporary name, then renamed)."""
-    payload = {"format": FORMAT, "model": model_identity(gf), "info": dict(info or {}),
+def save_int8_codes(codes: Int8Codes, gf: GGUFFile, path: Path, info: Mapping[str, Any] | None = None,
+                    rotation: Rotation | None = None) -> None:
+    """Write ``codes`` for the model in ``gf`` (computed in ``rotation``'s bases, if given) to
+    ``path`` (written to a temporary name, then renamed)."""
+    rot = None if rotation is None else {f: getattr(rotation, f).float().contiguous() for f in ROTATION_FIELDS}
+    payload = {"format": FORMAT, "model": model_identity(gf), "info": dict(info or {}), "rotation": rot,
                "codes": {k: (q.contiguous(), s.float().contiguous()) for k, (q, s) in codes.items()}}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
 
 
-def load_int8_codes(path: Path, gf: GGUFFile) -> tuple[Int8Codes, dict[str, Any]]:
-    """Codes and their ``info`` from a file written by :func:`save_int8_codes` for this model.
+def load_int8_codes(path: Path, gf: GGUFFile) -> tuple[Int8Codes, Rotation | None, dict[str, Any]]:
+    """Codes, the rotation they were computed in (None: none) and their ``info`` from a file
+    written by :func:`save_int8_codes` for this model.
 
     Read into private memory, not memory-mapped: a mapping would page the codes in at their first
     use, so load time and resident memory measured at load would leave most of them out.
@@ -102,7 +119,7 @@ def load_int8_codes(path: Path, gf: GGUFFile) -> tuple[Int8Codes, dict[str, Any]
         payload = torch.load(path, weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise ModelLoadError(f"cannot read int8 codes {path}: {e}") from e
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in READABLE:
         raise ModelLoadError(f"{path} is not an int8 code file ({FORMAT})")
     if payload["model"] != model_identity(gf):
         raise ModelLoadError(f"{path} was calibrated for another model than {gf.path.name}")
@@ -110,4 +127,14 @@ def load_int8_codes(path: Path, gf: GGUFFile) -> tuple[Int8Codes, dict[str, Any]
     want = {f"blk.{i}.{attr}" for i in range(gf.config.n_layers) for attr in FUSED_PARTS}
     if set(codes) != want:
         raise ModelLoadError(f"{path} lacks codes for {sorted(want - set(codes))[:3]}...")
-    return {k: (q, s) for k, (q, s) in codes.items()}, payload["info"]
+    return {k: (q, s) for k, (q, s) in codes.items()}, _rotation(payload.get("rotation"), gf, path), payload["info"]
+
+
+def _rotation(fields: Mapping[str, torch.Tensor] | None, gf: GGUFFile, path: Path) -> Rotation | None:
+    if fields is None:
+        return None
+    if not isinstance(fields, Mapping) or set(fields) != set(ROTATION_FIELDS):
+        raise ModelLoadError(f"{path} has a malformed rotation")
+    rot = Rotation(**{f: fields[f] for f in ROTATION_FIELDS})
+    rot.check(gf.config)
+    return rot

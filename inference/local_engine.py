@@ -71,8 +71,9 @@ class LocalEngine:
     ``prefix_cache_blocks`` x ``block_size`` tokens of prefix cache (0 blocks: none); each
     64-token block of SmolLM2-135M holds 2.9 MB of fp32 K/V. ``blend``: the default selective
     recompute of chunk KV. ``int8_codes`` (quant "int8"): a file of calibrated codes
-    (``inference.int8_calibration``, e.g. from ``bench/int8_calibrate.py``) instead of
-    round-to-nearest; ``self.int8_rounding`` says which one the engine runs.
+    (``inference.int8_calibration``, e.g. from ``bench/int8_calibrate.py``; possibly computed in
+    rotated bases, which the file carries) instead of round-to-nearest; ``self.int8_rounding``
+    says which one the engine runs.
     ``prefill_min_rows``: from how many rows a prefill dequantizes weights for a dense matmul
     instead of running the packed kernel; None (default) measures it on this CPU at load
     (``inference.prefill_path``, ~0.1-0.2 s, then remembered in ``machine_cache``),
@@ -115,12 +116,12 @@ class LocalEngine:
         self.config = gf.config
         self.tokenizer = Tokenizer.from_gguf(gf.metadata)
         self.template = ChatTemplate.from_gguf(gf.metadata)
-        codes = None
+        codes, rotation = None, None
         self.int8_rounding = "nearest" if quant == "int8" else None
         if int8_codes is not None:
-            codes, info = load_int8_codes(Path(int8_codes), gf)
+            codes, rotation, info = load_int8_codes(Path(int8_codes), gf)
             self.int8_rounding = info.get("method", "calibrated")
-        self.model = Transformer.from_gguf(gf, quant, codes)
+        self.model = Transformer.from_gguf(gf, quant, codes, rotation)
         if compute_dtype is not None:
             self.model.use_compute(compute_dtype)
         self.model.use_threads(threads, decode_threads)
@@ -134,9 +135,10 @@ class LocalEngine:
         # and so does from how many rows the second thread pays for its wake-ups (inference.thread_rows)
         self.wide_from_rows = self.model.use_wide_rows(wide_from_rows, memo)
         self.quant = quant
-        # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest
-        # and so does fp32 instead of bf16 compute
+        # cached KV is keyed by model_id: calibrated codes compute other KV than round-to-nearest,
+        # rotated codes keep rotated values in the cache, and fp32 compute differs from bf16
         self.model_id = (f"local/{path.stem}/{quant}" + ("-calibrated" if codes is not None else "")
+                         + ("-rotated" if rotation is not None else "")
                          + ("-fp32compute" if quant != "fp32" and self.model.act_dtype == torch.float32 else ""))
         self.load_seconds = time.perf_counter() - start
         self.chunk_store = chunk_store

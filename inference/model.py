@@ -28,6 +28,7 @@ from inference.native import NativeKernels
 from inference.output_head import Embedding, TiedHead, TokenTable
 from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
+from inference.rotation import FfnRotation, Rotation, rotate_weight
 from inference.thread_rows import PROBE_ROWS as THREAD_PROBE_ROWS
 from inference.thread_rows import wide_from_rows
 
@@ -135,10 +136,11 @@ class Block(nn.Module):
     """One decoder layer: x + attn(norm(x)), then + mlp(norm(x))."""
 
     def __init__(self, cfg: ModelConfig, wqkv: nn.Module, wo: nn.Module, w13: nn.Module, w2: nn.Module,
-                 attn_norm: torch.Tensor, ffn_norm: torch.Tensor):
+                 attn_norm: torch.Tensor, ffn_norm: torch.Tensor, ffn_rotation: FfnRotation | None = None):
         super().__init__()
         self.cfg = cfg
         self.wqkv, self.wo, self.w13, self.w2 = wqkv, wo, w13, w2
+        self.ffn_rotation = ffn_rotation  # weights in rotated bases (inference.rotation): w2's input
         self.register_buffer("attn_norm", attn_norm.float())
         self.register_buffer("ffn_norm", ffn_norm.float())
 
@@ -166,7 +168,8 @@ class Block(nn.Module):
         """The rest of the layer after attention: h + wo(o), then + mlp(norm(h)). o: [B, H, T, D]."""
         b, t, _ = h.shape
         h = h + self.wo(o.transpose(1, 2).reshape(b, t, -1))  # fp32 + bf16 promotes to fp32
-        return h + self.w2(swiglu(self.w13(rms_norm(h, self.ffn_norm, self.cfg.norm_eps).to(act))))
+        g = swiglu(self.w13(rms_norm(h, self.ffn_norm, self.cfg.norm_eps).to(act)))
+        return h + self.w2(g if self.ffn_rotation is None else self.ffn_rotation(g))
 
 
 class Transformer(nn.Module):
@@ -275,14 +278,21 @@ class Transformer(nn.Module):
         return run
 
     @classmethod
-    def from_gguf(cls, gf: GGUFFile, quant: str = "int4", int8_codes: Int8Codes | None = None) -> Transformer:
+    def from_gguf(cls, gf: GGUFFile, quant: str = "int4", int8_codes: Int8Codes | None = None,
+                  rotation: Rotation | None = None) -> Transformer:
         """``int8_codes`` (quant "int8" only): calibrated codes for every block Linear
-        (``inference.int8_calibration``) instead of round-to-nearest."""
+        (``inference.int8_calibration``) instead of round-to-nearest. ``rotation`` (fp32 and int8):
+        the bases the block weights are kept in (``inference.rotation``); with codes, the bases
+        the codes were computed in. The model's outputs are the same in any basis, up to rounding."""
         if int8_codes is not None and quant != "int8":
             raise InvalidParams(f"int8_codes are for quant 'int8', not {quant!r}")
+        if rotation is not None and quant == "int4":
+            raise InvalidParams("int4 keeps the file's codes exactly: it has no rotated form")
         cfg = gf.config
-        blocks = [_block(gf, cfg, i, quant, int8_codes) for i in range(cfg.n_layers)]
-        embed, head = _embedding_and_head(gf, cfg, quant)
+        if rotation is not None:
+            rotation.check(cfg)
+        blocks = [_block(gf, cfg, i, quant, int8_codes, rotation) for i in range(cfg.n_layers)]
+        embed, head = _embedding_and_head(gf, cfg, quant, rotation)
         rope_freqs = gf.tensors.get("rope_freqs.weight")
         factors = dequantize_gguf(rope_freqs.data, rope_freqs.qtype, rope_freqs.shape) if rope_freqs else None
         out_norm = gf.tensor("output_norm.weight")
@@ -321,42 +331,59 @@ class Transformer(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm and output head: h [B, T, dim] fp32 -> logits [B, T, V] fp32."""
+        if self.embed.rotation is not None:  # the residual stream is kept rotated: back to the head's basis
+            h = h @ self.embed.rotation.t()
         return self.head(rms_norm(h, self.norm, self.cfg.norm_eps)).float()  # fp32 in: the head refines
 
 
-def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str, int8_codes: Int8Codes | None = None) -> Block:
+def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str, int8_codes: Int8Codes | None = None,
+           rotation: Rotation | None = None) -> Block:
     def raw(name: str):  # noqa: ANN202
         return gf.tensor(f"blk.{i}.{name}.weight")
 
-    def linear(attr: str) -> nn.Module:
-        parts = [raw(p) for p in FUSED_PARTS[attr]]
-        if int8_codes is None:
-            return make_linear(parts, quant)
-        q, scales = int8_codes[f"blk.{i}.{attr}"]
-        want = (sum(r.shape[0] for r in parts), parts[0].shape[1])
-        if tuple(q.shape) != want:
-            raise ModelLoadError(f"int8 codes for blk.{i}.{attr} have shape {tuple(q.shape)}, expected {want}")
-        return Int8Linear(q, scales)
-
     attn_norm = dequantize_gguf(raw("attn_norm").data, raw("attn_norm").qtype, (cfg.dim,))
     ffn_norm = dequantize_gguf(raw("ffn_norm").data, raw("ffn_norm").qtype, (cfg.dim,))
-    return Block(cfg, linear("wqkv"), linear("wo"), linear("w13"), linear("w2"), attn_norm, ffn_norm)
+    gains = {"wqkv": attn_norm, "w13": ffn_norm}
+
+    def linear(attr: str) -> nn.Module:
+        parts = [raw(p) for p in FUSED_PARTS[attr]]
+        if int8_codes is not None:
+            q, scales = int8_codes[f"blk.{i}.{attr}"]
+            want = (sum(r.shape[0] for r in parts), parts[0].shape[1])
+            if tuple(q.shape) != want:
+                raise ModelLoadError(f"int8 codes for blk.{i}.{attr} have shape {tuple(q.shape)}, expected {want}")
+            return Int8Linear(q, scales)
+        if rotation is None:
+            return make_linear(parts, quant)
+        w = torch.cat([dequantize_gguf(r.data, r.qtype, r.shape) for r in parts], dim=0)
+        return linear_from_float(rotate_weight(w, attr, cfg, rotation, gains.get(attr)).float(), quant)
+
+    layers = [linear(attr) for attr in ("wqkv", "wo", "w13", "w2")]
+    if rotation is None:
+        return Block(cfg, *layers, attn_norm, ffn_norm)
+    # the gains live in wqkv's and w13's columns now (inference.rotation.input_basis)
+    return Block(cfg, *layers, torch.ones(cfg.dim), torch.ones(cfg.dim), FfnRotation(rotation))
 
 
-def _embedding_and_head(gf: GGUFFile, cfg: ModelConfig, quant: str) -> tuple[Embedding, nn.Module]:
-    """The embedding table, and the output head (the same matrix when embeddings are tied)."""
+def _embedding_and_head(gf: GGUFFile, cfg: ModelConfig, quant: str,
+                        rotation: Rotation | None = None) -> tuple[Embedding, nn.Module]:
+    """The embedding table, and the output head (the same matrix when embeddings are tied).
+
+    With ``rotation``, the embedding outputs rows in the rotated basis and :meth:`Transformer.logits`
+    turns the last hidden state back: the table and the head keep the file's exact values."""
     emb = gf.tensor("token_embd.weight")
     if emb.shape != (cfg.vocab_size, cfg.dim):
         raise ModelLoadError(f"token_embd has shape {emb.shape}, expected {(cfg.vocab_size, cfg.dim)}")
+    residual = rotation.residual.float().contiguous() if rotation is not None else None
     if quant == "fp32":
         w = dequantize_gguf(emb.data, emb.qtype, emb.shape)  # [V, dim]
-        embed = Embedding(weight=w)
+        embed = Embedding(weight=w, rotation=residual)
         if cfg.tied_embeddings:
             return embed, FloatLinear(w)  # one fp32 copy serves both
         return embed, make_linear([gf.tensor("output.weight")], quant)
     table = TokenTable.from_raw(emb)
     head = TiedHead(table) if cfg.tied_embeddings else make_linear([gf.tensor("output.weight")], quant)
-    return Embedding(table=table), head
+    return Embedding(table=table, rotation=residual), head
 
 
 def random_model(cfg: ModelConfig, quant: str = "fp32", seed: int = 0) -> Transformer:

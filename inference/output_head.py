@@ -66,17 +66,21 @@ class TokenTable(nn.Module):
 
 
 class Embedding(nn.Module):
-    """Embedding lookup through a TokenTable (tied) or a plain fp32 matrix."""
+    """Embedding lookup through a TokenTable (tied) or a plain fp32 matrix; with ``rotation``
+    [dim, dim], rows come out in that basis (a model kept in rotated bases, inference.rotation)."""
 
-    def __init__(self, table: TokenTable | None = None, weight: torch.Tensor | None = None):
+    def __init__(self, table: TokenTable | None = None, weight: torch.Tensor | None = None,
+                 rotation: torch.Tensor | None = None):
         super().__init__()
-        self.table, self.weight = table, weight
+        self.table, self.weight, self.rotation = table, weight, rotation
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.table is not None:
-            return self.table.embed(tokens)
-        assert self.weight is not None
-        return F.embedding(tokens, self.weight)
+            rows = self.table.embed(tokens)
+        else:
+            assert self.weight is not None
+            rows = F.embedding(tokens, self.weight)
+        return rows if self.rotation is None else rows @ self.rotation
 
 
 class TiedHead(nn.Module):

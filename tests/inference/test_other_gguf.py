@@ -121,3 +121,24 @@ def test_engine_generates_with_chatml_fallback(tiny_gguf: Path) -> None:
     text = "".join(s)
     assert s.finish_reason in ("length", "stop") and text == engine.tokenizer.decode(s.token_ids)
     assert engine.tokenizer.decode(engine.tokenizer.encode("Hello, world! 123")) == "Hello, world! 123"
+
+
+def test_rotated_gptq_codes_on_another_gguf(tiny_gguf: Path, tmp_path: Path) -> None:
+    """Calibration in rotated bases on a model with an untied head, F16 embeddings and mixed storage
+    types: the engine runs the file's codes and rotation and tracks fp32."""
+    from inference.int8_calibration import calibrate_int8, save_int8_codes
+    from inference.rotation import Rotation
+
+    gf = GGUFFile.open(tiny_gguf)
+    g = torch.Generator().manual_seed(2)
+    windows = [torch.randint(3, V, (64,), generator=g).tolist() for _ in range(4)]
+    rot = Rotation.random(gf.config, seed=0)
+    codes = calibrate_int8(gf, windows, damp=0.1, rotation=rot)
+    save_int8_codes(codes, gf, tmp_path / "codes.pt", info={"method": "GPTQ rotated (test)"}, rotation=rot)
+    engine = LocalEngine(model_path=tiny_gguf, quant="int8", int8_codes=tmp_path / "codes.pt")
+    assert "/int8-calibrated-rotated" in engine.model_id and engine.int8_rounding == "GPTQ rotated (test)"
+    tokens = torch.randint(3, V, (1, 40), generator=torch.Generator().manual_seed(1))
+    fp32 = Transformer.from_gguf(gf, "fp32")
+    ref = fp32(tokens, 0, fp32.new_cache(40), last_only=False)
+    got = engine.model(tokens, 0, engine.model.new_cache(40), last_only=False)
+    assert (got - ref).norm() / ref.norm() < 0.05
