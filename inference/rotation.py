@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from inference.errors import ModelLoadError
+from inference.errors import InvalidParams, ModelLoadError
 from inference.gguf_file import ModelConfig
 
 FFN_BLOCK = 64  # the largest power of two that divides SmolLM2's 1,536; 1/8 is exact in bf16
@@ -48,7 +48,7 @@ LAYERS = ("wqkv", "wo", "w13", "w2")
 def hadamard(n: int) -> torch.Tensor:
     """Orthonormal Hadamard matrix of order ``n`` (a power of two), Sylvester's construction, fp64."""
     if n < 1 or n & (n - 1):
-        raise ValueError(f"Hadamard order must be a power of two, got {n}")
+        raise InvalidParams(f"Hadamard order must be a power of two, got {n}")
     h = torch.ones(1, 1, dtype=torch.float64)
     while h.shape[0] < n:
         h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
@@ -149,13 +149,15 @@ def input_basis(attr: str, rot: Rotation, gain: torch.Tensor | None = None) -> t
     """
     if attr in ("wqkv", "w13"):
         if gain is None:
-            raise ValueError(f"{attr} reads a normed input: its RMSNorm gain is needed")
+            raise InvalidParams(f"{attr} reads a normed input: its RMSNorm gain is needed")
+        if bool((gain == 0).any()):  # that input is always 0: its rotated statistics are unknowable
+            raise ModelLoadError(f"{attr}'s RMSNorm gain has zeros: this model cannot be rotated")
         return 1 / gain.double(), rot.residual.double()
     if attr == "wo":
         return torch.ones(rot.head.shape[0], dtype=torch.float64), rot.head.double()
     if attr == "w2":
         return rot.ffn_signs.double(), rot.ffn_block.double()
-    raise ValueError(f"unknown layer {attr!r}; expected one of {LAYERS}")
+    raise InvalidParams(f"unknown layer {attr!r}; expected one of {LAYERS}")
 
 
 def rotate_weight(w: torch.Tensor, attr: str, cfg: ModelConfig, rot: Rotation,

@@ -31,8 +31,17 @@ def test_hadamard_is_orthonormal_with_equal_magnitudes(n: int) -> None:
 
 
 def test_hadamard_needs_a_power_of_two() -> None:
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(InvalidParams, match="power of two"):
         hadamard(576)
+
+
+def test_a_zero_norm_gain_cannot_be_rotated() -> None:
+    rot, gain = Rotation.random(TINY_CONFIG), torch.ones(TINY_CONFIG.dim)
+    gain[5] = 0
+    with pytest.raises(ModelLoadError, match="gain has zeros"):
+        rotate_hessian(torch.eye(TINY_CONFIG.dim), "wqkv", TINY_CONFIG, rot, gain)
+    with pytest.raises(InvalidParams, match="unknown layer"):
+        input_basis("wq", rot)
 
 
 def test_power_of_two_block() -> None:
