@@ -94,6 +94,7 @@ def _perplexity(logits: list[torch.Tensor], windows: list[list[int]]) -> float:
 
 # int4 keeps the file's Q4_1 codes exactly; int8 re-quantizes each 4-bit block-scaled row to one
 # int8 scale per row (~0.9% weight error), which flips ~4% of top-1 choices of this 135M model.
+# That is round-to-nearest; the calibrated codes the bench runs are held to 0.97 in test_int8_quality.
 MIN_AGREEMENT = {"int4": 0.97, "int8": 0.95}
 
 
