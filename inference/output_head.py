@@ -72,7 +72,8 @@ class Embedding(nn.Module):
     def __init__(self, table: TokenTable | None = None, weight: torch.Tensor | None = None,
                  rotation: torch.Tensor | None = None):
         super().__init__()
-        self.table, self.weight, self.rotation = table, weight, rotation
+        self.table, self.weight = table, weight
+        self.register_buffer("rotation", rotation)  # a buffer: counted with the model's tensors
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.table is not None:
