@@ -29,7 +29,7 @@ import torch
 from inference.errors import ModelLoadError
 from inference.gguf_file import GGUFFile
 from inference.gptq import gptq_int8
-from inference.rotation import Rotation, rotate_hessian, rotate_weight
+from inference.rotation import NORM_OF, Rotation, rotate_hessian, rotate_weight
 
 FORMAT = "engram-int8-gptq-v2"  # v2 added the optional rotation
 READABLE = (FORMAT, "engram-int8-gptq-v1")  # v1 files hold unrotated codes
@@ -51,13 +51,13 @@ def calibrate_int8(gf: GGUFFile, windows: Sequence[Sequence[int]], damp: float =
     hessians = _input_hessians(model, windows)
     codes: Int8Codes = {}
     for i, block in enumerate(model.blocks):
-        gains = {"wqkv": block.attn_norm, "w13": block.ffn_norm}
         for attr in FUSED_PARTS:
             key = f"blk.{i}.{attr}"
             w, h = getattr(block, attr).weight, hessians[key]
             if rotation is not None:
-                w = rotate_weight(w, attr, gf.config, rotation, gains.get(attr)).float()
-                h = rotate_hessian(h, attr, gf.config, rotation, gains.get(attr))
+                gain = getattr(block, NORM_OF[attr]) if attr in NORM_OF else None
+                w = rotate_weight(w, attr, gf.config, rotation, gain).float()
+                h = rotate_hessian(h, attr, gf.config, rotation, gain)
             codes[key] = gptq_int8(w, h, damp=damp)
     return codes
 

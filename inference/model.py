@@ -23,15 +23,20 @@ from inference.errors import InvalidParams, ModelLoadError
 from inference.gguf_file import GGUFFile, ModelConfig
 from inference.int8_calibration import FUSED_PARTS, Int8Codes
 from inference.kv_cache import KVCache
-from inference.linear import FloatLinear, Int4Linear, Int8Linear, linear_from_float, make_linear
+from inference.linear import (
+    FloatLinear,
+    Int4Linear,
+    Int8Linear,
+    linear_from_float,
+    make_linear,
+)
 from inference.native import NativeKernels
 from inference.output_head import Embedding, TiedHead, TokenTable
 from inference.prefill_path import crossover_rows
 from inference.quant import dequantize_gguf
-from inference.rotation import FfnRotation, Rotation, rotate_weight
+from inference.rotation import NORM_OF, FfnRotation, Rotation, rotate_weight
 from inference.thread_rows import PROBE_ROWS as THREAD_PROBE_ROWS
 from inference.thread_rows import wide_from_rows
-
 
 # Forwards of fewer rows run on the decode threads until the engine measures the crossover on this
 # CPU (inference.thread_rows). With OMP_WAIT_POLICY=PASSIVE the second thread sleeps between
@@ -341,9 +346,7 @@ def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str, int8_codes: Int8C
     def raw(name: str):  # noqa: ANN202
         return gf.tensor(f"blk.{i}.{name}.weight")
 
-    attn_norm = dequantize_gguf(raw("attn_norm").data, raw("attn_norm").qtype, (cfg.dim,))
-    ffn_norm = dequantize_gguf(raw("ffn_norm").data, raw("ffn_norm").qtype, (cfg.dim,))
-    gains = {"wqkv": attn_norm, "w13": ffn_norm}
+    norms = {name: dequantize_gguf(raw(name).data, raw(name).qtype, (cfg.dim,)) for name in ("attn_norm", "ffn_norm")}
 
     def linear(attr: str) -> nn.Module:
         parts = [raw(p) for p in FUSED_PARTS[attr]]
@@ -356,11 +359,12 @@ def _block(gf: GGUFFile, cfg: ModelConfig, i: int, quant: str, int8_codes: Int8C
         if rotation is None:
             return make_linear(parts, quant)
         w = torch.cat([dequantize_gguf(r.data, r.qtype, r.shape) for r in parts], dim=0)
-        return linear_from_float(rotate_weight(w, attr, cfg, rotation, gains.get(attr)).float(), quant)
+        gain = norms[NORM_OF[attr]] if attr in NORM_OF else None
+        return linear_from_float(rotate_weight(w, attr, cfg, rotation, gain).float(), quant)
 
     layers = [linear(attr) for attr in ("wqkv", "wo", "w13", "w2")]
     if rotation is None:
-        return Block(cfg, *layers, attn_norm, ffn_norm)
+        return Block(cfg, *layers, norms["attn_norm"], norms["ffn_norm"])
     # the gains live in wqkv's and w13's columns now (inference.rotation.input_basis)
     return Block(cfg, *layers, torch.ones(cfg.dim), torch.ones(cfg.dim), FfnRotation(rotation))
 

@@ -44,6 +44,9 @@ from inference.gguf_file import ModelConfig
 FFN_BLOCK = 64  # the largest power of two that divides SmolLM2's 1,536; 1/8 is exact in bf16
 FP32_BELOW_ROWS = 32  # w2's input rotation runs in fp32 below this many token rows (FfnRotation)
 LAYERS = ("wqkv", "wo", "w13", "w2")
+# the layers that read a normed residual, and the RMSNorm (a block buffer, a GGUF tensor) whose
+# gain their rotated weights take in (input_basis)
+NORM_OF = {"wqkv": "attn_norm", "w13": "ffn_norm"}
 
 
 def hadamard(n: int) -> torch.Tensor:
@@ -137,21 +140,22 @@ def times_blocks(x: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     return (x.unflatten(-1, (-1, block.shape[0])) @ block).flatten(-2)
 
 
-def input_basis(attr: str, rot: Rotation, gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def input_basis(attr: str, cfg: ModelConfig, rot: Rotation,
+                gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(d [k], B): the layer's rotated input is x A with A = diag(d) blockdiag(B, ..., B), B orthogonal.
 
     wqkv/w13 read rms_norm(h) * gain; rotated, they read rms_norm(h R) = rms_norm(h) R, so
     d = 1 / gain and B = R. wo reads the attention output, rotated per head (d = 1, B = the head
     rotation); w2 the SwiGLU output (d = the signs, B = the Hadamard block).
     """
-    if attr in ("wqkv", "w13"):
+    if attr in NORM_OF:
         if gain is None:
             raise InvalidParams(f"{attr} reads a normed input: its RMSNorm gain is needed")
         if bool((gain == 0).any()):  # that input is always 0: its rotated statistics are unknowable
             raise ModelLoadError(f"{attr}'s RMSNorm gain has zeros: this model cannot be rotated")
         return 1 / gain.double(), rot.residual.double()
-    if attr == "wo":
-        return torch.ones(rot.head.shape[0], dtype=torch.float64), rot.head.double()
+    if attr == "wo":  # one head rotation per query head
+        return torch.ones(cfg.n_heads * cfg.head_dim, dtype=torch.float64), rot.head.double()
     if attr == "w2":
         return rot.ffn_signs.double(), rot.ffn_block.double()
     raise InvalidParams(f"unknown layer {attr!r}; expected one of {LAYERS}")
@@ -164,9 +168,7 @@ def rotate_weight(w: torch.Tensor, attr: str, cfg: ModelConfig, rot: Rotation,
     A^-T = diag(1 / d) blockdiag(B) (B orthogonal). The output side L: wo and w2 write the
     residual stream (rotated: y R, so L = R^T); wqkv's value rows give v R_head per KV head; q and
     k rows stay (RoPE rotates pairs of their dimensions); w13's up rows take w2's input signs."""
-    d, block = input_basis(attr, rot, gain)
-    if attr == "wo":  # one head rotation per query head: tile d to the input width
-        d = d.repeat(cfg.n_heads)
+    d, block = input_basis(attr, cfg, rot, gain)
     w = times_blocks(w.double() / d, block)
     if attr in ("wo", "w2"):
         return rot.residual.double().t() @ w
@@ -182,8 +184,6 @@ def rotate_weight(w: torch.Tensor, attr: str, cfg: ModelConfig, rot: Rotation,
 def rotate_hessian(h: torch.Tensor, attr: str, cfg: ModelConfig, rot: Rotation,
                    gain: torch.Tensor | None = None) -> torch.Tensor:
     """E[x^T x] [k, k] of the original inputs -> that of the rotated inputs x A: A^T H A."""
-    d, block = input_basis(attr, rot, gain)
-    if attr == "wo":
-        d = d.repeat(cfg.n_heads)
+    d, block = input_basis(attr, cfg, rot, gain)
     ha = times_blocks(h.double() * d, block)  # H A
     return times_blocks(ha.t() * d, block).t()  # ((H A)^T A)^T = A^T H A

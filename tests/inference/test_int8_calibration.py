@@ -11,7 +11,7 @@ from inference.errors import InvalidParams, ModelLoadError
 from inference.int8_calibration import FUSED_PARTS, Int8Codes, load_int8_codes, save_int8_codes
 from inference.model import Transformer
 from inference.quant import dequantize_gguf, quantize_int8
-from inference.rotation import Rotation, rotate_weight
+from inference.rotation import NORM_OF, Rotation, rotate_weight
 from tests.inference import smollm
 
 
@@ -19,12 +19,11 @@ def _nearest_codes(gf, rotation: Rotation | None = None) -> Int8Codes:  # noqa: 
     """Round-to-nearest codes in the file format (a stand-in for minutes of GPTQ), in ``rotation``'s bases."""
     codes = {}
     for i in range(gf.config.n_layers):
-        gains = {"wqkv": gf.tensor(f"blk.{i}.attn_norm.weight"), "w13": gf.tensor(f"blk.{i}.ffn_norm.weight")}
         for attr, parts in FUSED_PARTS.items():
             raws = [gf.tensor(f"blk.{i}.{p}.weight") for p in parts]
             w = torch.cat([dequantize_gguf(r.data, r.qtype, r.shape) for r in raws])
             if rotation is not None:
-                g = gains.get(attr)
+                g = gf.tensor(f"blk.{i}.{NORM_OF[attr]}.weight") if attr in NORM_OF else None
                 gain = None if g is None else dequantize_gguf(g.data, g.qtype, (gf.config.dim,))
                 w = rotate_weight(w, attr, gf.config, rotation, gain).float()
             codes[f"blk.{i}.{attr}"] = quantize_int8(w)

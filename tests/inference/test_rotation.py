@@ -41,7 +41,7 @@ def test_a_zero_norm_gain_cannot_be_rotated() -> None:
     with pytest.raises(ModelLoadError, match="gain has zeros"):
         rotate_hessian(torch.eye(TINY_CONFIG.dim), "wqkv", TINY_CONFIG, rot, gain)
     with pytest.raises(InvalidParams, match="unknown layer"):
-        input_basis("wq", rot)
+        input_basis("wq", TINY_CONFIG, rot)
 
 
 def test_power_of_two_block() -> None:
@@ -50,10 +50,10 @@ def test_power_of_two_block() -> None:
 
 def _explicit_basis(attr: str, rot: Rotation, gain: torch.Tensor | None) -> torch.Tensor:
     """A as a dense matrix, built the slow way, to check the blockwise helpers against."""
-    d, block = input_basis(attr, rot, gain)
+    d, block = input_basis(attr, TINY_CONFIG, rot, gain)
     k = {"wqkv": TINY_CONFIG.dim, "w13": TINY_CONFIG.dim, "wo": TINY_CONFIG.dim, "w2": TINY_CONFIG.ffn_dim}[attr]
     dense = torch.block_diag(*[block] * (k // block.shape[0]))
-    return d.repeat(k // d.shape[0])[:, None] * dense
+    return d[:, None] * dense  # d spans the input width
 
 
 @pytest.mark.parametrize("attr", ["wqkv", "wo", "w13", "w2"])
