@@ -11,15 +11,22 @@ prompt. The fix-up, layer by layer over the T tokens after the prefix:
 1. layers before ``check_layer`` run in full for every token, writing fresh K/V;
 2. at ``check_layer`` every token's fresh K and V are computed and compared with the cached
    ones (squared L2 over heads, ``measure`` = "k", "v" or "kv" for their sum, each normalised by
-   its mean); the top ``ratio`` of cached tokens by deviation, plus every uncached token, are
-   kept; the other tokens keep their cached K/V for this and every later layer;
+   its mean); the top ``widen`` x ``ratio`` of cached tokens by deviation, plus every uncached
+   token, are kept; the other tokens keep their cached K/V for this and every later layer;
 3. from there on only the kept tokens run — in one batched forward per layer — attending with
    the true causal mask (query at position p sees every key at positions <= p, reused or fresh)
-   and writing their fresh K/V into the cache.
+   and writing their fresh K/V into the cache;
+4. at ``refine_layer`` (CacheBlend's gradual filtering) the kept cached tokens are ranked again by
+   that layer's deviation and narrowed to ``ratio``; the others keep the K/V written so far.
 
 With ``check_layer = 1`` layer 0 is context-free (its K/V depend only on token and position), so
 ratio 0 reproduces naive concatenation of the reused caches and ratio 1 reproduces a full
 prefill; both are tested on the real model in fp32.
+
+Why the refine step: a deviation measured after more layers has seen more of the prompt and picks
+better tokens (20 HotpotQA questions, int4, ratio 0.15: chosen at layer 1, top-1 agreement with
+a full prefill 0.78 and KL 0.098; at layer 5, 0.84 and 0.068 but 37% slower), and running 2 x
+ratio through layers 1-4 buys most of that for 6% (0.83 and 0.076). docs/benchmarks.md, issue 5.
 """
 from __future__ import annotations
 
@@ -43,6 +50,10 @@ class BlendConfig:
     ratio: float = 0.15
     check_layer: int = 1
     measure: str = "k"
+    # gradual filtering: check_layer keeps widen x ratio of the cached tokens, refine_layer narrows
+    # them to ratio (widen 1 or refine_layer <= check_layer: one selection, at check_layer)
+    widen: float = 2.0
+    refine_layer: int = 5
     # each chunk's first tokens, recomputed before any chosen by deviation (within the ratio): a
     # chunk computed alone made them its attention sinks, which they are not in the prompt
     sink_tokens: int = 0
@@ -60,6 +71,8 @@ class BlendConfig:
             raise InvalidParams("sink_tokens and exact_tail_tokens must be >= 0")
         if self.check_layer < 0:
             raise InvalidParams("check_layer must be >= 0")
+        if self.widen < 1.0:
+            raise InvalidParams(f"widen must be >= 1, got {self.widen}")
         if self.measure not in MEASURES:
             raise InvalidParams(f"measure must be one of {MEASURES}, got {self.measure!r}")
 
@@ -78,18 +91,21 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
     assert cached.shape == (t,) and t >= 1
     cached = cached.clone()
     cached[-1] = False  # the last token's hidden state gives the logits
-    act, check = model.act_dtype, min(cfg.check_layer, len(model.blocks) - 1)
+    act = model.act_dtype
+    stages = _stages(cfg, len(model.blocks)) if cfg.ratio < 1.0 else {}
+    n_cached = int(cached.sum())
+    force = torch.zeros_like(cached) if force is None else force & cached
     sel = torch.arange(t)  # indices (into the T tokens) still being computed
     h = model.embed(tokens)  # [1, T, dim]
     model.threads_for(t)
-    n_recomputed = int(cached.sum())
-    masks: list[tuple[slice, int, torch.Tensor]] | None = None  # once the selection is made
+    masks: list[tuple[slice, int, torch.Tensor]] | None = None  # per selection
     for i, block in enumerate(model.blocks):
         q, k, v = block.project(h, model.rotations(start + t)[start + sel], act)
-        if i == check and cfg.ratio < 1.0 and bool(cached.any()):
-            keep = _select(cache, i, start, k, v, cached, cfg, force)  # bool over sel (== all T here)
-            n_recomputed = int((keep & cached).sum())
+        if i in stages and bool(cached[sel].any()):
+            keep = _select(cache, i, start + sel, k, v, cached[sel], round(stages[i] * n_cached), cfg.measure,
+                           force[sel])
             sel, h, q, k, v = sel[keep], h[:, keep], q[:, :, keep], k[:, :, keep], v[:, :, keep]
+            masks = None
             model.threads_for(len(sel))  # the later layers run only the selected rows
         if len(sel) == t:  # every token: the model's own prefill path (same numerics as a full prefill)
             k_all, v_all = cache.update(i, start, k, v)
@@ -99,7 +115,16 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
             o = _attend_selected(cache, i, start + sel, q, k, v, act, masks)
         h = block.mix(h, o, act)
     cache.length = start + t
-    return model.logits(h[:, -1:]), n_recomputed
+    return model.logits(h[:, -1:]), int(cached[sel].sum())
+
+
+def _stages(cfg: BlendConfig, n_layers: int) -> dict[int, float]:
+    """Layer -> share of the cached tokens kept from there on."""
+    check = min(cfg.check_layer, n_layers - 1)
+    refine = min(cfg.refine_layer, n_layers - 1)
+    if cfg.widen == 1.0 or refine <= check:
+        return {check: cfg.ratio}
+    return {check: min(1.0, cfg.widen * cfg.ratio), refine: cfg.ratio}
 
 
 def _causal_masks(pos: torch.Tensor, act: torch.dtype) -> list[tuple[slice, int, torch.Tensor]]:
@@ -133,25 +158,20 @@ def _attend_selected(cache: KVCache, layer: int, pos: torch.Tensor, q: torch.Ten
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
-def _select(cache: KVCache, layer: int, start: int, k: torch.Tensor, v: torch.Tensor,
-            cached: torch.Tensor, cfg: BlendConfig, force: torch.Tensor | None = None) -> torch.Tensor:
-    """Bool [T]: uncached tokens plus the top ``ratio`` of cached ones: the ``force``d first (as
-    many as the ratio allows), then the rest by K/V deviation."""
-    t = cached.shape[0]
-    old_k = cache.k[layer][:, :, start : start + t]  # [1, H_kv, T, D]
-    old_v = cache.v[layer][:, :, start : start + t]
-    dev = torch.zeros(t)
-    if "k" in cfg.measure:
-        dev += _normalised((k.float() - old_k).pow(2).sum((0, 1, 3)), cached)
-    if "v" in cfg.measure:
-        dev += _normalised((v.float() - old_v).pow(2).sum((0, 1, 3)), cached)
-    n_top = round(cfg.ratio * int(cached.sum()))
+def _select(cache: KVCache, layer: int, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+            cached: torch.Tensor, n_top: int, measure: str, force: torch.Tensor) -> torch.Tensor:
+    """Bool over the rows at cache positions ``pos``: the uncached ones plus ``n_top`` cached ones,
+    the ``force``d first (as many as ``n_top`` allows), then the rest by K/V deviation."""
+    dev = torch.zeros(len(pos))
+    if "k" in measure:
+        dev += _normalised((k.float() - cache.k[layer][:, :, pos]).pow(2).sum((0, 1, 3)), cached)
+    if "v" in measure:
+        dev += _normalised((v.float() - cache.v[layer][:, :, pos]).pow(2).sum((0, 1, 3)), cached)
+    n_top = min(n_top, int(cached.sum()))
     keep = ~cached
     if n_top:
         dev[~cached] = float("-inf")
-        if force is not None:
-            forced = (force & cached).nonzero().flatten()[:n_top]  # earliest first when over budget
-            dev[forced] = float("inf")
+        dev[force.nonzero().flatten()[:n_top]] = float("inf")  # earliest first when over budget
         keep[dev.topk(n_top).indices] = True
     return keep
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference.blend import BlendConfig, blend_prefill
+from inference.blend import BlendConfig, _stages, blend_prefill
 from inference.chunk_kv import chunk_key
 from inference.chunk_reuse import compute_chunk_kv, place_chunk
 from inference.errors import InvalidParams
@@ -110,12 +110,40 @@ def test_partial_recompute_counts_and_moves_toward_full(fp32, segments) -> None:
     ids = prefix + [t for c in chunks for t in c] + suffix
     full = fp32(torch.tensor([ids]), 0, fp32.new_cache(len(ids)))
     kls = {}
-    for ratio, measure in ((0.0, "k"), (0.3, "k"), (0.3, "v"), (0.3, "kv")):
+    for ratio, measure, widen in ((0.0, "k", 2.0), (0.3, "k", 2.0), (0.3, "v", 2.0), (0.3, "kv", 2.0), (0.3, "k", 1.0)):
         cache, rest, cached, _ = _assemble(fp32, segments)
-        got, n = blend_prefill(fp32, cache, rest, len(prefix), cached, BlendConfig(ratio, measure=measure))
+        got, n = blend_prefill(fp32, cache, rest, len(prefix), cached,
+                               BlendConfig(ratio, measure=measure, widen=widen))
         assert n == round(ratio * int(cached.sum()))
-        kls[ratio, measure] = _kl(full[0, 0], got[0, 0])
-    assert all(kls[0.3, m] < kls[0.0, "k"] for m in ("k", "v", "kv")), kls
+        kls[ratio, measure, widen] = _kl(full[0, 0], got[0, 0])
+    naive = kls[0.0, "k", 2.0]
+    assert all(kl < naive for key, kl in kls.items() if key[0] == 0.3), kls
+
+
+def test_gradual_filtering_narrows_the_check_layers_choice(fp32, segments) -> None:
+    """widen 2, ratio 0.3: layers 1-2 rewrite 60% of the reused rows, layers from 3 on 30% of
+    them, all among the 60%. (Layer 0 is left out: its K/V do not depend on context.)"""
+    cache, rest, cached, _ = _assemble(fp32, segments)
+    before = [k.clone() for k in cache.k]
+    p, n_cached = len(segments[0]), int(cached.sum())
+    blend_prefill(fp32, cache, rest, p, cached, BlendConfig(0.3, widen=2.0, check_layer=1, refine_layer=3))
+    rows = torch.arange(p, p + len(cached))[cached]
+
+    def rewritten(layer: int) -> torch.Tensor:
+        return (cache.k[layer][0, :, rows] != before[layer][0, :, rows]).any(-1).any(0)  # [reused rows]
+
+    early, late = rewritten(2), rewritten(3)
+    assert int(early.sum()) == round(0.6 * n_cached) and torch.equal(rewritten(1), early)
+    assert int(late.sum()) == round(0.3 * n_cached) and torch.equal(rewritten(29), late)
+    assert not bool((late & ~early).any())
+
+
+def test_stages_of_the_selection() -> None:
+    assert _stages(BlendConfig(0.15), 30) == {1: pytest.approx(0.3), 5: 0.15}
+    assert _stages(BlendConfig(0.15, widen=1.0), 30) == {1: 0.15}
+    assert _stages(BlendConfig(0.6), 30) == {1: 1.0, 5: 0.6}  # widened past every token
+    assert _stages(BlendConfig(0.15), 4) == {1: pytest.approx(0.3), 3: 0.15}  # refine clamped to the last layer
+    assert _stages(BlendConfig(0.15, check_layer=5, refine_layer=3), 30) == {5: 0.15}
 
 
 def test_int4_ratio_one_is_close_to_full_prefill(segments) -> None:
@@ -136,6 +164,8 @@ def test_config_errors() -> None:
         BlendConfig(measure="q")
     with pytest.raises(InvalidParams):
         BlendConfig(check_layer=-1)
+    with pytest.raises(InvalidParams, match="widen"):
+        BlendConfig(widen=0.5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -162,7 +192,7 @@ def test_partial_recompute_over_exact_kv_is_exact(fp32, segments) -> None:
     full = fp32(torch.tensor([ids]), 0, cache)
     p = len(prefix)
     cached = torch.tensor([True] * (len(ids) - p - len(suffix)) + [False] * len(suffix))
-    for ratio in (0.1, 0.5):
-        got, n = blend_prefill(fp32, cache, torch.tensor([ids[p:]]), p, cached, BlendConfig(ratio))
+    for ratio, widen in ((0.1, 2.0), (0.5, 2.0), (0.1, 1.0)):
+        got, n = blend_prefill(fp32, cache, torch.tensor([ids[p:]]), p, cached, BlendConfig(ratio, widen=widen))
         assert 0 < n < int(cached.sum())
         torch.testing.assert_close(got, full, atol=2e-4, rtol=0)
