@@ -18,7 +18,9 @@ stored, then blended); every measured mode then sees the paragraphs in another s
   so nothing after it can).
 - ``reuse``: prefix cache + chunk KV from the store, moved by RoPE, selective recompute of
   ``ratio`` of the chunk tokens (``measure`` says whether K or V deviation chose them;
-  ``sink_tokens`` of each chunk's first tokens recomputed first, within the same ratio).
+  ``sink_tokens`` of each chunk's first tokens recomputed first, within the same ratio; ``widen``
+  2: layer 1 keeps twice the ratio and layer 5 narrows it, the default; 1: one selection at layer
+  1, the earlier default, run beside it at 0.15 and 0.3).
 - ``craft`` (Cache-Craft; ``--no-craft`` skips): after the first request, its chunks' exact KV in
   its order is stored (untimed, as a service does after a reply); then the paragraphs come in the
   *same* order (``order: same``: every chunk exact, no recompute) or with the first half in the
@@ -63,17 +65,20 @@ SYSTEM = (
     "the shortest possible phrase taken from the documents: a name, a date, a number, a place, or "
     "yes or no. Do not explain and do not repeat the question.<|im_end|>\n<|im_start|>user\nDocuments:\n\n"
 )
-# (mode, ratio, measure, sink tokens, order) in the order printed; order: "new" (another shuffle
-# than the request that filled the store), "same" (that request's order), "half" (its first half,
-# then the rest shuffled)
-MODES = [("full", None, None, 0, "new"), ("prefix", None, None, 0, "new"), ("reuse", 0.0, "k", 0, "new"),
-         ("reuse", 0.15, "k", 0, "new"), ("reuse", 0.15, "k", 4, "new"), ("reuse", 0.3, "k", 0, "new"),
-         ("reuse", 1.0, "k", 0, "new")]
-MEASURE_MODES = [("reuse", 0.15, "v", 0, "new"), ("reuse", 0.15, "kv", 0, "new"), ("reuse", 0.3, "v", 0, "new")]
+# (mode, ratio, measure, sink tokens, order, widen) in the order printed; order: "new" (another
+# shuffle than the request that filled the store), "same" (that request's order), "half" (its first
+# half, then the rest shuffled); widen: the check layer keeps widen x ratio of the reused tokens and
+# the refine layer narrows them to ratio (BlendConfig; 1.0: one selection at the check layer)
+W = 2.0  # BlendConfig's default
+MODES = [("full", None, None, 0, "new", W), ("prefix", None, None, 0, "new", W), ("reuse", 0.0, "k", 0, "new", W),
+         ("reuse", 0.15, "k", 0, "new", W), ("reuse", 0.15, "k", 0, "new", 1.0), ("reuse", 0.15, "k", 4, "new", W),
+         ("reuse", 0.3, "k", 0, "new", W), ("reuse", 0.3, "k", 0, "new", 1.0), ("reuse", 1.0, "k", 0, "new", W)]
+MEASURE_MODES = [("reuse", 0.15, "v", 0, "new", W), ("reuse", 0.15, "kv", 0, "new", W), ("reuse", 0.3, "v", 0, "new", W)]
 # Cache-Craft: chunks after the same chunks as when they were stored are exact (each order has its
 # own full-prefill reference); "blend" = the same orders with exact_context off
-CRAFT_MODES = [("full", None, None, 0, "same"), ("craft", 0.15, "k", 0, "same"), ("blend", 0.15, "k", 0, "same"),
-               ("full", None, None, 0, "half"), ("craft", 0.15, "k", 0, "half"), ("blend", 0.15, "k", 0, "half")]
+CRAFT_MODES = [("full", None, None, 0, "same", W), ("craft", 0.15, "k", 0, "same", W),
+               ("blend", 0.15, "k", 0, "same", W), ("full", None, None, 0, "half", W),
+               ("craft", 0.15, "k", 0, "half", W), ("blend", 0.15, "k", 0, "half", W)]
 
 
 def normalise(text: str) -> list[str]:
@@ -116,7 +121,8 @@ class Runner:
         self.cache = self.model.new_cache(4096)
         self.stop = set(self.tok.eos_token_ids) | {self.tok.encode("\n")[0]}
 
-    def prefill(self, mode: str, ratio: float | None, measure: str | None, prompt, sink: int = 0):  # noqa: ANN001, ANN201
+    def prefill(self, mode: str, ratio: float | None, measure: str | None, prompt, sink: int = 0,  # noqa: ANN001, ANN201
+                widen: float = W):
         from inference.blend import BlendConfig
         from inference.prefill import PlainPrefill, SegmentPrefill
         from inference.segments import CacheStats
@@ -128,7 +134,7 @@ class Runner:
             fill = PlainPrefill(self.model, segs.ids, e.prefix_cache)
         else:  # "reuse" and "blend": every chunk blended; "craft": exact where the context repeats
             fill = SegmentPrefill(self.model, segs, self.store, e.model_id, e.quant, e.prefix_cache,
-                                  blend=BlendConfig(ratio=ratio, measure=measure, sink_tokens=sink,
+                                  blend=BlendConfig(ratio=ratio, measure=measure, sink_tokens=sink, widen=widen,
                                                     exact_context=mode == "craft"))
         stats = CacheStats()
         self.cache.truncate(0)
@@ -179,13 +185,13 @@ def run(args: argparse.Namespace) -> None:
         orders = {"new": order, "same": cold_order, "half": half}
         segs, _, _, cold = r.prefill("reuse", 0.15, "k", segmented(item, cold_order))  # fills the store
         r.save_prefix(segs)
-        rows[("reuse_cold", 0.15, "k", 0, "new")].append({"ttft_ms": cold.ttft_ms})
+        rows[("reuse_cold", 0.15, "k", 0, "new", W)].append({"ttft_ms": cold.ttft_ms})
         if args.craft:
             r.store_in_context(segmented(item, cold_order))  # untimed, as after a reply
         refs: dict[str, tuple] = {}
-        for mode, ratio, measure, sink, which in modes:
+        for mode, ratio, measure, sink, which, widen in modes:
             prompt = segmented(item, orders[which])
-            segs, logits, first, stats = r.prefill(mode, ratio, measure, prompt, sink)
+            segs, logits, first, stats = r.prefill(mode, ratio, measure, prompt, sink, widen)
             n = len(segs.ids)
             answer = r.greedy(n, first)  # writes only positions >= n: the prompt's KV stays
             if which not in refs:  # full prefill (first mode of each order): the reference
@@ -197,7 +203,7 @@ def run(args: argparse.Namespace) -> None:
                 refs[which] = (ref_answer, ref_text, got, ref_ttft)
                 ref = got
             text = r.tok.decode(answer)
-            rows[(mode, ratio, measure, sink, which)].append({
+            rows[(mode, ratio, measure, sink, which, widen)].append({
                 "ttft_ms": stats.ttft_ms, "full_ttft_ms": ref_ttft,
                 "top1": float((got.argmax(-1) == ref.argmax(-1)).float().mean()),
                 "kl": float(torch.nn.functional.kl_div(got.log_softmax(-1), ref.log_softmax(-1), log_target=True,
@@ -212,8 +218,8 @@ def run(args: argparse.Namespace) -> None:
 
 def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    full_ttft = mean([x["ttft_ms"] for x in rows[("full", None, None, 0, "new")]])
-    for (mode, ratio, measure, sink, which), xs in rows.items():
+    full_ttft = mean([x["ttft_ms"] for x in rows[("full", None, None, 0, "new", W)]])
+    for (mode, ratio, measure, sink, which, widen), xs in rows.items():
         base = mean([x["full_ttft_ms"] for x in xs]) if "full_ttft_ms" in xs[0] else full_ttft
         line = {"mode": mode, "order": which, "ratio": ratio, "sink_tokens": sink,
                 "ttft_ms": round(mean([x["ttft_ms"] for x in xs]), 1),
@@ -227,7 +233,8 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
                      "recomputed_tokens": round(mean([x["recomputed"] for x in xs]), 1),
                      "exact_chunk_tokens": round(mean([x["exact"] for x in xs]), 1),
                      "prefix_hit_tokens": round(mean([x["prefix_hit"] for x in xs]), 1)}
-        line |= {"measure": measure, "questions": len(xs), "quant": args.quant}
+        line |= {"measure": measure, "widen": widen if ratio is not None else None, "questions": len(xs),
+                 "quant": args.quant}
         print(json.dumps(line), flush=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)
 
