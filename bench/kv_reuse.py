@@ -68,8 +68,8 @@ SYSTEM = (
 # (mode, ratio, measure, sink tokens, order, widen) in the order printed; order: "new" (another
 # shuffle than the request that filled the store), "same" (that request's order), "half" (its first
 # half, then the rest shuffled); widen: the check layer keeps widen x ratio of the reused tokens and
-# the refine layer narrows them to ratio (BlendConfig; 1.0: one selection at the check layer)
-W = 2.0  # BlendConfig's default
+# the refine layer narrows them to ratio (1.0: one selection at the check layer; W: BlendConfig's default)
+W = None
 MODES = [("full", None, None, 0, "new", W), ("prefix", None, None, 0, "new", W), ("reuse", 0.0, "k", 0, "new", W),
          ("reuse", 0.15, "k", 0, "new", W), ("reuse", 0.15, "k", 0, "new", 1.0), ("reuse", 0.15, "k", 4, "new", W),
          ("reuse", 0.3, "k", 0, "new", W), ("reuse", 0.3, "k", 0, "new", 1.0), ("reuse", 1.0, "k", 0, "new", W)]
@@ -122,7 +122,7 @@ class Runner:
         self.stop = set(self.tok.eos_token_ids) | {self.tok.encode("\n")[0]}
 
     def prefill(self, mode: str, ratio: float | None, measure: str | None, prompt, sink: int = 0,  # noqa: ANN001, ANN201
-                widen: float = W):
+                widen: float | None = W):
         from inference.blend import BlendConfig
         from inference.prefill import PlainPrefill, SegmentPrefill
         from inference.segments import CacheStats
@@ -134,8 +134,9 @@ class Runner:
             fill = PlainPrefill(self.model, segs.ids, e.prefix_cache)
         else:  # "reuse" and "blend": every chunk blended; "craft": exact where the context repeats
             fill = SegmentPrefill(self.model, segs, self.store, e.model_id, e.quant, e.prefix_cache,
-                                  blend=BlendConfig(ratio=ratio, measure=measure, sink_tokens=sink, widen=widen,
-                                                    exact_context=mode == "craft"))
+                                  blend=BlendConfig(ratio=ratio, measure=measure, sink_tokens=sink,
+                                                    exact_context=mode == "craft",
+                                                    **({} if widen is None else {"widen": widen})))
         stats = CacheStats()
         self.cache.truncate(0)
         t = time.perf_counter()
@@ -217,7 +218,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
+    from inference.blend import BlendConfig
+
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    default_widen = BlendConfig().widen
     full_ttft = mean([x["ttft_ms"] for x in rows[("full", None, None, 0, "new", W)]])
     for (mode, ratio, measure, sink, which, widen), xs in rows.items():
         base = mean([x["full_ttft_ms"] for x in xs]) if "full_ttft_ms" in xs[0] else full_ttft
@@ -233,7 +237,7 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
                      "recomputed_tokens": round(mean([x["recomputed"] for x in xs]), 1),
                      "exact_chunk_tokens": round(mean([x["exact"] for x in xs]), 1),
                      "prefix_hit_tokens": round(mean([x["prefix_hit"] for x in xs]), 1)}
-        line |= {"measure": measure, "widen": widen if ratio is not None else None, "questions": len(xs),
+        line |= {"measure": measure, "widen": None if ratio is None else widen or default_widen, "questions": len(xs),
                  "quant": args.quant}
         print(json.dumps(line), flush=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)

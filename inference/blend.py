@@ -24,9 +24,10 @@ ratio 0 reproduces naive concatenation of the reused caches and ratio 1 reproduc
 prefill; both are tested on the real model in fp32.
 
 Why the refine step: a deviation measured after more layers has seen more of the prompt and picks
-better tokens (20 HotpotQA questions, int4, ratio 0.15: chosen at layer 1, top-1 agreement with
-a full prefill 0.78 and KL 0.098; at layer 5, 0.84 and 0.068 but 37% slower), and running 2 x
-ratio through layers 1-4 buys most of that for 6% (0.83 and 0.076). docs/benchmarks.md, issue 5.
+better tokens. bench/kv_reuse.py, 20 HotpotQA questions, int4, ratio 0.15: one selection at layer
+1 gave top-1 agreement with a full prefill 0.727 and KL 0.135; 2 x ratio through layers 1-4,
+narrowed at layer 5, gives 0.810 and 0.101 for 8% more time to first token. (Every token run to
+layer 5 and chosen there did a little better in a scratch study, for 37% more: docs/benchmarks.md.)
 """
 from __future__ import annotations
 
