@@ -7,6 +7,7 @@ Prints one JSON line per mode:
     python bench/kv_reuse.py            # 20 HotpotQA dev questions, int4 (10-20 min on 2 shared cores)
     python bench/kv_reuse.py --quick    # 3 questions, the required modes only (under two minutes idle)
     python bench/kv_reuse.py --quant fp32 --questions 10
+    python bench/kv_reuse.py --compute fp32   # int4 weights, fp32 compute: the exact paths are exact
 
 Setup: each question's 10 paragraphs are the chunks of a ``SegmentedPrompt`` between a system
 prefix and the question. Per question the chunk store is first filled by one request with the
@@ -107,16 +108,17 @@ def segmented(item: dict, order: list[int]):  # noqa: ANN201
 class Runner:
     """One engine, one preallocated cache; runs a prefill in each mode and reads answers."""
 
-    def __init__(self, quant: str, block_size: int):
+    def __init__(self, quant: str, block_size: int, compute: str = "auto"):
         import torch
 
         from inference.chunk_store_memory import MemoryChunkStore
+        from inference.compute_dtype import NAMES
         from inference.local_engine import LocalEngine
 
         self.torch = torch
         self.store = MemoryChunkStore()
         self.engine = LocalEngine(quant=quant, threads=2, chunk_store=self.store, prefix_cache_blocks=16,
-                                  block_size=block_size)
+                                  block_size=block_size, compute_dtype=NAMES[compute])
         self.model, self.tok = self.engine.model, self.engine.tokenizer
         self.cache = self.model.new_cache(4096)
         self.stop = set(self.tok.eos_token_ids) | {self.tok.encode("\n")[0]}
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> None:
 
     data = json.loads(DATA.read_text())[: args.questions]
     rng = random.Random(args.seed)
-    r = Runner(args.quant, args.block_size)
+    r = Runner(args.quant, args.block_size, args.compute)
     rows: dict[tuple, list[dict]] = defaultdict(list)
     warm = segmented(data[0], list(range(10)))
     r.prefill("full", None, None, warm)  # first-call overheads out of the measurement
@@ -238,7 +240,7 @@ def report(rows: dict[tuple, list[dict]], args: argparse.Namespace) -> None:
                      "exact_chunk_tokens": round(mean([x["exact"] for x in xs]), 1),
                      "prefix_hit_tokens": round(mean([x["prefix_hit"] for x in xs]), 1)}
         line |= {"measure": measure, "widen": None if ratio is None else widen or default_widen, "questions": len(xs),
-                 "quant": args.quant}
+                 "quant": args.quant, "compute": args.compute}
         print(json.dumps(line), flush=True)
     print(json.dumps({"note": "load average during the run", "loadavg": os.getloadavg()}), flush=True)
 
@@ -248,6 +250,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 questions, required modes (under two minutes)")
     ap.add_argument("--questions", type=int, default=None, help="default 20 (3 with --quick)")
     ap.add_argument("--quant", default="int4")
+    ap.add_argument("--compute", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="the quantized engine's prefill dtype (auto: bf16 on CPUs with native bf16, else fp32)")
     ap.add_argument("--block-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-craft", dest="craft", action="store_false", help="skip the Cache-Craft modes")
