@@ -93,7 +93,7 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
     cached = cached.clone()
     cached[-1] = False  # the last token's hidden state gives the logits
     act = model.act_dtype
-    stages = _stages(cfg, len(model.blocks)) if cfg.ratio < 1.0 else {}
+    stages = _stages(cfg, len(model.blocks))
     n_cached = int(cached.sum())
     force = torch.zeros_like(cached) if force is None else force & cached
     sel = torch.arange(t)  # indices (into the T tokens) still being computed
@@ -120,7 +120,9 @@ def blend_prefill(model: Transformer, cache: KVCache, tokens: torch.Tensor, star
 
 
 def _stages(cfg: BlendConfig, n_layers: int) -> dict[int, float]:
-    """Layer -> share of the cached tokens kept from there on."""
+    """Layer -> share of the cached tokens kept from there on (none: every token recomputed)."""
+    if cfg.ratio >= 1.0:
+        return {}
     check = min(cfg.check_layer, n_layers - 1)
     refine = min(cfg.refine_layer, n_layers - 1)
     if cfg.widen == 1.0 or refine <= check:

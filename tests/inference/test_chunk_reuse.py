@@ -144,6 +144,7 @@ def test_stages_of_the_selection() -> None:
     assert _stages(BlendConfig(0.6), 30) == {1: 1.0, 5: 0.6}  # widened past every token
     assert _stages(BlendConfig(0.15), 4) == {1: pytest.approx(0.3), 3: 0.15}  # refine clamped to the last layer
     assert _stages(BlendConfig(0.15, check_layer=5, refine_layer=3), 30) == {5: 0.15}
+    assert _stages(BlendConfig(1.0), 30) == {}  # no selection: a full prefill
 
 
 def test_int4_ratio_one_is_close_to_full_prefill(segments) -> None:
