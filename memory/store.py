@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from memory.bulk import Executemany
 from memory.config import JobConfig
 from memory.database import bookkeeping_engine
 from memory.enrichment import Enrichment
@@ -98,17 +99,16 @@ class NoteStore:
         written) when the key is already there."""
         if not notes:
             return
-        # Core bulk inserts into the tables (executemany): several times faster than ORM objects,
-        # and without the ORM's bulk bookkeeping per row (~0.05 ms per note of ingest at 100k).
+        # Bulk executemany into the tables (memory/bulk.py): without the ORM's per-row bookkeeping,
+        # and on SQLite without SQLAlchemy's per-value bind processing either.
         with self._tx() as s:
             if idempotency is not None:
                 self._claim_key(s, idempotency, [n.id for n in notes], notes[0].created_at)
-            s.execute(insert(NoteRow.__table__), [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
-            s.execute(insert(HistoryRow.__table__), [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
-                                            "actor": actor, "at": n.created_at} for n in notes])
-            if links:
-                s.execute(insert(LinkRow.__table__), [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
-                                             "weight": lk.weight, "created_at": lk.created_at} for lk in links])
+            _INSERT_NOTES(s, [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
+            _INSERT_HISTORY(s, [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
+                                 "actor": actor, "at": n.created_at} for n in notes])
+            _INSERT_LINKS(s, [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
+                               "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if evolutions:
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
             self._enqueue(s, jobs, notes[0].created_at)
@@ -132,8 +132,7 @@ class NoteStore:
         return None if row is None else (row[0], list(row[1]))
 
     def _enqueue(self, s: Session, jobs: Sequence[JobSpec], now: datetime) -> None:
-        if jobs:
-            s.execute(insert(JobRow.__table__), [job_values(j, now, self._jobs) for j in jobs])
+        _INSERT_JOBS(s, [job_values(j, now, self._jobs) for j in jobs])
 
     def _log_changes(self, s: Session, changes: Sequence[tuple[str, str]], now: datetime) -> None:
         """Append to the change feed as the transaction's last step, and wake the followers.
@@ -153,8 +152,7 @@ class NoteStore:
         s.flush()
         if self._postgres:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext('engram.changes.' || current_schema()))"))
-        s.execute(insert(ChangeRow.__table__), [{"note_id": nid, "op": op, "at": now, "origin": self._origin}
-                                      for nid, op in changes])
+        _INSERT_CHANGES(s, [{"note_id": nid, "op": op, "at": now, "origin": self._origin} for nid, op in changes])
         if self._postgres:
             s.execute(text("SELECT pg_notify(" + CHANNEL_SQL + ", :origin)"), {"origin": self._origin or ""})
 
@@ -172,9 +170,9 @@ class NoteStore:
                             "old": {"keywords": old_kw, "tags": old_tags},
                             "new": {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}})
             state[change.note_id] = (list(change.keywords), list(change.tags))
-        s.execute(update(NoteRow), [{"id": nid, "keywords": kw, "tags": tags, "updated_at": now}
-                                    for nid, (kw, tags) in sorted(state.items())])  # id order: see recall
-        s.execute(insert(HistoryRow.__table__), history)
+        _EVOLVE_NOTES(s, [{"nid": nid, "keywords": kw, "tags": tags, "updated_at": now}
+                          for nid, (kw, tags) in sorted(state.items())])  # id order: see recall
+        _INSERT_HISTORY(s, history)
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
                jobs: Sequence[JobSpec] = ()) -> Note:
@@ -305,8 +303,8 @@ class NoteStore:
             if updates:
                 # A Core executemany keyed by a bound id: the ORM's bulk-update path cost ~1.5 ms
                 # more per search for the same statement.
-                s.execute(_RECALL_UPDATE, updates)
-                s.execute(_ACCESS_INSERT, accesses)
+                _RECALL_UPDATE(s, updates)
+                _ACCESS_INSERT(s, accesses)
         return out
 
     def set_archived(self, note_ids: Sequence[str], archived: bool, now: datetime, actor: str) -> list[str]:
@@ -479,10 +477,18 @@ CHANNEL_SQL = "'engram_' || md5(current_schema())"
 _NOTES = NoteRow.__table__
 # Core, not ``insert(AccessRow)``: the ORM's bulk-insert path made a recall of 10 notes cost
 # 2.43 ms at p50 instead of 2.10 (2-core AVX2 EPYC, 100k store, 550 interleaved pairs).
-_ACCESS_INSERT = insert(AccessRow.__table__)
-_RECALL_UPDATE = (update(_NOTES).where(_NOTES.c.id == bindparam("nid"))
-                  .values(strength=bindparam("strength"), last_recalled_at=bindparam("last_recalled_at"),
-                          recall_count=bindparam("recall_count")))
+_ACCESS_INSERT = Executemany(insert(AccessRow.__table__))
+_RECALL_UPDATE = Executemany(update(_NOTES).where(_NOTES.c.id == bindparam("nid"))
+                             .values(strength=bindparam("strength"), last_recalled_at=bindparam("last_recalled_at"),
+                                     recall_count=bindparam("recall_count")))
+_EVOLVE_NOTES = Executemany(update(_NOTES).where(_NOTES.c.id == bindparam("nid"))
+                            .values(keywords=bindparam("keywords"), tags=bindparam("tags"),
+                                    updated_at=bindparam("updated_at")))
+_INSERT_NOTES = Executemany(insert(_NOTES))
+_INSERT_HISTORY = Executemany(insert(HistoryRow.__table__))
+_INSERT_LINKS = Executemany(insert(LinkRow.__table__))
+_INSERT_JOBS = Executemany(insert(JobRow.__table__))
+_INSERT_CHANGES = Executemany(insert(ChangeRow.__table__))
 _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.column_attrs if attr.key != "embedding"]
 _IDS = bindparam("ids", expanding=True)
 # Labelled with the attribute names (the metadata column is ``meta`` in Python) for Core reads.
