@@ -40,7 +40,7 @@ class Executemany:
         if not rows:
             return
         connection = conn.connection() if isinstance(conn, Session) else conn
-        if connection.dialect.name != "sqlite":
+        if connection.dialect.name != "sqlite" or _own_json(connection.dialect):
             connection.execute(self._statement, list(rows))
             return
         sql, keys, converts = self._sqlite_form(connection.dialect, tuple(rows[0]))
@@ -70,14 +70,16 @@ def _converter(sql_type: Any, dialect: Dialect) -> Convert | None:
     SQLAlchemy's own bind processor for anything else."""
     if isinstance(sql_type, UTCDateTime):
         return _sqlite_time
-    if isinstance(sql_type, JSON):
-        if getattr(sql_type, "none_as_null", False):
-            return None  # not used by our tables: take the slow, exact path below
-        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
-        return dumps  # None becomes the JSON text 'null', as SQLAlchemy stores it
+    if isinstance(sql_type, JSON) and not sql_type.none_as_null:
+        return json.dumps  # None becomes the JSON text 'null', as SQLAlchemy stores it
     if isinstance(sql_type, Boolean):
         return _sqlite_bool
     return sql_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _own_json(dialect: Dialect) -> bool:
+    """An engine made with its own ``json_serializer``: the fast path would write other JSON text."""
+    return getattr(dialect, "_json_serializer", None) not in (None, json.dumps)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:

@@ -1,10 +1,11 @@
 """memory/bulk.py: on SQLite, rows written by Executemany are byte for byte the rows SQLAlchemy
 writes for the same statement (two real SQLite files, compared raw); bad rows fail loudly."""
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, create_engine, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from memory.bulk import Executemany, _sqlite_time
@@ -104,3 +105,14 @@ def test_a_constraint_violation_is_sqlalchemys_error_and_rolls_back(tmp_path):
         stmt(conn, [_note(1), _note(2), _note(1)])
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM notes").scalar() == 0
+
+
+def test_an_engine_with_its_own_json_serializer_keeps_it(tmp_path):
+    url = sqlite_url(tmp_path / "e.db")
+    open_engine(url).dispose()  # the migrated schema
+    compact = create_engine(url, json_serializer=lambda v: json.dumps(v, separators=(",", ":")))
+    with compact.begin() as conn:
+        Executemany(insert(NOTES))(conn, [_note(1)])
+    with sqlite3.connect(tmp_path / "e.db") as conn:
+        assert conn.execute("SELECT keywords, metadata FROM notes").fetchone() == (
+            '["k","w1"]', '{"i":1,"nested":{"x":[1.5,null,true]}}')
