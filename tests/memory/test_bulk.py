@@ -8,10 +8,9 @@ import pytest
 from sqlalchemy import bindparam, create_engine, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from memory.bulk import Executemany, _sqlite_time
+from memory.bulk import Executemany
 from memory.database import open_engine, sqlite_url
 from memory.schema import AccessRow, ChangeRow, HistoryRow, JobRow, LinkRow, NoteRow
-from memory.sqltypes import UTCDateTime
 
 NOTES = NoteRow.__table__
 TOKYO = timezone(timedelta(hours=9))
@@ -74,13 +73,6 @@ def test_rows_match_sqlalchemys_byte_for_byte(tmp_path):
     assert got == expected
 
 
-def test_time_text_matches_the_column_type():
-    engine = open_engine("sqlite://")
-    processor = UTCDateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
-    for t in [*TIMES, None]:
-        assert _sqlite_time(t) == processor(UTCDateTime().process_bind_param(t, engine.dialect))
-
-
 def test_rows_without_a_column_fail_before_writing(tmp_path):
     engine = open_engine(sqlite_url(tmp_path / "e.db"))
     row = _note(1)
@@ -108,11 +100,17 @@ def test_a_constraint_violation_is_sqlalchemys_error_and_rolls_back(tmp_path):
 
 
 def test_an_engine_with_its_own_json_serializer_keeps_it(tmp_path):
+    """One statement used on a default engine first, then on one with its own serializer."""
+    stmt = Executemany(insert(NOTES))
+    with open_engine(sqlite_url(tmp_path / "default.db")).begin() as conn:
+        stmt(conn, [_note(1)])
     url = sqlite_url(tmp_path / "e.db")
     open_engine(url).dispose()  # the migrated schema
     compact = create_engine(url, json_serializer=lambda v: json.dumps(v, separators=(",", ":")))
     with compact.begin() as conn:
-        Executemany(insert(NOTES))(conn, [_note(1)])
+        stmt(conn, [_note(1)])
     with sqlite3.connect(tmp_path / "e.db") as conn:
         assert conn.execute("SELECT keywords, metadata FROM notes").fetchone() == (
             '["k","w1"]', '{"i":1,"nested":{"x":[1.5,null,true]}}')
+    with sqlite3.connect(tmp_path / "default.db") as conn:
+        assert conn.execute("SELECT keywords FROM notes").fetchone() == ('["k", "w1"]',)
