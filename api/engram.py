@@ -464,7 +464,7 @@ class Engram:
 
     def stats(self) -> dict[str, Any]:
         return {**self.store.stats(), "indexed": len(self.index), "index_rows": self.index.catalog.num_rows,
-                "hnsw": self.index.vectors.is_hnsw, "index_status": self.index_status, "jobs": self.job_store.counts(),
+                "vector_index": self.index.vectors.kind, "index_status": self.index_status, "jobs": self.job_store.counts(),
                 "graph": dict(self.graph.counters), "add_stages": self.add_times.snapshot()}
 
     # ---- jobs -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
     python bench/search_latency.py --sizes 10000    # quicker
 
 Notes belong to 100 users (agent_id "bench" on all of them), so each size is measured for a
-per-user scope (1% of the notes) and for one scope holding every note (the HNSW path at 100k).
+per-user scope (1% of the notes) and for one scope holding every note (the inverted file at 100k).
 Prints one JSON line per (size, scope); search latency includes the query embedding. Ingest
 overhead is given twice: against the fastest raw-embedder measurement of the run
 (``ingest_overhead``, the strict figure) and against raw-embedder samples taken between the
@@ -170,7 +170,7 @@ def main() -> None:
                     "ingest_notes_s": round(ingest_rate, 1), "raw_embed_notes_s": round(raw_rate, 1),
                     "ingest_overhead": round(1 - ingest_rate / raw_rate, 3),
                     "raw_embed_interleaved_notes_s": round(beside, 1),
-                    "ingest_overhead_interleaved": round(1 - ingest_rate / beside, 3), "hnsw": mem.index.vectors.is_hnsw,
+                    "ingest_overhead_interleaved": round(1 - ingest_rate / beside, 3), "vector_index": mem.index.vectors.kind,
                     "search_p50_ms_pool50": base50, "search_p95_ms_pool50": base95,
                     "query_encoder": embedder.query_forward, "search_p50_ms_f32query": f50, "search_p95_ms_f32query": f95,
                     "embed_query_f32_p50_ms": ef50, "embed_query_f32_p95_ms": ef95,

@@ -1,8 +1,8 @@
 """Row registry shared by the derived indexes: note id ↔ row, and per-row scope and state.
 
-Every indexed version of a note gets a new row (rows are append-only, which is what FAISS HNSW
-needs); replaced and deleted rows are marked dead and masked out. Scope values are interned to
-integer codes so a scope mask over 100k rows is a few vectorised comparisons.
+Every indexed version of a note gets a new row (rows are append-only, so the vector index and
+BM25 never renumber); replaced and deleted rows are marked dead and masked out. Scope values are
+interned to integer codes so a scope mask over 100k rows is a few vectorised comparisons.
 """
 from __future__ import annotations
 

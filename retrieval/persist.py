@@ -3,7 +3,10 @@
 Layout of the folder: ``meta.json`` names the generation whose files are current; every other
 file carries its generation number. A save writes all files of a new generation, then replaces
 meta.json atomically, so a crash mid-save leaves the previous generation loadable. Only numpy
-``.npz`` (no pickles), JSON and FAISS's own format are written.
+``.npz`` (no pickles, the inverted file inside as FAISS's own bytes) and JSON are written.
+
+Format 2 keeps the vectors in ``vectors.N.npz``; format 1 kept them in a FAISS file
+(``vectors.N.faiss``, flat or HNSW), which is still read, so a saved index survives the upgrade.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from retrieval.bm25 import BM25Index
 from retrieval.catalog import Catalog
 from retrieval.hybrid import HybridIndex
 
-FORMAT = 1
+FORMAT = 2
+_VECTOR_FILES = {1: "vectors.{gen}.faiss", 2: "vectors.{gen}.npz"}  # by format
 _FIELDS = ("user_id", "agent_id", "session_id")
 
 
@@ -29,7 +33,7 @@ def save_index(index: HybridIndex, folder: Path, embed_model: str) -> None:
     """Write ``index`` under ``folder`` (created if needed). Usage: ``save_index(idx, Path("x.index"), m)``."""
     folder.mkdir(parents=True, exist_ok=True)
     gen = _current_generation(folder) + 1
-    files = {"vectors": f"vectors.{gen}.faiss", "catalog": f"catalog.{gen}.npz", "bm25": f"bm25.{gen}.npz"}
+    files = {"vectors": _VECTOR_FILES[FORMAT].format(gen=gen), "catalog": f"catalog.{gen}.npz", "bm25": f"bm25.{gen}.npz"}
     tmp = folder / f"vectors.{gen}.tmp"
     index.vectors.save(tmp)
     _fsync_replace(tmp, folder / files["vectors"])
@@ -45,14 +49,14 @@ def save_index(index: HybridIndex, folder: Path, embed_model: str) -> None:
 def load_index(folder: Path, index: HybridIndex, embed_model: str) -> bool:
     """Fill an empty ``index`` from ``folder``; False when absent or made for another model/format."""
     meta = _read_meta(folder)
-    if meta is None or meta.get("format") != FORMAT or meta.get("embed_model") != embed_model or meta.get("dim") != index.dim:
+    if meta is None or meta.get("format") not in _VECTOR_FILES or meta.get("embed_model") != embed_model or meta.get("dim") != index.dim:
         return False
     gen = meta["generation"]
     sums: dict[str, str] = meta.get("sha256", {})
     try:
         if not sums or any(_sha256(folder / name) != digest for name, digest in sums.items()):
             return False  # a torn or altered file is never loaded
-        index.vectors.load(folder / f"vectors.{gen}.faiss")
+        index.vectors.load(folder / _VECTOR_FILES[meta["format"]].format(gen=gen))
         _load_catalog(index.catalog, folder / f"catalog.{gen}.npz")
         _load_bm25(index.bm25, folder / f"bm25.{gen}.npz")
     except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile):

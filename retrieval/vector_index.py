@@ -1,8 +1,8 @@
-"""Dense vector search over catalog rows: FAISS exact (flat) below a size, HNSW above it.
+"""Dense vector search over catalog rows: exact below a size, an inverted file (retrieval/ivf.py) above it.
 
 Labels are catalog rows (0..n-1, append-only). A search takes a boolean row mask: small masks
-are searched exactly by gathering their vectors (cheap, and exact even when the index is HNSW);
-large masks are passed to FAISS as a bitmap selector.
+are searched exactly by gathering their vectors (cheap, and exact at any size); large ones are
+scored in place below the size, and through the inverted file above it.
 """
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from retrieval.ivf import CodedIVF
+
 
 @dataclass(frozen=True)
 class VectorConfig:
-    """When to switch from exact to HNSW, and the HNSW knobs.
+    """When to switch from exact search to the inverted file, and its knobs.
 
-    M=16/efConstruction=40 rather than 32/64: on 26k real MiniLM vectors (LongMemEval turns,
-    bench/ann_params.py) recall@10 was 0.996-0.997 against 0.999 while an insert cost 0.70-0.98
-    instead of 1.62-1.67 ms (two runs on a busy machine); inserting is most of ingest's own cost
-    past the threshold."""
+    ``ivf_probe`` lists of ``ivf_lists`` are read for a mask holding every row (more for a
+    selective mask), and the best ``ivf_rescore`` beyond k by code are scored again from the
+    floats. Chosen on real MiniLM vectors (docs/benchmarks.md, "Vector index settings")."""
 
-    hnsw_threshold: int = 50_000
-    hnsw_m: int = 16
-    ef_construction: int = 40
-    ef_search: int = 128
+    ann_threshold: int = 50_000
+    ivf_lists: int = 256
+    ivf_probe: int = 64
+    ivf_rescore: int = 32
     exact_gather_limit: int = 8_192
 
 
@@ -135,24 +136,37 @@ class ExactVectorIndex:
 
 
 class FaissVectorIndex:
-    """FAISS IndexFlatIP that becomes IndexHNSWFlat once it holds ``hnsw_threshold`` vectors."""
+    """The float vectors in one growing matrix (rows never move), searched exactly, plus a
+    ``CodedIVF`` over them once they number ``ann_threshold``.
+
+    The matrix doubles its capacity when full: FAISS's flat index copied its whole storage on
+    every add, 3.5 ms a batch of 256 at 100k vectors (0.014 ms a vector, growing with the index)."""
 
     def __init__(self, dim: int, config: VectorConfig | None = None) -> None:
         self.dim = dim
         self.config = config or VectorConfig()
-        self._index: faiss.Index = faiss.IndexFlatIP(dim)
+        self._vecs = np.zeros((0, dim), np.float32)
+        self._n = 0
+        self.ann: CodedIVF | None = None
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return self._n
 
     @property
-    def is_hnsw(self) -> bool:
-        return isinstance(self._index, faiss.IndexHNSWFlat)
+    def kind(self) -> str:
+        """"ivf" once the inverted file serves large masks, else "exact"."""
+        return "exact" if self.ann is None else "ivf"
 
     def add(self, vectors: np.ndarray) -> None:
-        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        if not self.is_hnsw and len(self) >= self.config.hnsw_threshold:
-            self._to_hnsw()
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        first = self._n
+        self._reserve(first + len(vectors))
+        self._vecs[first : first + len(vectors)] = vectors
+        self._n += len(vectors)
+        if self.ann is not None:
+            self.ann.add(vectors, first)
+        elif self._n >= self.config.ann_threshold:
+            self._train_ann()
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         return self._all()[rows]
@@ -164,7 +178,13 @@ class FaissVectorIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if count <= self.config.exact_gather_limit:
             return top_k_exact(self._all(), np.flatnonzero(mask), query, k)
-        return self._faiss_search(query, min(k, count), mask, count)
+        if self.ann is not None:
+            found = self.ann.candidates(query, k, mask, count)
+            if len(found) >= min(k, count):
+                return top_k_exact(self._all(), found, query, k)
+            # The probed lists held fewer rows of the mask than asked for: score them all.
+        rows = np.flatnonzero(mask)
+        return top_k_in_place(self._all(), rows, query.reshape(1, -1), k, [len(self)])[0]
 
     def search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Like ``search`` for an explicit sorted row list: no pass over every row when it is short."""
@@ -183,34 +203,55 @@ class FaissVectorIndex:
         return [self.search_rows(q, k, rows[:end]) for q, end in zip(queries, ends, strict=True)]
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """One uncompressed .npz: the float vectors and, once trained, the inverted file."""
+        arrays = {"vectors": self._all()}
+        if self.ann is not None:
+            arrays["ivf"] = self.ann.to_bytes()
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
 
     def load(self, path: Path) -> None:
-        self._index = faiss.read_index(str(path))
+        """Read what ``save`` wrote; a FAISS file of the earlier format (a flat or HNSW index)
+        is read too, its vectors kept and the inverted file trained from them."""
+        if path.suffix == ".faiss":
+            self._load_faiss(path)
+            return
+        with np.load(path, allow_pickle=False) as z:
+            vectors = z["vectors"]
+            ivf = z["ivf"] if "ivf" in z.files else None
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"saved vectors have shape {vectors.shape}, expected (n, {self.dim})")
+        self._vecs, self._n = np.ascontiguousarray(vectors, dtype=np.float32), len(vectors)
+        cfg = self.config
+        self.ann = None if ivf is None else CodedIVF.from_bytes(ivf, cfg.ivf_probe, cfg.ivf_rescore)
+        if self.ann is not None and len(self.ann) != self._n:
+            raise ValueError(f"saved inverted file holds {len(self.ann)} rows, the vectors {self._n}")
+        if self.ann is None and self._n >= cfg.ann_threshold:
+            self._train_ann()
 
-    def _faiss_search(self, query: np.ndarray, k: int, mask: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        bitmap = np.packbits(mask, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        if self.is_hnsw:
-            # A selective mask leaves fewer reachable neighbours: widen the beam in proportion.
-            ef = int(min(4096, max(self.config.ef_search, 2 * k * len(mask) / count)))
-            params: faiss.SearchParameters = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
-        else:
-            params = faiss.SearchParameters(sel=selector)
-        scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
-        keep = rows[0] >= 0
-        return rows[0][keep].astype(np.int64), scores[0][keep]
+    def _load_faiss(self, path: Path) -> None:
+        index = faiss.read_index(str(path))
+        flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+        if not isinstance(flat, faiss.IndexFlat) or flat.d != self.dim:
+            raise ValueError(f"{path.name}: not a flat or HNSW index of dimension {self.dim}")
+        n = int(flat.ntotal)
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim) if n else self._vecs[:0]
+        self._vecs, self._n, self.ann = np.array(vectors, copy=True), n, None
+        if n >= self.config.ann_threshold:
+            self._train_ann()
+
+    def _train_ann(self) -> None:
+        """Train on the first ``ann_threshold`` rows whatever the batches were, then add every row."""
+        cfg = self.config
+        self.ann = CodedIVF.trained(self._all()[: cfg.ann_threshold], cfg.ivf_lists, cfg.ivf_probe, cfg.ivf_rescore)
+        self.ann.add(self._all(), 0)
+
+    def _reserve(self, rows: int) -> None:
+        if rows > len(self._vecs):
+            grown = np.zeros((max(rows, 2 * len(self._vecs), 1024), self.dim), np.float32)
+            grown[: self._n] = self._vecs[: self._n]
+            self._vecs = grown
 
     def _all(self) -> np.ndarray:
-        """Zero-copy view of every stored vector (the flat storage of either index type)."""
-        flat = faiss.downcast_index(self._index.storage) if self.is_hnsw else self._index
-        n = int(flat.ntotal)
-        if n == 0:
-            return np.zeros((0, self.dim), np.float32)
-        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
-
-    def _to_hnsw(self) -> None:
-        hnsw = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = self.config.ef_construction
-        hnsw.add(np.array(self._all(), copy=True))
-        self._index = hnsw
+        """Every stored vector, as a view (C-contiguous: the in-place kernels need it)."""
+        return self._vecs[: self._n]

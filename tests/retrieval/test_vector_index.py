@@ -1,4 +1,5 @@
-"""FAISS index (flat and HNSW) against the exact numpy index: one contract, several backends."""
+"""The vector index (exact and inverted file) against the exact numpy index: one contract, several backends."""
+import faiss
 import numpy as np
 import pytest
 
@@ -12,8 +13,8 @@ def _unit(n: int, d: int, seed: int) -> np.ndarray:
 
 BACKENDS = {
     "exact": lambda d: ExactVectorIndex(d),
-    "faiss-flat": lambda d: FaissVectorIndex(d, VectorConfig(hnsw_threshold=10**9, exact_gather_limit=16)),
-    "faiss-gather": lambda d: FaissVectorIndex(d, VectorConfig(hnsw_threshold=10**9)),
+    "faiss-flat": lambda d: FaissVectorIndex(d, VectorConfig(ann_threshold=10**9, exact_gather_limit=16)),
+    "faiss-gather": lambda d: FaissVectorIndex(d, VectorConfig(ann_threshold=10**9)),
 }
 
 
@@ -36,38 +37,135 @@ def test_contract_top_k_with_masks(backend):
     np.testing.assert_allclose(idx.vectors(np.array([3, 400])), data[[3, 400]])
 
 
-def test_hnsw_switch_keeps_vectors_and_finds_neighbours():
+def _clustered(n: int, d: int, seed: int, centres: int = 40) -> np.ndarray:
+    """Unit vectors around a few centres, as sentence embeddings are (an inverted file relies on
+    that; on uniform random vectors no partition helps)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((centres, d))[rng.integers(0, centres, n)] + 0.35 * rng.standard_normal((n, d))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _recall(idx, ref, queries, masks, k=10) -> float:
+    found = []
+    for q in queries:
+        for mask in masks:
+            got = idx.search(q, k, mask)[0]
+            assert all(mask[r] for r in got) and len(got) == min(k, mask.sum())
+            found.append(len(set(got) & set(ref.search(q, k, mask)[0])) / k)
+    return float(np.mean(found))
+
+
+def test_ivf_switch_keeps_vectors_and_finds_neighbours():
     d = 48
-    data = _unit(3000, d, 3)
-    idx = FaissVectorIndex(d, VectorConfig(hnsw_threshold=1000, exact_gather_limit=100))
+    data = _clustered(3100, d, 3)
+    data, queries = data[:3000], data[3000:]
+    idx = FaissVectorIndex(d, VectorConfig(ann_threshold=1000, exact_gather_limit=100, ivf_lists=16, ivf_probe=4))
     idx.add(data[:900])
-    assert not idx.is_hnsw
+    assert idx.kind == "exact"
     idx.add(data[900:])
-    assert idx.is_hnsw and len(idx) == 3000
+    assert idx.kind == "ivf" and len(idx) == 3000 and idx.ann.lists == 16
     np.testing.assert_allclose(idx.vectors(np.array([0, 2999])), data[[0, 2999]])
     ref = ExactVectorIndex(d)
     ref.add(data)
-    queries = _unit(50, d, 4)
-    recall = []
-    for q in queries:
-        for mask in (np.ones(3000, bool), np.arange(3000) % 4 == 0):
-            got = set(idx.search(q, 10, mask)[0])
-            assert all(mask[r] for r in got)
-            recall.append(len(got & set(ref.search(q, 10, mask)[0])) / 10)
-    assert np.mean(recall) >= 0.95
+    masks = (np.ones(3000, bool), np.arange(3000) % 4 == 0)
+    assert _recall(idx, ref, queries[:50], masks) >= 0.9
+    # Scores come from the float vectors, not the 8-bit codes.
+    q = queries[50]
+    rows, scores = idx.search(q, 10, masks[0])
+    np.testing.assert_allclose(scores, data[rows] @ q, rtol=1e-6)
 
 
-def test_hnsw_save_and_load(tmp_path):
-    d = 16
-    data = _unit(300, d, 5)
-    idx = FaissVectorIndex(d, VectorConfig(hnsw_threshold=100, exact_gather_limit=10))
+def test_ivf_probes_more_lists_for_a_selective_mask():
+    d = 32
+    data = _clustered(4030, d, 13)
+    data, queries = data[:4000], data[4000:]
+    cfg = VectorConfig(ann_threshold=1000, exact_gather_limit=50, ivf_lists=64, ivf_probe=2, ivf_rescore=0)
+    idx = FaissVectorIndex(d, cfg)
     idx.add(data)
-    idx.save(tmp_path / "v.faiss")
-    back = FaissVectorIndex(d, VectorConfig(hnsw_threshold=100, exact_gather_limit=10))
+    ref = ExactVectorIndex(d)
+    ref.add(data)
+    # 1 row in 20: two lists would hold ~6 of them; the probe widens to 40 lists (~125 rows).
+    assert _recall(idx, ref, queries, [np.arange(4000) % 20 == 0]) >= 0.9
+
+
+def test_ivf_with_too_few_candidates_scores_the_whole_mask():
+    d = 16
+    data = _unit(2000, d, 15)
+    idx = FaissVectorIndex(d, VectorConfig(ann_threshold=500, exact_gather_limit=10, ivf_lists=12, ivf_probe=1,
+                                           ivf_rescore=0))
+    idx.add(data)
+    ref = ExactVectorIndex(d)
+    ref.add(data)
+    q = _unit(1, d, 16)[0]
+    mask = np.ones(2000, bool)
+    assert len(idx.ann.candidates(q, 1500, mask, 2000)) < 1500  # one list of ~170 rows
+    rows, scores = idx.search(q, 1500, mask)
+    assert list(rows) == list(ref.search(q, 1500, mask)[0])
+
+
+def _same_search(a, b, data, seed):
+    n = len(data)
+    for q in _unit(10, data.shape[1], seed):
+        for mask in (np.ones(n, bool), np.arange(n) % 3 == 0):
+            got, ref = a.search(q, 10, mask), b.search(q, 10, mask)
+            assert list(got[0]) == list(ref[0])
+            np.testing.assert_array_equal(got[1], ref[1])
+
+
+def test_ivf_is_the_same_whatever_the_batches():
+    d = 24
+    data = _unit(2500, d, 17)
+    cfg = VectorConfig(ann_threshold=1000, exact_gather_limit=10, ivf_lists=16, ivf_probe=2)
+    one, many = FaissVectorIndex(d, cfg), FaissVectorIndex(d, cfg)
+    one.add(data)
+    for start in range(0, 2500, 333):
+        many.add(data[start : start + 333])
+    _same_search(one, many, data, 18)
+
+
+def test_ivf_save_and_load(tmp_path):
+    d = 16
+    data = _unit(3000, d, 5)
+    cfg = VectorConfig(ann_threshold=1000, exact_gather_limit=10, ivf_lists=8, ivf_probe=2)
+    idx = FaissVectorIndex(d, cfg)
+    idx.add(data)
+    idx.save(tmp_path / "v.npz")
+    back = FaissVectorIndex(d, cfg)
+    back.load(tmp_path / "v.npz")
+    assert back.kind == "ivf" and len(back) == 3000
+    _same_search(idx, back, data, 6)
+    back.add(data[:5])  # still growing after a load
+    idx.add(data[:5])
+    _same_search(idx, back, np.vstack([data, data[:5]]), 7)
+
+
+@pytest.mark.parametrize("legacy", ["flat", "hnsw"])
+def test_a_faiss_file_of_the_earlier_format_loads(tmp_path, legacy):
+    d = 16
+    data = _unit(1500, d, 19)
+    old = faiss.IndexFlatIP(d) if legacy == "flat" else faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+    old.add(data)
+    faiss.write_index(old, str(tmp_path / "v.faiss"))
+    cfg = VectorConfig(ann_threshold=1000, exact_gather_limit=10, ivf_lists=8, ivf_probe=2)
+    back = FaissVectorIndex(d, cfg)
     back.load(tmp_path / "v.faiss")
-    q = data[7]
-    assert back.is_hnsw
-    assert list(back.search(q, 5, np.ones(300, bool))[0]) == list(idx.search(q, 5, np.ones(300, bool))[0])
+    fresh = FaissVectorIndex(d, cfg)
+    fresh.add(data)
+    assert back.kind == "ivf" and len(back) == 1500
+    np.testing.assert_array_equal(back.vectors(np.arange(1500)), data)
+    _same_search(back, fresh, data, 20)
+
+
+def test_a_mismatched_file_is_refused(tmp_path):
+    idx = FaissVectorIndex(16)
+    idx.add(_unit(10, 16, 21))
+    idx.save(tmp_path / "v.npz")
+    with pytest.raises(ValueError, match="shape"):
+        FaissVectorIndex(8).load(tmp_path / "v.npz")
+    faiss.write_index(faiss.IndexFlatIP(8), str(tmp_path / "v.faiss"))
+    with pytest.raises(ValueError, match="dimension 16"):
+        FaissVectorIndex(16).load(tmp_path / "v.faiss")
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
