@@ -647,7 +647,7 @@ class Engram:
             by_scope.setdefault(_link_scope(note.scope), []).append(i)
         out: list[list[tuple[str, float]]] = [[] for _ in notes]
         for scope, members in by_scope.items():
-            allowed = np.flatnonzero(self.index.mask(scope, include_archived=False))
+            allowed = self.index.rows(scope, include_archived=False)
             found = self.index.dense_among_prefixes(vectors[members], k, allowed, [rows[i] for i in members])
             for i, near in zip(members, found, strict=True):
                 out[i] = near

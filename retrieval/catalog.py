@@ -16,14 +16,14 @@ _FIELDS = ("user_id", "agent_id", "session_id")
 class GrowArray:
     """A numpy array with amortised O(1) append."""
 
-    def __init__(self, dtype: type | np.dtype, fill: object = 0) -> None:
-        self._data = np.full(1024, fill, dtype=dtype)
+    def __init__(self, dtype: type | np.dtype, fill: object = 0, capacity: int = 1024) -> None:
+        self._data = np.full(capacity, fill, dtype=dtype)
         self._fill = fill
         self.size = 0
 
     def append(self, value: object) -> None:
         if self.size == len(self._data):
-            grown = np.full(len(self._data) * 2, self._fill, dtype=self._data.dtype)
+            grown = np.full(max(1, len(self._data) * 2), self._fill, dtype=self._data.dtype)
             grown[: self.size] = self._data
             self._data = grown
         self._data[self.size] = value
@@ -50,6 +50,9 @@ class Catalog:
         self.archived = GrowArray(np.bool_, False)
         self.codes = {f: GrowArray(np.int32, 0) for f in _FIELDS}
         self.interned: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
+        # The rows of each scope value, ascending: linking asks for one user's rows once per
+        # scope in every batch, and a mask over every row cost ~0.03 ms a note at 100k notes.
+        self.rows_by: dict[str, dict[int, GrowArray]] = {f: {} for f in _FIELDS}
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -67,7 +70,10 @@ class Catalog:
         self.alive.append(True)
         self.archived.append(archived)
         for f in _FIELDS:
-            self.codes[f].append(self._intern(f, getattr(scope, f)))
+            code = self._intern(f, getattr(scope, f))
+            self.codes[f].append(code)
+            if code:
+                self.rows_by[f].setdefault(code, GrowArray(np.int64, 0, capacity=4)).append(row)
         return row
 
     def kill(self, note_id: str) -> int | None:
@@ -93,6 +99,40 @@ class Catalog:
                 return np.zeros_like(mask)
             mask &= self.codes[f].view == code
         return mask
+
+    def rows(self, scope: Scope | None, include_archived: bool) -> np.ndarray:
+        """``np.flatnonzero(mask(scope, include_archived))``, read from the shortest of the scope's
+        row lists: O(the scope's rows), not O(every row)."""
+        fields = scope.as_dict() if scope else {}
+        if not fields:
+            return np.flatnonzero(self.mask(None, include_archived))
+        lists = []
+        for f, value in fields.items():
+            code = self.interned[f].get(value)
+            if code is None or code not in self.rows_by[f]:
+                return np.zeros(0, np.int64)
+            lists.append((f, code, self.rows_by[f][code].view))
+        first, _, rows = min(lists, key=lambda item: len(item[2]))
+        keep = self.alive.view[rows]
+        if not include_archived:
+            keep &= ~self.archived.view[rows]
+        for f, code, _ in lists:
+            if f != first:
+                keep &= self.codes[f].view[rows] == code
+        return rows[keep]
+
+    def index_scopes(self) -> None:
+        """Rebuild ``rows_by`` from the codes (after they were loaded from disk)."""
+        for f in _FIELDS:
+            codes = self.codes[f].view
+            order = np.argsort(codes, kind="stable")  # stable: each value's rows stay ascending
+            bounds = np.flatnonzero(np.diff(codes[order])) + 1
+            self.rows_by[f] = {}
+            for group in np.split(order, bounds):
+                if len(group) and codes[group[0]]:
+                    rows = GrowArray(np.int64, 0, capacity=4)
+                    rows.load(group.astype(np.int64))
+                    self.rows_by[f][int(codes[group[0]])] = rows
 
     def _intern(self, field: str, value: str | None) -> int:
         if value is None:

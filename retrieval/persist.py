@@ -82,6 +82,7 @@ def _load_catalog(cat: Catalog, path: Path) -> None:
         for f in _FIELDS:
             cat.codes[f].load(z[f"code_{f}"])
         cat.interned = {f: dict(v) for f, v in json.loads(str(z["interned"])).items()}
+    cat.index_scopes()
     cat.row_of = {nid: row for row, nid in enumerate(cat.note_ids) if cat.alive.view[row]}
 
 
