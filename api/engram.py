@@ -575,6 +575,7 @@ class Engram:
                 t = self.add_times.lap("links", t)
                 self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs,
                                   idem)
+                _as_evolved(notes, evolutions)
                 self.add_times.lap("commit", t)  # the SQL transaction, its fsync and any wait for the file's lock
                 self.add_times.count()
             except BaseException:
@@ -633,8 +634,6 @@ class Engram:
                 if change is not None:
                     evolutions.append(change)
                     current[nid] = replace(current[nid], keywords=change.keywords, tags=change.tags)
-        for note in notes:  # callers get the batch's notes as stored
-            note.keywords, note.tags = current[note.id].keywords, current[note.id].tags
         return evolutions
 
     def _earlier_neighbours(self, notes: list[Note], vectors: np.ndarray, rows: list[int],
@@ -707,6 +706,16 @@ def _link_scope(scope: Scope) -> Scope:
     if scope.user_id is None and scope.agent_id is None:
         return scope
     return Scope(scope.user_id, scope.agent_id, None)
+
+
+def _as_evolved(notes: list[Note], evolutions: list[Evolution]) -> None:
+    """Callers get a batch's notes as stored. A note that a later one of its batch evolved went in
+    with its drafted keywords and tags (what history's add shows) and then changed like any other
+    neighbour, so its history has the evolve from them."""
+    batch = {note.id: note for note in notes}
+    for change in evolutions:  # in order: the last change of a note is its stored state
+        if change.note_id in batch:
+            batch[change.note_id].keywords, batch[change.note_id].tags = list(change.keywords), list(change.tags)
 
 
 def _indexed(note: Note) -> IndexedNote:

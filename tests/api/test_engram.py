@@ -124,6 +124,24 @@ def test_evolution_updates_neighbour_tags_and_is_audited(mem):
     assert mem.store.get(first.id).content == first.content  # content never rewritten
 
 
+def test_a_neighbour_evolved_in_its_own_batch_is_audited_from_its_drafted_values(mem):
+    """Notes of one batch link to each other; when a later one evolves an earlier one, history
+    shows the add with the drafted keywords and tags, then the evolve from them to the new ones
+    (not an evolve whose old and new values are the same)."""
+    first, second = mem.add_many([
+        {"content": "Pepper the dog has been limping on her paw since the walk.", "user_id": "u", "timestamp": T0},
+        {"content": "The vet said Pepper the dog has a sprained paw from the walk.", "user_id": "u", "timestamp": T0},
+    ])
+    added, *evolved = mem.history(first.id)
+    assert added.action == "add" and [h.action for h in evolved] == ["evolve"]
+    change = evolved[0]
+    assert change.new["cause"] == second.id
+    assert (change.old["keywords"], change.old["tags"]) == (added.new["keywords"], added.new["tags"])
+    assert (change.old["keywords"], change.old["tags"]) != (change.new["keywords"], change.new["tags"])
+    stored = mem.get(first.id)
+    assert (stored.keywords, stored.tags) == (change.new["keywords"], change.new["tags"]) == (first.keywords, first.tags)
+
+
 def test_update_reembeds_and_audits(filled, mem):
     note = filled[2]
     mem.update(note.id, content="My sister Ines moved from Lisbon to Porto last month.")
