@@ -17,14 +17,15 @@ def open_index(make: Callable[[], HybridIndex], store: NoteStore, folder: Path |
     """An index up to date with ``store``, and how it got there: "loaded", "caught_up" or "rebuilt"."""
     last = store.last_change()
     index = make()
-    if folder is not None and load_index(folder, index, embed_model):
-        if index.applied_seq == last:
-            return index, "loaded"
-        if index.applied_seq < last:
-            catch_up(index, store)
-            return index, "caught_up"
-        log.warning("saved index is ahead of the database (seq %s > %s); rebuilding", index.applied_seq, last)
-        index = make()
+    if folder is not None:
+        if load_index(folder, index, embed_model):
+            if index.applied_seq == last:
+                return index, "loaded"
+            if index.applied_seq < last:
+                catch_up(index, store)
+                return index, "caught_up"
+            log.warning("saved index is ahead of the database (seq %s > %s); rebuilding", index.applied_seq, last)
+        index = make()  # a load that failed part-way may have filled some of it
     rebuild(index, store)
     return index, "rebuilt"
 

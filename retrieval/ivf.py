@@ -1,14 +1,15 @@
 """Approximate masked top-k for large indexes: an inverted file (IVF) whose lists hold 8-bit codes,
 the best candidates rescored from the float vectors.
 
-It replaced HNSW above the exact-search size. An HNSW insert walks the graph (~0.085 ms of CPU
-per vector at 100k notes, a sixth of the store's CPU per note in ingest); an IVF insert is one
-small matrix product against the centroids. The codes are a quarter of the float vectors' bytes,
+It replaced HNSW above the exact-search size. An HNSW insert walks the graph (0.06-0.09 ms of
+CPU per vector, about a seventh of the store's CPU per note at 100k notes); an IVF insert is one
+small matrix product against the centroids (~0.007 ms). The codes are a quarter of the float vectors' bytes,
 and the floats stay where they are (the vector store): rescoring the top candidates from them
 makes the scores, and the order among the candidates, exact.
 
 Rows are the vector store's row numbers (the FAISS ids). The centroids are trained once, on the
-first ``sample`` rows, so an index rebuilt from the same rows in any batch sizes is the same index.
+rows given to ``trained`` (the vector index gives its first ``ann_threshold``), so an index
+rebuilt from the same rows in any batch sizes is the same index.
 """
 from __future__ import annotations
 

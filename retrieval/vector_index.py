@@ -154,7 +154,7 @@ class FaissVectorIndex:
 
     @property
     def kind(self) -> str:
-        """"ivf" once the inverted file serves large masks, else "exact"."""
+        """What serves large masks: "ivf" once the inverted file is trained, else "exact"."""
         return "exact" if self.ann is None else "ivf"
 
     def add(self, vectors: np.ndarray) -> None:

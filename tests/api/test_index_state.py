@@ -95,6 +95,21 @@ def test_torn_index_files_fall_back_to_rebuild(tmp_path, embedder, clock, config
         assert _results(mem) == expected
 
 
+def test_a_load_that_fails_part_way_rebuilds_a_fresh_index(tmp_path, embedder, clock, config):
+    """Files whose checksums match but whose row counts disagree with meta.json are read and then
+    refused; the rebuild must not add to what was read."""
+    with Engram(tmp_path / "e.db", embedder=embedder, clock=clock, config=config) as mem:
+        _churn(mem)
+        expected = _results(mem)
+    meta_path = tmp_path / "e.db.index" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "rows": meta["rows"] + 1}))
+    with Engram(tmp_path / "e.db", embedder=embedder, clock=clock, config=config) as mem:
+        assert mem.index_status == "rebuilt"
+        assert len(mem.index.vectors) == mem.index.catalog.num_rows == len(mem.index)  # no rows left from the load
+        assert _results(mem) == expected
+
+
 def test_an_index_saved_in_format_1_loads(tmp_path, embedder, clock, config):
     """Format 1 kept the vectors in a FAISS file (flat or HNSW); such a folder still loads."""
     with Engram(tmp_path / "d.db", embedder=embedder, clock=clock, config=config) as mem:
