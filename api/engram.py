@@ -593,7 +593,7 @@ class Engram:
         """The ``k`` notes nearest to ``note`` in its linking scope (itself excluded), by cosine."""
         vec = self._shared.embed([note.content])[0]
         with self._lock:
-            allowed = np.flatnonzero(self.index.mask(_link_scope(note.scope), include_archived=False))
+            allowed = self.index.rows(_link_scope(note.scope), include_archived=False)
             found = [(nid, sim) for nid, sim in self.index.dense_among(vec, k + 1, allowed) if nid != note.id][:k]
         notes = self.store.get_many([nid for nid, _ in found])
         return [(notes[nid], sim) for nid, sim in found if nid in notes]
