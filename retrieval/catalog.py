@@ -9,35 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from memory.types import Scope
+from retrieval.grow import GrowArray
 
 _FIELDS = ("user_id", "agent_id", "session_id")
-
-
-class GrowArray:
-    """A numpy array with amortised O(1) append."""
-
-    def __init__(self, dtype: type | np.dtype, fill: object = 0, capacity: int = 1024) -> None:
-        self._data = np.full(capacity, fill, dtype=dtype)
-        self._fill = fill
-        self.size = 0
-
-    def append(self, value: object) -> None:
-        if self.size == len(self._data):
-            grown = np.full(max(1, len(self._data) * 2), self._fill, dtype=self._data.dtype)
-            grown[: self.size] = self._data
-            self._data = grown
-        self._data[self.size] = value
-        self.size += 1
-
-    @property
-    def view(self) -> np.ndarray:
-        return self._data[: self.size]
-
-    def load(self, values: np.ndarray) -> None:
-        self._data = np.array(values, dtype=self._data.dtype, copy=True)
-        if len(self._data) == 0:
-            self._data = np.full(1024, self._fill, dtype=self._data.dtype)
-        self.size = len(values)
 
 
 class Catalog:
@@ -46,9 +20,9 @@ class Catalog:
     def __init__(self) -> None:
         self.note_ids: list[str] = []
         self.row_of: dict[str, int] = {}
-        self.alive = GrowArray(np.bool_, False)
-        self.archived = GrowArray(np.bool_, False)
-        self.codes = {f: GrowArray(np.int32, 0) for f in _FIELDS}
+        self.alive = GrowArray(np.bool_)
+        self.archived = GrowArray(np.bool_)
+        self.codes = {f: GrowArray(np.int32) for f in _FIELDS}
         self.interned: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         # The rows of each scope value, ascending: linking asks for one user's rows once per
         # scope in every batch, and a mask over every row cost ~0.03 ms a note at 100k notes.
@@ -73,7 +47,7 @@ class Catalog:
             code = self._intern(f, getattr(scope, f))
             self.codes[f].append(code)
             if code:
-                self.rows_by[f].setdefault(code, GrowArray(np.int64, 0, capacity=4)).append(row)
+                self.rows_by[f].setdefault(code, GrowArray(np.int64, capacity=4)).append(row)
         return row
 
     def kill(self, note_id: str) -> int | None:
@@ -130,7 +104,7 @@ class Catalog:
             self.rows_by[f] = {}
             for group in np.split(order, bounds):
                 if len(group) and codes[group[0]]:
-                    rows = GrowArray(np.int64, 0, capacity=4)
+                    rows = GrowArray(np.int64, capacity=4)
                     rows.load(group.astype(np.int64))
                     self.rows_by[f][int(codes[group[0]])] = rows
 

@@ -13,6 +13,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from retrieval.grow import GrowArray
 from retrieval.ivf import CodedIVF
 
 
@@ -139,18 +140,17 @@ class FaissVectorIndex:
     """The float vectors in one growing matrix (rows never move), searched exactly, plus a
     ``CodedIVF`` over them once they number ``ann_threshold``.
 
-    The matrix doubles its capacity when full: FAISS's flat index copied its whole storage on
-    every add, 3.5 ms a batch of 256 at 100k vectors (0.014 ms a vector, growing with the index)."""
+    The matrix is a ``GrowArray`` (capacity doubles): FAISS's flat index copied its whole storage
+    on every add, 3.5 ms a batch of 256 at 100k vectors (0.014 ms a vector, growing with the index)."""
 
     def __init__(self, dim: int, config: VectorConfig | None = None) -> None:
         self.dim = dim
         self.config = config or VectorConfig()
-        self._vecs = np.zeros((0, dim), np.float32)
-        self._n = 0
+        self._vecs = GrowArray(np.float32, width=dim)
         self.ann: CodedIVF | None = None
 
     def __len__(self) -> int:
-        return self._n
+        return self._vecs.size
 
     @property
     def kind(self) -> str:
@@ -159,13 +159,11 @@ class FaissVectorIndex:
 
     def add(self, vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        first = self._n
-        self._reserve(first + len(vectors))
-        self._vecs[first : first + len(vectors)] = vectors
-        self._n += len(vectors)
+        first = len(self)
+        self._vecs.extend(vectors)
         if self.ann is not None:
             self.ann.add(vectors, first)
-        elif self._n >= self.config.ann_threshold:
+        elif len(self) >= self.config.ann_threshold:
             self._train_ann()
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
@@ -221,12 +219,12 @@ class FaissVectorIndex:
             ivf = z["ivf"] if "ivf" in z.files else None
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"saved vectors have shape {vectors.shape}, expected (n, {self.dim})")
-        self._adopt(vectors)
+        self._vecs.load(vectors)
         cfg = self.config
         self.ann = None if ivf is None else CodedIVF.from_bytes(ivf, cfg.ivf_probe, cfg.ivf_rescore)
-        if self.ann is not None and len(self.ann) != self._n:
-            raise ValueError(f"saved inverted file holds {len(self.ann)} rows, the vectors {self._n}")
-        if self.ann is None and self._n >= cfg.ann_threshold:
+        if self.ann is not None and len(self.ann) != len(self):
+            raise ValueError(f"saved inverted file holds {len(self.ann)} rows, the vectors {len(self)}")
+        if self.ann is None and len(self) >= cfg.ann_threshold:
             self._train_ann()
 
     def _load_faiss(self, path: Path) -> None:
@@ -235,7 +233,7 @@ class FaissVectorIndex:
         if not isinstance(flat, faiss.IndexFlat) or flat.d != self.dim:
             raise ValueError(f"{path.name}: not a flat or HNSW index of dimension {self.dim}")
         n = int(flat.ntotal)
-        self._adopt(faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim) if n else self._vecs[:0])
+        self._vecs.load(faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim) if n else self._all()[:0])
         self.ann = None
         if n >= self.config.ann_threshold:
             self._train_ann()
@@ -246,22 +244,6 @@ class FaissVectorIndex:
         self.ann = CodedIVF.trained(self._all()[: cfg.ann_threshold], cfg.ivf_lists, cfg.ivf_probe, cfg.ivf_rescore)
         self.ann.add(self._all(), 0)
 
-    def _adopt(self, vectors: np.ndarray) -> None:
-        """Hold a copy of ``vectors`` with room to grow: otherwise the first add after a load
-        would copy the whole matrix (~0.1-0.4 s at 100k vectors) inside someone's request.
-        Untouched capacity costs address space, not memory (the zeroed pages are never faulted in)."""
-        self._n = 0
-        self._vecs = np.zeros((0, self.dim), np.float32)
-        self._reserve(2 * len(vectors))
-        self._vecs[: len(vectors)] = vectors
-        self._n = len(vectors)
-
-    def _reserve(self, rows: int) -> None:
-        if rows > len(self._vecs):
-            grown = np.zeros((max(rows, 2 * len(self._vecs), 1024), self.dim), np.float32)
-            grown[: self._n] = self._vecs[: self._n]
-            self._vecs = grown
-
     def _all(self) -> np.ndarray:
         """Every stored vector, as a view (C-contiguous: the in-place kernels need it)."""
-        return self._vecs[: self._n]
+        return self._vecs.view
