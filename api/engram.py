@@ -49,7 +49,7 @@ from memory.errors import Conflict, IdempotencyKeyTaken, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
-from memory.linking import Evolution, Neighbour, evolve, links_for
+from memory.linking import Evolution, EvolutionPlan, links_for
 from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
@@ -381,7 +381,7 @@ class Engram:
             self.index.add([_indexed(n) for n in notes], vectors)
             try:
                 jobs = [job for n in notes for job in self._jobs_for(n)]  # the graph learns them too
-                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, (), jobs)
+                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, None, jobs)
             except BaseException:
                 for note in notes:
                     self.index.remove(note.id)
@@ -569,12 +569,12 @@ class Engram:
             t = self.add_times.lap("index", t)
             try:
                 with self._lock:
-                    evolutions = self._plan_links(notes, vectors, rows, now)
+                    plan = self._plan_links(notes, vectors, rows, now)
                 links = [link for n in notes for link in n.links]
                 jobs = [job for n in notes for job in self._jobs_for(n)]
                 t = self.add_times.lap("links", t)
-                self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links, evolutions, jobs,
-                                  idem)
+                evolutions = self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links,
+                                               plan, jobs, idem)
                 _as_evolved(notes, evolutions)
                 self.add_times.lap("commit", t)  # the SQL transaction, its fsync and any wait for the file's lock
                 self.add_times.count()
@@ -615,26 +615,17 @@ class Engram:
         draft = build_draft(content, event_time=changes.get("event_time", current.event_time), metadata=meta)
         return {"content": content, "keywords": draft.keywords, "tags": draft.tags, "context": draft.context}
 
-    def _plan_links(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> list[Evolution]:
-        """Link each new note to its nearest earlier notes in its scope (``note.links``) and plan how
-        close neighbours evolve; every decision is keyed by note id."""
+    def _plan_links(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> EvolutionPlan:
+        """Link each new note to its nearest earlier notes in its scope (``note.links``) and name
+        the close neighbours that may evolve (decided in the insert's transaction); every decision
+        is keyed by note id."""
         cfg = self.config.memory.linking
         neighbours = self._earlier_neighbours(notes, vectors, rows, cfg.neighbours)
-        found = []
+        close = []
         for note, near in zip(notes, neighbours, strict=True):
             note.links = links_for(note, near, cfg, now)
-            found.append([(nid, sim) for nid, sim in near if sim >= cfg.evolve_threshold])
-        pending = {n.id: Neighbour.of(n) for n in notes}
-        outside = {nid for close in found for nid, _ in close if nid not in pending}
-        current = {**self.store.neighbours(sorted(outside)), **pending}
-        evolutions: list[Evolution] = []
-        for note, close in zip(notes, found, strict=True):
-            for nid, sim in close:
-                change = evolve(current[nid], note, sim, cfg)
-                if change is not None:
-                    evolutions.append(change)
-                    current[nid] = replace(current[nid], keywords=change.keywords, tags=change.tags)
-        return evolutions
+            close.append([(nid, sim) for nid, sim in near if sim >= cfg.evolve_threshold])
+        return EvolutionPlan(notes, close, cfg)
 
     def _earlier_neighbours(self, notes: list[Note], vectors: np.ndarray, rows: list[int],
                             k: int) -> list[list[tuple[str, float]]]:

@@ -5,7 +5,8 @@ it indexes neighbours by position in a local list. Here every decision is keyed 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from memory.config import LinkingConfig
@@ -19,12 +20,15 @@ LINK_KINDS = frozenset({RELATED, CONTRADICTS, DERIVED_FROM})
 
 @dataclass(frozen=True)
 class Evolution:
-    """New keywords/tags for a neighbour, caused by note ``cause_id``."""
+    """New keywords/tags for a neighbour, caused by note ``cause_id``, with the values they replace
+    (what the neighbour's history records as old)."""
 
     note_id: str
     keywords: list[str]
     tags: list[str]
     cause_id: str
+    old_keywords: list[str]
+    old_tags: list[str]
 
 
 @dataclass(frozen=True)
@@ -70,4 +74,37 @@ def evolve(neighbour: Neighbour, new: Note, similarity: float, cfg: LinkingConfi
             tags.append(tag)
     if keywords == neighbour.keywords and tags == neighbour.tags:
         return None
-    return Evolution(neighbour.id, keywords, tags, new.id)
+    return Evolution(neighbour.id, keywords, tags, new.id, list(neighbour.keywords), list(neighbour.tags))
+
+
+@dataclass(frozen=True)
+class EvolutionPlan:
+    """A batch's close neighbours (at or above the evolve threshold), found by vector search before
+    its transaction; how they evolve is decided inside it (``evolutions``), from their keywords
+    and tags as that transaction reads them. Decided from an earlier read, a change that another
+    process committed in between would be overwritten, and its history would show stale old values.
+    ``close[i]`` belongs to ``notes[i]``."""
+
+    notes: Sequence[Note]
+    close: Sequence[Sequence[tuple[str, float]]]
+    cfg: LinkingConfig
+
+    def stored_ids(self) -> list[str]:
+        """The close neighbours that are not notes of the batch, in id order (the order rows are
+        locked in, where the database locks them)."""
+        batch = {note.id for note in self.notes}
+        return sorted({nid for near in self.close for nid, _ in near if nid not in batch})
+
+    def evolutions(self, stored: Mapping[str, Neighbour]) -> list[Evolution]:
+        """Every change, in order: a neighbour changed twice in a batch has two, the second built on
+        the first. ``stored``: the neighbours of ``stored_ids`` as read; one that is gone (deleted
+        since the search) is skipped."""
+        current = {**stored, **{note.id: Neighbour.of(note) for note in self.notes}}
+        changes: list[Evolution] = []
+        for note, near in zip(self.notes, self.close, strict=True):
+            for nid, sim in near:
+                change = evolve(current[nid], note, sim, self.cfg) if nid in current else None
+                if change is not None:
+                    changes.append(change)
+                    current[nid] = replace(current[nid], keywords=change.keywords, tags=change.tags)
+        return changes

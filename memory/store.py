@@ -21,7 +21,7 @@ from memory.enrichment import Enrichment
 from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
-from memory.linking import Evolution, Neighbour
+from memory.linking import Evolution, EvolutionPlan, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
 from memory.schema import CONTRADICTS_ONLY, AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx, write_tx
@@ -90,17 +90,20 @@ class NoteStore:
     # ---- writes -------------------------------------------------------------------------
 
     def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
-               links: Sequence[Link] = (), evolutions: Sequence[Evolution] = (), jobs: Sequence[JobSpec] = (),
-               idempotency: Idempotency | None = None) -> None:
-        """Insert new notes with their embeddings, links and the neighbour evolutions they caused,
+               links: Sequence[Link] = (), plan: EvolutionPlan | None = None, jobs: Sequence[JobSpec] = (),
+               idempotency: Idempotency | None = None) -> list[Evolution]:
+        """Insert new notes with their embeddings, links and the neighbour evolutions they cause,
         history and change rows, and the enrichment jobs they need — one transaction, all or
-        nothing (one fsync per batch): an acknowledged note always has its jobs. With
-        ``idempotency``, its key is stored in the same transaction; IdempotencyKeyTaken (nothing
-        written) when the key is already there."""
+        nothing (one fsync per batch): an acknowledged note always has its jobs. ``plan``'s
+        neighbours are read, and their evolutions decided, inside the transaction after the notes
+        are written (so under the write lock, on SQLite; their rows locked, on PostgreSQL).
+        Returns the evolutions applied. With ``idempotency``, its key is stored in the same
+        transaction; IdempotencyKeyTaken (nothing written) when the key is already there."""
         if not notes:
-            return
+            return []
         # Bulk executemany into the tables (memory/bulk.py): without the ORM's per-row bookkeeping,
         # and on SQLite without SQLAlchemy's per-value bind processing either.
+        evolutions: list[Evolution] = []
         with self._tx() as s:
             if idempotency is not None:
                 self._claim_key(s, idempotency, [n.id for n in notes], notes[0].created_at)
@@ -109,10 +112,21 @@ class NoteStore:
                                  "actor": actor, "at": n.created_at} for n in notes])
             _INSERT_LINKS(s, [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
                                "weight": lk.weight, "created_at": lk.created_at} for lk in links])
-            if evolutions:
+            if plan is not None:
+                evolutions = plan.evolutions(self._neighbours_locked(s, plan.stored_ids()))
                 self._apply_evolutions(s, evolutions, notes[0].created_at)
             self._enqueue(s, jobs, notes[0].created_at)
             self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
+        return evolutions
+
+    @staticmethod
+    def _neighbours_locked(s: Session, note_ids: list[str]) -> dict[str, Neighbour]:
+        """``neighbours`` inside a write transaction, the rows locked until it ends on PostgreSQL
+        (SQLite has taken its write lock with the transaction's first insert)."""
+        if not note_ids:
+            return {}
+        return {nid: Neighbour(nid, content, list(kw or []), list(tags or []))
+                for nid, content, kw, tags in s.execute(_NEIGHBOURS_LOCKED, {"ids": note_ids})}
 
     @staticmethod
     def _claim_key(s: Session, idem: Idempotency, note_ids: list[str], now: datetime) -> None:
@@ -158,21 +172,18 @@ class NoteStore:
 
     @staticmethod
     def _apply_evolutions(s: Session, evolutions: Sequence[Evolution], now: datetime) -> None:
-        """Neighbours' new keywords/tags in one SELECT, one executemany UPDATE and one INSERT of
-        history; a note evolved twice in a batch gets two history rows, each with its old value."""
-        ids = {change.note_id for change in evolutions}
-        stmt = select(NoteRow.id, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(ids))
-        state = {nid: (list(kw or []), list(tags or [])) for nid, kw, tags in s.execute(stmt)}
-        history = []
-        for change in evolutions:
-            old_kw, old_tags = state[change.note_id]
-            history.append({"note_id": change.note_id, "action": "evolve", "actor": "evolve", "at": now,
-                            "old": {"keywords": old_kw, "tags": old_tags},
-                            "new": {"keywords": list(change.keywords), "tags": list(change.tags), "cause": change.cause_id}})
-            state[change.note_id] = (list(change.keywords), list(change.tags))
-        _EVOLVE_NOTES(s, [{"nid": nid, "keywords": kw, "tags": tags, "updated_at": now}
-                          for nid, (kw, tags) in sorted(state.items())])  # id order: see recall
-        _INSERT_HISTORY(s, history)
+        """Neighbours' new keywords/tags in one executemany UPDATE and one INSERT of history; a
+        note evolved twice in a batch gets two history rows, each with the value it replaced."""
+        if not evolutions:
+            return
+        final = {change.note_id: change for change in evolutions}  # the last change of each note
+        _EVOLVE_NOTES(s, [{"nid": nid, "keywords": list(change.keywords), "tags": list(change.tags), "updated_at": now}
+                          for nid, change in sorted(final.items())])  # id order: see recall
+        _INSERT_HISTORY(s, [{"note_id": change.note_id, "action": "evolve", "actor": "evolve", "at": now,
+                             "old": {"keywords": list(change.old_keywords), "tags": list(change.old_tags)},
+                             "new": {"keywords": list(change.keywords), "tags": list(change.tags),
+                                     "cause": change.cause_id}}
+                            for change in evolutions])
 
     def update(self, note_id: str, changes: dict[str, Any], now: datetime, actor: str,
                jobs: Sequence[JobSpec] = ()) -> Note:
@@ -494,6 +505,9 @@ _IDS = bindparam("ids", expanding=True)
 # Labelled with the attribute names (the metadata column is ``meta`` in Python) for Core reads.
 _GET_MANY = select(*[c.label(c.key) for c in _NOTE_COLUMNS]).where(NoteRow.id.in_(_IDS))
 _NEIGHBOURS = select(NoteRow.id, NoteRow.content, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(_IDS))
+# FOR UPDATE in id order on PostgreSQL (two batches lock shared neighbours in one order); the
+# SQLite dialect leaves the clause out.
+_NEIGHBOURS_LOCKED = _NEIGHBOURS.order_by(NoteRow.id).with_for_update()
 # The role of a chat turn sits in its metadata; reading one JSON field in SQL (json_extract on
 # SQLite, ->> on PostgreSQL) spares parsing every candidate's whole metadata.
 _RANK_STATES = select(NoteRow.id, NoteRow.session_id, NoteRow.event_time, NoteRow.last_recalled_at,

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 
+from memory.config import LinkingConfig
 from memory.database import open_engine, sqlite_url
 from memory.errors import NotFound
 from memory.forgetting import ForgettingConfig
+from memory.linking import EvolutionPlan
 from memory.store import NoteStore
 from memory.types import Link, Note, Scope
 from tests.helpers import T0
@@ -239,3 +241,21 @@ def test_a_recall_does_not_wait_for_a_writer_linking_to_the_note():
     finally:
         store.close()
         drop_pg_schema(schema)
+
+
+def test_evolutions_are_decided_from_the_neighbours_as_the_insert_reads_them(store):
+    """Another writer changed a close neighbour after the batch's vector search and before its
+    insert: the evolution builds on that change, and history records it as the old value."""
+    store.insert([_note(1, Scope("u"), content="Oat milk latte at the harbour cafe", keywords=["latte"], tags=["food"])],
+                 [None], "m", "a")
+    new = _note(2, Scope("u"), content="oat milk, harbour", keywords=["oat milk", "harbour"], tags=["drinks"])
+    plan = EvolutionPlan([new], [[("n1", 0.9)]], LinkingConfig())
+    store.update("n1", {"keywords": ["latte", "cafe"], "tags": ["food", "places"]}, T0, "other")
+    changes = store.insert([new], [None], "m", "a", plan=plan)
+    expected_kw, expected_tags = ["latte", "cafe", "oat milk", "harbour"], ["food", "places", "drinks"]
+    assert [(c.note_id, c.old_keywords, c.keywords) for c in changes] == [("n1", ["latte", "cafe"], expected_kw)]
+    stored = store.get("n1")
+    assert (stored.keywords, stored.tags) == (expected_kw, expected_tags)
+    evolve = [h for h in store.history("n1") if h.action == "evolve"]
+    assert [(h.old, h.new) for h in evolve] == [({"keywords": ["latte", "cafe"], "tags": ["food", "places"]},
+                                                 {"keywords": expected_kw, "tags": expected_tags, "cause": "n2"})]
