@@ -121,8 +121,9 @@ class NoteStore:
 
     @staticmethod
     def _neighbours_locked(s: Session, note_ids: list[str]) -> dict[str, Neighbour]:
-        """``neighbours`` inside a write transaction, the rows locked until it ends on PostgreSQL
-        (SQLite has taken its write lock with the transaction's first insert)."""
+        """Text, keywords and tags of notes (missing ids are absent), read inside a write transaction:
+        the rows stay locked until it ends on PostgreSQL, and SQLite's write lock was taken by the
+        transaction's first insert."""
         if not note_ids:
             return {}
         return {nid: Neighbour(nid, content, list(kw or []), list(tags or []))
@@ -354,11 +355,6 @@ class NoteStore:
         """Notes by id (missing ids are absent from the result)."""
         return {row.id: note_from_row(row) for row in self._rows_by_id(_GET_MANY, note_ids)}
 
-    def neighbours(self, note_ids: Sequence[str]) -> dict[str, Neighbour]:
-        """Text, keywords and tags of notes (missing ids are absent), for planning how they evolve."""
-        return {nid: Neighbour(nid, content, list(kw or []), list(tags or []))
-                for nid, content, kw, tags in self._rows_by_id(_NEIGHBOURS, note_ids)}
-
     def rank_states(self, note_ids: Sequence[str]) -> dict[str, RankState]:
         """What ranking needs of each note (missing ids are absent): a search reads this for its
         whole candidate pool and full notes only for its hits."""
@@ -504,10 +500,12 @@ _NOTE_COLUMNS = [getattr(NoteRow, attr.key) for attr in NoteRow.__mapper__.colum
 _IDS = bindparam("ids", expanding=True)
 # Labelled with the attribute names (the metadata column is ``meta`` in Python) for Core reads.
 _GET_MANY = select(*[c.label(c.key) for c in _NOTE_COLUMNS]).where(NoteRow.id.in_(_IDS))
-_NEIGHBOURS = select(NoteRow.id, NoteRow.content, NoteRow.keywords, NoteRow.tags).where(NoteRow.id.in_(_IDS))
-# FOR UPDATE in id order on PostgreSQL (two batches lock shared neighbours in one order); the
-# SQLite dialect leaves the clause out.
-_NEIGHBOURS_LOCKED = _NEIGHBOURS.order_by(NoteRow.id).with_for_update()
+# On PostgreSQL, FOR NO KEY UPDATE in id order: two batches lock shared neighbours in one order,
+# and the lock is the one their UPDATE takes anyway. FOR UPDATE would also wait for the key-share
+# locks that another batch's link inserts hold on the same notes (foreign key checks), a deadlock
+# waiting to happen. The SQLite dialect leaves the clause out.
+_NEIGHBOURS_LOCKED = (select(NoteRow.id, NoteRow.content, NoteRow.keywords, NoteRow.tags)
+                      .where(NoteRow.id.in_(_IDS)).order_by(NoteRow.id).with_for_update(key_share=True))
 # The role of a chat turn sits in its metadata; reading one JSON field in SQL (json_extract on
 # SQLite, ->> on PostgreSQL) spares parsing every candidate's whole metadata.
 _RANK_STATES = select(NoteRow.id, NoteRow.session_id, NoteRow.event_time, NoteRow.last_recalled_at,

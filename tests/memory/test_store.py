@@ -259,3 +259,38 @@ def test_evolutions_are_decided_from_the_neighbours_as_the_insert_reads_them(sto
     evolve = [h for h in store.history("n1") if h.action == "evolve"]
     assert [(h.old, h.new) for h in evolve] == [({"keywords": ["latte", "cafe"], "tags": ["food", "places"]},
                                                  {"keywords": expected_kw, "tags": expected_tags, "cause": "n2"})]
+
+
+def test_an_insert_evolving_a_note_does_not_wait_for_a_writer_linking_to_it():
+    """PostgreSQL: the insert reads the neighbours it evolves with FOR NO KEY UPDATE, which the
+    FOR KEY SHARE lock of another transaction's link insert (its foreign key check) does not block.
+    With FOR UPDATE it waited, and two batches linking to and evolving the same notes could deadlock."""
+    import threading
+    import uuid
+
+    from sqlalchemy import text
+
+    from tests.helpers import drop_pg_schema, pg_schema_url
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    store = NoteStore(open_engine(pg_schema_url(schema, create=True)), ForgettingConfig())
+    try:
+        store.insert([_note(1, Scope("u"), content="the harbour cafe", keywords=[], tags=[]), _note(2, Scope("u"))],
+                     [None, None], "m", "a")
+        new = _note(3, Scope("u"), content="harbour", keywords=["harbour"], tags=["places"])
+        plan = EvolutionPlan([new], [[("n1", 0.9)]], LinkingConfig())
+        with store.engine.connect() as writer:
+            tx = writer.begin()
+            writer.execute(text("INSERT INTO links (source_id, target_id, kind, weight, created_at) "
+                                "VALUES ('n2', 'n1', 'related', 1.0, now())"))
+            done = threading.Event()
+            inserter = threading.Thread(target=lambda: (store.insert([new], [None], "m", "a", plan=plan), done.set()))
+            inserter.start()
+            finished = done.wait(10)
+            tx.rollback()
+        inserter.join()
+        assert finished, "the insert waited for the open link insert"
+        assert store.get("n1").keywords == ["harbour"]
+    finally:
+        store.close()
+        drop_pg_schema(schema)
