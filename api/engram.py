@@ -49,7 +49,7 @@ from memory.errors import Conflict, IdempotencyKeyTaken, InvalidInput
 from memory.filters import compile_filter
 from memory.forgetting import initial_strength, retention
 from memory.jobs import QUEUED, RUNNING, Job, JobSpec, JobStore
-from memory.linking import Evolution, EvolutionPlan, links_for
+from memory.linking import Linked, LinkPlan, links_for
 from memory.notify import PollSignal, change_signal
 from memory.stopwords import ENGLISH
 from memory.store import NoteStore
@@ -570,12 +570,11 @@ class Engram:
             try:
                 with self._lock:
                     plan = self._plan_links(notes, vectors, rows, now)
-                links = [link for n in notes for link in n.links]
                 jobs = [job for n in notes for job in self._jobs_for(n)]
                 t = self.add_times.lap("links", t)
-                evolutions = self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, links,
-                                               plan, jobs, idem)
-                _as_evolved(notes, evolutions)
+                linked = self.store.insert(notes, [v.tobytes() for v in vectors], self._model_id(), actor, (), plan,
+                                           jobs, idem)
+                _as_stored(notes, linked)
                 self.add_times.lap("commit", t)  # the SQL transaction, its fsync and any wait for the file's lock
                 self.add_times.count()
             except BaseException:
@@ -615,17 +614,17 @@ class Engram:
         draft = build_draft(content, event_time=changes.get("event_time", current.event_time), metadata=meta)
         return {"content": content, "keywords": draft.keywords, "tags": draft.tags, "context": draft.context}
 
-    def _plan_links(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> EvolutionPlan:
+    def _plan_links(self, notes: list[Note], vectors: np.ndarray, rows: list[int], now: datetime) -> LinkPlan:
         """Link each new note to its nearest earlier notes in its scope (``note.links``) and name
-        the close neighbours that may evolve (decided in the insert's transaction); every decision
-        is keyed by note id."""
+        the close neighbours that may evolve; the insert's transaction settles both (``LinkPlan``).
+        Every decision is keyed by note id."""
         cfg = self.config.memory.linking
         neighbours = self._earlier_neighbours(notes, vectors, rows, cfg.neighbours)
         close = []
         for note, near in zip(notes, neighbours, strict=True):
             note.links = links_for(note, near, cfg, now)
             close.append([(nid, sim) for nid, sim in near if sim >= cfg.evolve_threshold])
-        return EvolutionPlan(notes, close, cfg)
+        return LinkPlan(notes, close, cfg)
 
     def _earlier_neighbours(self, notes: list[Note], vectors: np.ndarray, rows: list[int],
                             k: int) -> list[list[tuple[str, float]]]:
@@ -699,12 +698,16 @@ def _link_scope(scope: Scope) -> Scope:
     return Scope(scope.user_id, scope.agent_id, None)
 
 
-def _as_evolved(notes: list[Note], evolutions: list[Evolution]) -> None:
-    """Callers get a batch's notes as stored. A note that a later one of its batch evolved went in
-    with its drafted keywords and tags (what history's add shows) and then changed like any other
-    neighbour, so its history has the evolve from them."""
+def _as_stored(notes: list[Note], linked: Linked) -> None:
+    """Callers get a batch's notes as stored: without the links the transaction dropped, and
+    evolved. A note that a later one of its batch evolved went in with its drafted keywords and
+    tags (what history's add shows) and then changed like any other neighbour, so its history has
+    the evolve from them."""
+    kept = {(link.source_id, link.target_id) for link in linked.links}
     batch = {note.id: note for note in notes}
-    for change in evolutions:  # in order: the last change of a note is its stored state
+    for note in notes:
+        note.links = [link for link in note.links if (link.source_id, link.target_id) in kept]
+    for change in linked.evolutions:  # in order: the last change of a note is its stored state
         if change.note_id in batch:
             batch[change.note_id].keywords, batch[change.note_id].tags = list(change.keywords), list(change.tags)
 

@@ -78,11 +78,24 @@ def evolve(neighbour: Neighbour, new: Note, similarity: float, cfg: LinkingConfi
 
 
 @dataclass(frozen=True)
-class EvolutionPlan:
-    """A batch's close neighbours (at or above the evolve threshold), found by vector search before
-    its transaction; how they evolve is decided inside it (``evolutions``), from their keywords
-    and tags as that transaction reads them. Decided from an earlier read, a change that another
-    process committed in between would be overwritten, and its history would show stale old values.
+class Linked:
+    """What an insert's transaction made of a ``LinkPlan``: the links it stored and the evolutions
+    it applied, in order."""
+
+    links: list[Link]
+    evolutions: list[Evolution]
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A batch's links (``note.links``) and close neighbours (at or above the evolve threshold),
+    found by vector search before its transaction. Inside it (``decide``), against the neighbours
+    as that transaction reads them:
+    - links to notes deleted since the search (by another process, whose delete this process's
+      index has not seen yet) are dropped: stored, they would fail the foreign key, and the whole
+      add with it;
+    - the evolutions are decided. Decided from an earlier read, a change that another process
+      committed in between would be overwritten, and history would show stale old values.
     ``close[i]`` belongs to ``notes[i]``."""
 
     notes: Sequence[Note]
@@ -90,15 +103,23 @@ class EvolutionPlan:
     cfg: LinkingConfig
 
     def stored_ids(self) -> list[str]:
-        """The close neighbours that are not notes of the batch, in id order (the order rows are
-        locked in, where the database locks them)."""
+        """The link targets and close neighbours that are not notes of the batch, in id order (the
+        order rows are locked in, where the database locks them)."""
         batch = {note.id for note in self.notes}
-        return sorted({nid for near in self.close for nid, _ in near if nid not in batch})
+        named = {link.target_id for note in self.notes for link in note.links}
+        named.update(nid for near in self.close for nid, _ in near)
+        return sorted(named - batch)
 
-    def evolutions(self, stored: Mapping[str, Neighbour]) -> list[Evolution]:
+    def decide(self, stored: Mapping[str, Neighbour]) -> Linked:
+        """``stored``: the notes of ``stored_ids`` as read (a deleted one is absent)."""
+        batch = {note.id for note in self.notes}
+        links = [link for note in self.notes for link in note.links
+                 if link.target_id in batch or link.target_id in stored]
+        return Linked(links, self._evolutions(stored))
+
+    def _evolutions(self, stored: Mapping[str, Neighbour]) -> list[Evolution]:
         """Every change, in order: a neighbour changed twice in a batch has two, the second built on
-        the first. ``stored``: the neighbours of ``stored_ids`` as read; one that is gone (deleted
-        since the search) is skipped."""
+        the first."""
         current = {**stored, **{note.id: Neighbour.of(note) for note in self.notes}}
         changes: list[Evolution] = []
         for note, near in zip(self.notes, self.close, strict=True):

@@ -21,7 +21,7 @@ from memory.enrichment import Enrichment
 from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
 from memory.jobs import JobSpec, job_values
-from memory.linking import Evolution, EvolutionPlan, Neighbour
+from memory.linking import Evolution, Linked, LinkPlan, Neighbour
 from memory.rows import filter_record, history_from_row, link_from_row, note_from_row, note_snapshot, snapshot
 from memory.schema import CONTRADICTS_ONLY, AccessRow, ChangeRow, HistoryRow, IdempotencyRow, JobRow, LinkRow, NoteRow
 from memory.transactions import read_tx, session_tx, write_tx
@@ -90,34 +90,35 @@ class NoteStore:
     # ---- writes -------------------------------------------------------------------------
 
     def insert(self, notes: Sequence[Note], embeddings: Sequence[bytes | None], embed_model: str, actor: str,
-               links: Sequence[Link] = (), plan: EvolutionPlan | None = None, jobs: Sequence[JobSpec] = (),
-               idempotency: Idempotency | None = None) -> list[Evolution]:
+               links: Sequence[Link] = (), plan: LinkPlan | None = None, jobs: Sequence[JobSpec] = (),
+               idempotency: Idempotency | None = None) -> Linked:
         """Insert new notes with their embeddings, links and the neighbour evolutions they cause,
         history and change rows, and the enrichment jobs they need — one transaction, all or
-        nothing (one fsync per batch): an acknowledged note always has its jobs. ``plan``'s
-        neighbours are read, and their evolutions decided, inside the transaction after the notes
-        are written (so under the write lock, on SQLite; their rows locked, on PostgreSQL).
-        Returns the evolutions applied. With ``idempotency``, its key is stored in the same
-        transaction; IdempotencyKeyTaken (nothing written) when the key is already there."""
+        nothing (one fsync per batch): an acknowledged note always has its jobs. ``links`` are
+        stored as given; ``plan``'s are kept, and its evolutions decided, from its neighbours as
+        read inside the transaction after the notes are written (so under the write lock, on
+        SQLite; their rows locked, on PostgreSQL). Returns what the plan came to. With
+        ``idempotency``, its key is stored in the same transaction; IdempotencyKeyTaken (nothing
+        written) when the key is already there."""
+        linked = Linked([], [])
         if not notes:
-            return []
+            return linked
         # Bulk executemany into the tables (memory/bulk.py): without the ORM's per-row bookkeeping,
         # and on SQLite without SQLAlchemy's per-value bind processing either.
-        evolutions: list[Evolution] = []
         with self._tx() as s:
             if idempotency is not None:
                 self._claim_key(s, idempotency, [n.id for n in notes], notes[0].created_at)
             _INSERT_NOTES(s, [_new_values(n, e, embed_model) for n, e in zip(notes, embeddings, strict=True)])
             _INSERT_HISTORY(s, [{"note_id": n.id, "action": "add", "old": None, "new": note_snapshot(n),
                                  "actor": actor, "at": n.created_at} for n in notes])
-            _INSERT_LINKS(s, [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
-                               "weight": lk.weight, "created_at": lk.created_at} for lk in links])
             if plan is not None:
-                evolutions = plan.evolutions(self._neighbours_locked(s, plan.stored_ids()))
-                self._apply_evolutions(s, evolutions, notes[0].created_at)
+                linked = plan.decide(self._neighbours_locked(s, plan.stored_ids()))
+            _INSERT_LINKS(s, [{"source_id": lk.source_id, "target_id": lk.target_id, "kind": lk.kind,
+                               "weight": lk.weight, "created_at": lk.created_at} for lk in [*links, *linked.links]])
+            self._apply_evolutions(s, linked.evolutions, notes[0].created_at)
             self._enqueue(s, jobs, notes[0].created_at)
             self._log_changes(s, [(n.id, "upsert") for n in notes], notes[0].created_at)
-        return evolutions
+        return linked
 
     @staticmethod
     def _neighbours_locked(s: Session, note_ids: list[str]) -> dict[str, Neighbour]:

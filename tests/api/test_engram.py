@@ -193,3 +193,22 @@ def test_now_parameter_and_clock(filled, mem, clock):
     faded = mem.search("beagle puppy", user_id="ann", top_k=1)[0]
     fresh = mem.search("beagle puppy", user_id="ann", top_k=1, now=T0 + timedelta(days=1))[0]
     assert faded.retention < 1e-6 < fresh.retention
+
+
+def test_an_add_still_lands_when_another_process_deleted_a_note_it_would_link_to(mem, database_url, embedder,
+                                                                               clock, tmp_path):
+    """Another writer deleted a note that this instance's index still holds: the new note's link to
+    it is dropped, instead of the foreign key failing the whole add (as it did, until the index
+    caught up with the delete)."""
+    from api.engram import Engram
+
+    moved = mem.add("I moved to Lisbon in March and love the tram rides", user_id="ann")[0]
+    other = Engram(database_url=database_url, index_dir=tmp_path / "other.index", embedder=embedder, clock=clock,
+                   workers=0)
+    try:
+        other.delete(moved.id)
+    finally:
+        other.close()
+    [added] = mem.add("Since moving to Lisbon in March I ride the tram every day", user_id="ann")
+    assert added.links == [] and mem.links(added.id) == []
+    assert mem.get(added.id).content.startswith("Since moving")

@@ -9,7 +9,7 @@ from memory.config import LinkingConfig
 from memory.database import open_engine, sqlite_url
 from memory.errors import NotFound
 from memory.forgetting import ForgettingConfig
-from memory.linking import EvolutionPlan
+from memory.linking import RELATED, LinkPlan
 from memory.store import NoteStore
 from memory.types import Link, Note, Scope
 from tests.helpers import T0
@@ -249,9 +249,9 @@ def test_evolutions_are_decided_from_the_neighbours_as_the_insert_reads_them(sto
     store.insert([_note(1, Scope("u"), content="Oat milk latte at the harbour cafe", keywords=["latte"], tags=["food"])],
                  [None], "m", "a")
     new = _note(2, Scope("u"), content="oat milk, harbour", keywords=["oat milk", "harbour"], tags=["drinks"])
-    plan = EvolutionPlan([new], [[("n1", 0.9)]], LinkingConfig())
+    plan = LinkPlan([new], [[("n1", 0.9)]], LinkingConfig())
     store.update("n1", {"keywords": ["latte", "cafe"], "tags": ["food", "places"]}, T0, "other")
-    changes = store.insert([new], [None], "m", "a", plan=plan)
+    changes = store.insert([new], [None], "m", "a", plan=plan).evolutions
     expected_kw, expected_tags = ["latte", "cafe", "oat milk", "harbour"], ["food", "places", "drinks"]
     assert [(c.note_id, c.old_keywords, c.keywords) for c in changes] == [("n1", ["latte", "cafe"], expected_kw)]
     stored = store.get("n1")
@@ -278,7 +278,7 @@ def test_an_insert_evolving_a_note_does_not_wait_for_a_writer_linking_to_it():
         store.insert([_note(1, Scope("u"), content="the harbour cafe", keywords=[], tags=[]), _note(2, Scope("u"))],
                      [None, None], "m", "a")
         new = _note(3, Scope("u"), content="harbour", keywords=["harbour"], tags=["places"])
-        plan = EvolutionPlan([new], [[("n1", 0.9)]], LinkingConfig())
+        plan = LinkPlan([new], [[("n1", 0.9)]], LinkingConfig())
         with store.engine.connect() as writer:
             tx = writer.begin()
             writer.execute(text("INSERT INTO links (source_id, target_id, kind, weight, created_at) "
@@ -294,3 +294,16 @@ def test_an_insert_evolving_a_note_does_not_wait_for_a_writer_linking_to_it():
     finally:
         store.close()
         drop_pg_schema(schema)
+
+
+def test_links_to_a_note_deleted_since_the_search_are_dropped_and_the_rest_stored(store):
+    """Another process deleted a note that this batch's vector search found (its index has not
+    seen the delete yet): the link to it is dropped instead of failing the foreign key and the add."""
+    store.insert([_note(1, Scope("u")), _note(2, Scope("u"))], [None, None], "m", "a")
+    new = _note(3, Scope("u"))
+    new.links = [Link("n3", "n1", RELATED, 0.5, T0), Link("n3", "n2", RELATED, 0.5, T0)]
+    plan = LinkPlan([new], [[]], LinkingConfig())
+    store.delete("n1", T0, "other")
+    linked = store.insert([new], [None], "m", "a", plan=plan)
+    assert [link.target_id for link in linked.links] == ["n2"]
+    assert [(link.source_id, link.target_id) for link in store.links("n3")] == [("n3", "n2")]
