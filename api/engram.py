@@ -32,6 +32,7 @@ from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
 from api.heap import heap_frozen
 from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
+from api.native_scan import load_link_scan
 from api.shared_embedder import LockedEmbedder
 from api.stage_times import StageTimes
 from api.worker import JobRunner, Workers
@@ -512,7 +513,8 @@ class Engram:
 
     def _new_index(self) -> HybridIndex:
         dim = self._embedder.dim if self._embedder is not None else MiniLMEmbedder.dim
-        return HybridIndex(dim, self.config.vectors, self.config.bm25, Tokenizer(stopwords=ENGLISH))
+        scan = load_link_scan() if self.config.vectors.link_codes else None
+        return HybridIndex(dim, self.config.vectors, self.config.bm25, Tokenizer(stopwords=ENGLISH), scan)
 
     def _model_id(self) -> str:
         return self._embedder.model_id if self._embedder is not None else MiniLMEmbedder.model_id

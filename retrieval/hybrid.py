@@ -9,6 +9,7 @@ import numpy as np
 from memory.types import IndexedNote, Scope
 from retrieval.bm25 import BM25Config, BM25Index
 from retrieval.catalog import Catalog
+from retrieval.link_scan import LinkScan
 from retrieval.terms import Tokenizer
 from retrieval.vector_index import FaissVectorIndex, VectorConfig
 
@@ -41,10 +42,10 @@ class HybridIndex:
     """Usage: ``idx = HybridIndex(384); idx.add([note], vecs); idx.candidates(qv, "q", mask, 50)``."""
 
     def __init__(self, dim: int, vector_config: VectorConfig | None = None, bm25_config: BM25Config | None = None,
-                 tokenizer: Tokenizer | None = None) -> None:
+                 tokenizer: Tokenizer | None = None, scan: LinkScan | None = None) -> None:
         self.dim = dim
         self.catalog = Catalog()
-        self.vectors = FaissVectorIndex(dim, vector_config)
+        self.vectors = FaissVectorIndex(dim, vector_config, scan)
         self.bm25 = BM25Index(tokenizer or Tokenizer(), bm25_config)
         self.applied_seq = 0
 

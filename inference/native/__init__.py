@@ -14,23 +14,16 @@ path, weights and a real prefill's logits). On CPUs without native bf16, decode'
 multiplied straight from the packed weights in fp32 by a second kernel (int4_gemv.c), where
 torch's int4 kernel emulates bf16.
 
-The shared library is built with ``-O3 -march=native`` into ``cache_dir`` under a name that hashes
-the source, the flags, the compiler's version and the CPU's flags, so a copied home directory or a
-new CPU never loads a library built for another machine; the file is written under a temporary
-name and renamed, so concurrent first loads are safe. Any failure (no compiler, a build error, a
-library that will not load) is logged once and gives ``None``.
+The shared library is built once per machine and CPU into ``cache_dir`` (inference/native/build.py).
+Any failure (no compiler, a build error, a library that will not load) is logged once and gives
+``None``.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
-import os
-import platform
-import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,10 +31,12 @@ from pathlib import Path
 import torch
 
 from inference.errors import InvalidParams
+from inference.native.build import build_library, cpu_flags, default_machine_cache
+
+__all__ = ["NativeKernels", "SPLIT_MIN_BYTES", "build_library", "cpu_flags", "default_machine_cache", "load_kernels"]
 
 log = logging.getLogger(__name__)
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("int4_dequant.c", "int4_gemv.c"))
-FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c11")
 # a second thread pays off only for large weights (the output head): for a 3072x576 weight its
 # wake-up cost more than it saved (0.45 against 0.41 ms), for 49152x576 it halved 31 ms
 SPLIT_MIN_BYTES = 16 << 20
@@ -107,60 +102,14 @@ class NativeKernels:
             return self._pool
 
 
-def default_machine_cache() -> Path:
-    """``~/.cache/engram``, or a per-user folder under the temporary directory without a home."""
-    try:
-        return Path.home() / ".cache" / "engram"
-    except RuntimeError:  # no HOME and no passwd entry (some containers)
-        return Path(tempfile.gettempdir()) / f"engram-{os.getuid()}"
-
-
 @functools.cache
 def load_kernels(cache_dir: str | Path | None = None) -> NativeKernels | None:
     """Build (once per machine) into ``cache_dir`` (default ``~/.cache/engram/kernels``) and load
     the kernels; None if that is not possible here."""
     try:
-        path = _build(Path(cache_dir) if cache_dir is not None else default_machine_cache() / "kernels")
+        folder = Path(cache_dir) if cache_dir is not None else default_machine_cache() / "kernels"
+        path = build_library(SOURCES, folder, "int4_dequant")
         return NativeKernels(ctypes.CDLL(str(path)), path)
     except (OSError, subprocess.SubprocessError, RuntimeError) as e:
         log.warning("native int4 dequantization unavailable, prefill stays in PyTorch: %s", e)
         return None
-
-
-def _build(cache_dir: Path) -> Path:
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if cc is None:
-        raise RuntimeError("no C compiler found")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    digest = hashlib.sha256()
-    for part in (*(src.read_bytes() for src in SOURCES), " ".join(FLAGS).encode(), version.encode(),
-                 platform.machine().encode(), cpu_flags().encode()):
-        digest.update(part)
-    path = cache_dir / f"int4_dequant-{digest.hexdigest()[:16]}.so"
-    if path.exists():
-        return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache_dir)
-    os.close(fd)
-    try:
-        done = subprocess.run([cc, *FLAGS, "-o", tmp, *map(str, SOURCES)], capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            raise RuntimeError(f"{cc} failed: {done.stderr.strip()[:500]}")
-        os.replace(tmp, path)  # atomic: a concurrent builder's identical file is simply replaced
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-@functools.cache
-def cpu_flags() -> str:
-    """The CPU's feature flags (-march=native compiles for them); read once per process (the
-    kernel's build key and the prefill memo's key both need them)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
