@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="store a JSONL file of turns {content, role?, user_id?, timestamp?, ...}")
     ingest.add_argument("file", type=Path)
     _scope_args(ingest)
-    ingest.add_argument("--batch-size", type=int, default=256)
+    ingest.add_argument("--batch-size", type=int, default=None, help="notes per transaction (default: add_many's)")
     ingest.set_defaults(func=_cmd_ingest)
 
     search = sub.add_parser("search", help="hybrid search; prints one JSON hit per line")
@@ -180,7 +180,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     records = list(_read_jsonl(args.file, _scope(args)))
     with _open(args) as mem, tqdm(total=len(records), unit="note", file=sys.stderr) as bar:
-        notes = mem.add_many(records, batch_size=args.batch_size, progress=bar.update)
+        sized = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+        notes = mem.add_many(records, progress=bar.update, **sized)
         mem.wait_for_jobs(timeout=3600)  # the graph is complete when the command returns
     _print({"ingested": len(notes), "file": str(args.file)})
     return 0

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.engram import Engram  # noqa: E402
+from api.engram import ADD_BATCH, Engram  # noqa: E402
 from bench import synthetic  # noqa: E402
 from retrieval.embedder import MiniLMEmbedder  # noqa: E402
 
@@ -132,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=ADD_BATCH)
     ap.add_argument("--eager", action="store_true", help="run MiniLM's eager forward, not the traced graph")
     args = ap.parse_args()
     sizes = sorted(args.sizes)
