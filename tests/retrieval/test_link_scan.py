@@ -141,3 +141,45 @@ def test_scan_refuses_inputs_that_do_not_fit(scan: LinkScan) -> None:
         scan.top_k(codes, vectors, np.array([3, 100], np.int64), vectors[:1], 5, [101])
     with pytest.raises(ValueError, match="disagree"):
         scan.top_k(codes, vectors, rows, np.zeros((1, 8), np.float32), 5, [50])
+
+
+def _cpu_flags() -> set[str]:
+    from inference.native import cpu_flags
+
+    return set(cpu_flags().split())
+
+
+# -march targets for the kernel's paths, and the CPU flags each needs to run here: AVX-512 with
+# VNNI is what -march=native picks on the machines we have; the others are what AVX2-only CPUs
+# (the Zen 1 and Zen 3 EPYCs) and the baseline x86-64 build would run.
+PATHS = {"x86-64": set(), "x86-64-v3": {"avx2", "fma"}, "skylake-avx512": {"avx512bw", "avx512f", "avx2"},
+         "icelake-server": {"avx512bw", "avx512_vnni", "avx2"}}
+
+
+def test_every_instruction_set_path_gives_the_same_neighbours(scan: LinkScan, tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    """The integer dot is exact on every path, so the shortlists, and so the results, agree; each
+    build this CPU can run is compared with the native one on real sentences."""
+    import platform
+    import subprocess
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the paths are x86 ones")
+    with gzip.open(SHARED_DATA / "longmemeval_s_dev.json.gz", "rt") as fh:
+        turns = [t["content"][:300] for s in json.load(fh)[5]["haystack_sessions"] for t in s][:400]
+    vectors = np.ascontiguousarray(embedder.embed(turns), dtype=np.float32)
+    codes = RowCodes(vectors.shape[1])
+    codes.extend(vectors)
+    rows = np.arange(len(vectors), dtype=np.int64)
+    members = rows[20::7]
+    native = scan.top_k(codes, vectors, rows, vectors[members], 5, members.tolist())
+    runnable = [march for march, needs in PATHS.items() if needs <= _cpu_flags()]
+    assert "x86-64" in runnable
+    cc = shutil.which("cc") or shutil.which("gcc")
+    for march in runnable:
+        lib = tmp_path / f"link_scan-{march}.so"
+        subprocess.run([cc, "-O3", f"-march={march}", "-shared", "-fPIC", "-std=c11", "-o", str(lib), str(SOURCE)],
+                       check=True, capture_output=True, timeout=120)
+        built = LinkScan(lib).top_k(codes, vectors, rows, vectors[members], 5, members.tolist())
+        for (got, got_scores), (want, want_scores) in zip(built, native, strict=True):
+            assert got.tolist() == want.tolist(), march
+            np.testing.assert_allclose(got_scores, want_scores, atol=1e-6)
