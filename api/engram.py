@@ -71,9 +71,10 @@ log = logging.getLogger("engram")
 # Notes per transaction in add_many (and per embedding batch of its pipeline). A larger batch
 # dirties fewer pages a note: the random ones (a link's entry in the target index, an evolved
 # neighbour's row) more often share a page within one commit, and linking scans a scope's rows
-# once for more new notes. Adding 5,120 notes at 100k cost 0.468 ms of CPU a note in batches of
-# 512 against 0.514 in batches of 256 (docs/benchmarks.md, issue 2, twenty-fourth look).
+# once for more new notes. Adding 5,120 notes at 100k cost 0.469 ms of CPU a note in batches of
+# 512 against 0.508 in batches of 256 (8 runs each; docs/benchmarks.md, issue 2, twenty-fourth look).
 ADD_BATCH = 512
+
 
 class Engram:
     """The embedded memory. Thread-safe; one instance per database in a process.

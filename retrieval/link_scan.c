@@ -19,7 +19,6 @@
 #include <immintrin.h>
 #endif
 
-#define MAX_DIM 4096
 #ifndef AHEAD
 #define AHEAD 8
 #endif
@@ -127,7 +126,7 @@ static float dot_f32(const float *a, const float *b, int64_t dim) {
 int engram_link_topk(const uint8_t *codes, const float *scales, const float *vectors, int64_t dim,
                      const int64_t *rows, int64_t n, const int64_t *ends, const float *queries, int64_t m,
                      int64_t r, int64_t k, int64_t *out_rows, float *out_scores) {
-    if (dim <= 0 || dim > MAX_DIM || m <= 0 || k <= 0 || r < k || n < 0) return -1;
+    if (dim <= 0 || m <= 0 || k <= 0 || r < k || n < 0) return -1;
     for (int64_t j = 0; j < m; j++)
         if (ends[j] < 0 || ends[j] > n) return -1;
     int8_t *qcodes = malloc((size_t)(m * dim));

@@ -19,12 +19,13 @@ from tests.helpers import SHARED_DATA
 def _turns(users: int, per_user: int) -> list[dict]:
     with gzip.open(SHARED_DATA / "longmemeval_s_dev.json.gz", "rt") as fh:
         haystacks = json.load(fh)[:users]
-    records = []
+    per_scope = []
     for u, h in enumerate(haystacks):
         turns = [t["content"][:400] for session in h["haystack_sessions"] for t in session if t["role"] == "user"]
-        records += [{"content": c, "user_id": f"u{u}", "session_id": f"s{i // 20}"} for i, c in enumerate(turns[:per_user])]
+        per_scope.append([{"content": c, "user_id": f"u{u}", "session_id": f"s{i // 20}"}
+                          for i, c in enumerate(turns[:per_user])])
     # interleave the users, as a service's stream would: each batch then holds several scopes
-    return sorted(records, key=lambda r: (records.index(r) % per_user, r["user_id"]))
+    return [scope[i] for i in range(per_user) for scope in per_scope if i < len(scope)]
 
 
 def _ingest(path: Path, embedder, clock, link_codes: bool) -> tuple[Engram, list]:  # noqa: ANN001
