@@ -11,7 +11,7 @@
  * 16-bit pair never saturate in maddubs (2 * 255 * 63 < 32767); the integer dot is exact, so
  * every instruction set below gives the same shortlist.
  *
- * Returns 0, or -1 when the arguments are out of range (the caller then scans the floats).
+ * Returns 0; -1 when the arguments are out of range, -2 when memory runs out (the caller raises).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -130,12 +130,11 @@ int engram_link_topk(const uint8_t *codes, const float *scales, const float *vec
     for (int64_t j = 0; j < m; j++)
         if (ends[j] < 0 || ends[j] > n) return -1;
     int8_t *qcodes = malloc((size_t)(m * dim));
-    float *qscales = malloc(sizeof(float) * (size_t)m);
     int32_t *qoffsets = malloc(sizeof(int32_t) * (size_t)m);
     item *heaps = malloc(sizeof(item) * (size_t)(m * r));
     int64_t *sizes = calloc((size_t)m, sizeof(int64_t));
-    if (!qcodes || !qscales || !qoffsets || !heaps || !sizes) {
-        free(qcodes), free(qscales), free(qoffsets), free(heaps), free(sizes);
+    if (!qcodes || !qoffsets || !heaps || !sizes) {
+        free(qcodes), free(qoffsets), free(heaps), free(sizes);
         return -2;
     }
     int64_t last = 0;
@@ -143,10 +142,11 @@ int engram_link_topk(const uint8_t *codes, const float *scales, const float *vec
         const float *q = queries + j * dim;
         float top = 0.f;
         for (int64_t d = 0; d < dim; d++) top = q[d] > top ? q[d] : (-q[d] > top ? -q[d] : top);
-        qscales[j] = top > 0.f ? top / 63.f : 1.f;
+        /* the query's scale is the same for all its rows, so the shortlist's order does not need it */
+        const float scale = top > 0.f ? top / 63.f : 1.f;
         int32_t total = 0;
         for (int64_t d = 0; d < dim; d++) {
-            float x = q[d] / qscales[j];
+            float x = q[d] / scale;
             int8_t v = (int8_t)(x >= 0.f ? x + 0.5f : x - 0.5f);  /* |x| <= 63: no overflow */
             qcodes[j * dim + d] = v;
             total += v;
@@ -174,6 +174,6 @@ int engram_link_topk(const uint8_t *codes, const float *scales, const float *vec
             out_scores[j * k + t] = t < sizes[j] ? h[t].score : 0.f;
         }
     }
-    free(qcodes), free(qscales), free(qoffsets), free(heaps), free(sizes);
+    free(qcodes), free(qoffsets), free(heaps), free(sizes);
     return 0;
 }

@@ -51,9 +51,6 @@ class RowCodes:
         self.codes = GrowArray(np.uint8, width=dim)
         self.scales = GrowArray(np.float32)
 
-    def __len__(self) -> int:
-        return self.codes.size
-
     def extend(self, vectors: np.ndarray) -> None:
         codes, scales = encode(vectors)
         self.codes.extend(codes)
@@ -71,7 +68,6 @@ class LinkScan:
     """The loaded library. ``top_k`` releases the GIL while it runs (ctypes)."""
 
     def __init__(self, library: Path) -> None:
-        self.path = library
         fn = ctypes.CDLL(str(library)).engram_link_topk
         fn.restype = ctypes.c_int
         ptr, i64 = ctypes.c_void_p, ctypes.c_int64
