@@ -29,7 +29,7 @@ from api.config import EngramConfig
 from api.enrich_jobs import ENRICH, EnrichJobs, enrich_jobs_for
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
 from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
-from api.heap import heap_frozen
+from api.heap import heap_frozen, refreeze
 from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
 from api.native_scan import load_link_scan
@@ -291,6 +291,7 @@ class Engram:
                     for pending in upcoming or ():
                         pending.cancel()
                     raise
+                refreeze()  # the batch's leftovers: full passes would walk them again and again
                 if progress:
                     progress(len(chunk))
         return notes

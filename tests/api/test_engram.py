@@ -91,6 +91,24 @@ def test_add_many_runs_with_the_heap_frozen_and_thaws_it(mem):
     assert gc.get_freeze_count() == 0
 
 
+def test_add_many_freezes_each_stored_batch(mem):
+    """What a batch leaves behind (its notes, the index's entries) is frozen once the batch is
+    stored, so that full collections during the rest of the ingest do not walk it again."""
+    import gc
+
+    from memory.types import Note
+
+    def first_batch_collectable() -> bool:
+        return any(isinstance(o, Note) and o.content.endswith(" 0.") for o in gc.get_objects())
+
+    seen = []
+    notes = mem.add_many([{"content": f"Ann repotted fern number {i}.", "user_id": "ann"} for i in range(6)],
+                         batch_size=2, progress=lambda _n: seen.append(first_batch_collectable()))
+    assert seen == [False, False, False]
+    assert gc.get_freeze_count() == 0 and first_batch_collectable()  # thawed after the ingest
+    assert notes[0].content.endswith(" 0.")
+
+
 def test_add_many_pipelined_batches_link_like_single_adds(mem):
     """add_many embeds the next batch while it stores this one: notes come back in record order,
     and a note links to notes of earlier batches exactly as one-by-one adds would link them."""

@@ -2,7 +2,7 @@
 import gc
 import threading
 
-from api.heap import freeze_startup_objects, heap_frozen, thaw_startup_objects
+from api.heap import freeze_startup_objects, heap_frozen, refreeze, thaw_startup_objects
 
 
 class Marker:
@@ -75,5 +75,37 @@ def test_a_heap_frozen_by_someone_else_is_left_frozen():
         assert gc.get_freeze_count() == before
         assert not _collected(marker)
         assert _collected(made_inside)  # not frozen by us either
+    finally:
+        gc.unfreeze()
+
+
+def test_refreeze_freezes_what_the_only_holder_made_since():
+    with heap_frozen():
+        made_inside = Marker()
+        refreeze()
+        assert not _collected(made_inside)  # a full pass would not walk it again
+        made_after = Marker()
+        assert _collected(made_after)
+    assert gc.get_freeze_count() == 0
+    assert _collected(made_inside)  # thawed with the rest
+
+
+def test_refreeze_outside_a_freeze_or_beside_another_holder_freezes_nothing():
+    refreeze()
+    assert gc.get_freeze_count() == 0
+    freeze_startup_objects()  # a server: request objects must stay collectable
+    try:
+        with heap_frozen():
+            request_object = Marker()
+            refreeze()
+            assert _collected(request_object)
+    finally:
+        thaw_startup_objects()
+    gc.freeze()  # someone else's freeze
+    try:
+        with heap_frozen():
+            theirs = Marker()
+            refreeze()
+            assert _collected(theirs)
     finally:
         gc.unfreeze()
