@@ -29,7 +29,6 @@ from api.config import EngramConfig
 from api.enrich_jobs import ENRICH, EnrichJobs, enrich_jobs_for
 from api.graph_jobs import GraphJobs, graph_jobs_for, retract_job_for
 from api.graph_search import FactHit, GraphRanking, place_facts, rank_graph
-from api.gil import quick_gil_handoff
 from api.heap import heap_frozen, refreeze
 from api.index_sync import apply_changes, open_index, persist
 from api.inputs import NoteSpec, specs_from_add, specs_from_records
@@ -275,11 +274,8 @@ class Engram:
         # not before it: the embedder's workers would idle while the notes are drafted.
         # Batches still commit one by one, in order.
         # The heap stays frozen meanwhile (api/heap.py): full collections would otherwise revisit
-        # the models' and libraries' objects every few thousand notes, stopping every thread. The
-        # GIL changes hands sooner (api/gil.py): the thread feeding the embedding workers needs it
-        # between the store's SQL calls.
-        with heap_frozen(), quick_gil_handoff(), \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as embedder, \
+        # the models' and libraries' objects every few thousand notes, stopping every thread.
+        with heap_frozen(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as embedder, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-draft") as drafter:
 
             def ahead(chunk: list[NoteSpec]) -> tuple[Future[list[Note]], Future[np.ndarray]]:

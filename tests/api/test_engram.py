@@ -91,21 +91,6 @@ def test_add_many_runs_with_the_heap_frozen_and_thaws_it(mem):
     assert gc.get_freeze_count() == 0
 
 
-def test_add_many_hands_the_gil_over_quickly_while_it_runs(mem):
-    """The thread that feeds the embedding workers gets the GIL between the store's SQL calls
-    without waiting out a 5 ms slice (api/gil.py); the interval is back after the ingest."""
-    import sys
-
-    from api.gil import INGEST_SWITCH_S
-
-    before = sys.getswitchinterval()
-    seen = []
-    mem.add_many([{"content": f"Ann fed goldfish number {i}.", "user_id": "ann"} for i in range(3)],
-                 batch_size=2, progress=lambda _n: seen.append(sys.getswitchinterval()))
-    assert seen == [pytest.approx(INGEST_SWITCH_S, abs=2e-6)] * 2  # stored in whole microseconds
-    assert sys.getswitchinterval() == before
-
-
 def test_add_many_freezes_each_stored_batch(mem):
     """What a batch leaves behind (its notes, the index's entries) is frozen once the batch is
     stored, so that full collections during the rest of the ingest do not walk it again."""
