@@ -275,7 +275,10 @@ class Engram:
         # Batches still commit one by one, in order.
         # The heap stays frozen meanwhile (api/heap.py): full collections would otherwise revisit
         # the models' and libraries' objects every few thousand notes, stopping every thread.
-        with heap_frozen(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as embedder, \
+        # A large call builds two secondary indexes once at its end instead of note by note
+        # (memory/deferred_indexes.py); the build is part of the call.
+        with heap_frozen(), self.store.bulk_ingest(len(specs), self.config.memory.bulk_index_min_notes), \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-embed") as embedder, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-draft") as drafter:
 
             def ahead(chunk: list[NoteSpec]) -> tuple[Future[list[Note]], Future[np.ndarray]]:

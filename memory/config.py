@@ -59,3 +59,6 @@ class MemoryConfig:
     max_content_chars: int = 100_000
     max_metadata_bytes: int = 64_000
     default_importance: float = 0.5
+    # add_many calls of at least this many notes may drop two secondary indexes until their end
+    # (memory/deferred_indexes.py); below it, one build would cost more than it saves.
+    bulk_index_min_notes: int = 2048

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from memory.deferred_indexes import restore_indexes
 from memory.errors import InvalidInput, StorageError
 from memory.migrate import MigrationTree, upgrade
 
@@ -41,6 +42,7 @@ def open_engine(url: str, *, durable: bool = True, schema: str | None = None) ->
         else:
             engine = _postgres_engine(url, schema)
         upgrade(engine, MEMORY_MIGRATIONS)
+        restore_indexes(engine)  # an ingest that died while it had them dropped
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
     return engine

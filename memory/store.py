@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from memory.bulk import Executemany
 from memory.config import JobConfig
 from memory.database import bookkeeping_engine
+from memory.deferred_indexes import deferred_indexes
 from memory.enrichment import Enrichment
 from memory.errors import IdempotencyKeyTaken, NotFound
 from memory.forgetting import ForgettingConfig, reinforce, retention
@@ -75,6 +76,12 @@ class NoteStore:
 
     def _tx(self) -> AbstractContextManager[Session]:
         return session_tx(self._sessions)
+
+    def bulk_ingest(self, new_notes: int, min_notes: int) -> AbstractContextManager[list[str]]:
+        """Around an ingest of ``new_notes`` notes: the secondary indexes that one build at the end
+        makes cheaper are dropped until then (memory/deferred_indexes.py), from ``min_notes`` notes
+        on. Yields their names."""
+        return deferred_indexes(self._engine, new_notes, min_notes=min_notes)
 
     @contextmanager
     def _relaxed_tx(self) -> Iterator[Connection]:
