@@ -87,8 +87,11 @@ class LinkRow(Base):
         # target_id index that read every link of those notes (~5 each, nearly all "related");
         # this index holds only the rare contradicts links. Queries must spell the kind as a
         # literal (``CONTRADICTS_ONLY``): SQLite uses a partial index only when it can see that
-        # the query's WHERE implies the index's, which it cannot of a bound parameter.
-        Index("ix_links_contradicted", "target_id", sqlite_where=text(CONTRADICTS_ONLY),
+        # the query's WHERE implies the index's, which it cannot of a bound parameter. It covers
+        # the query: with target_id alone, SQLite's planner (no statistics) rated it the same as
+        # ix_links_target_id and took whichever came first in the schema, which changed when a
+        # bulk ingest built that one again (memory/deferred_indexes.py).
+        Index("ix_links_contradicted", "target_id", "kind", "source_id", sqlite_where=text(CONTRADICTS_ONLY),
               postgresql_where=text(CONTRADICTS_ONLY)),
     )
 

@@ -73,6 +73,21 @@ def test_indexes_are_away_inside_the_block_and_back_after(store):
         store.get("n007")
 
 
+def test_searches_check_supersession_through_the_contradicts_index_after_a_rebuild(store):
+    """The rebuilt target index comes last in the schema; the planner must still take the small
+    partial index of contradicts links, not read every link of the candidates."""
+    from memory.store import _SUPERSEDERS
+
+    _fill(store, 10)
+    sql = str(_SUPERSEDERS.params(ids=["n001", "n002"]).compile(store.engine, compile_kwargs={"literal_binds": True}))
+    for _ in range(2):
+        with deferred_indexes(store.engine, new_notes=10, min_notes=1) as dropped:
+            assert "ix_links_target_id" in dropped
+        with store.engine.connect() as conn:
+            plan = " ".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        assert "ix_links_contradicted" in plan
+
+
 def test_indexes_are_built_again_when_the_block_raises(store):
     _fill(store, 3)
     with pytest.raises(RuntimeError), deferred_indexes(store.engine, new_notes=10, min_notes=1):
