@@ -4,7 +4,7 @@ them note by note (SQLite only).
 Each new note adds ~5 entries to the links' ``target_id`` index and ~2.5 to history's
 ``note_id`` index (its own row and its evolved neighbours'). Their keys are older notes' ids, so
 each entry lands on a page of its own: at 100k notes those two indexes were a quarter of the
-store's CPU a note and half of its page writes (docs/benchmarks.md, issue 2). Building an index
+store's CPU a note and more than half of its page writes (docs/benchmarks.md, issue 2). Building an index
 from scratch sorts its entries and writes each page once. A bulk loader's old trade, taken only
 when the call adds enough notes that one build costs less than the random inserts it replaces.
 
@@ -73,7 +73,7 @@ def deferred_indexes(engine: Engine, new_notes: int, *, min_notes: int = 2048) -
         for index in dropped:
             conn.execute(DropIndex(index, if_exists=True))
     try:
-        yield [ix.name for ix in dropped]  # type: ignore[misc]
+        yield [str(ix.name) for ix in dropped]
     finally:
         _create(engine, dropped)
 
