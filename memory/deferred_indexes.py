@@ -26,20 +26,22 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 from memory.schema import HistoryRow, LinkRow
 from memory.transactions import read_tx, write_tx
 
-# (index, the table's id column, its entries a new note adds, about)
+
+def _index(table: Table, name: str) -> Index:
+    """The schema's own definition, so that a rebuild makes the index the migrations made."""
+    return next(ix for ix in table.indexes if ix.name == name)
+
+
+# (the index, its table's id column, the entries a new note adds to it, about)
 _DEFERRABLE = (
-    ("ix_links_target_id", LinkRow.__table__, LinkRow.id, 5.0),
-    ("ix_history_note_id", HistoryRow.__table__, HistoryRow.id, 2.5),
+    (_index(LinkRow.__table__, "ix_links_target_id"), LinkRow.id, 5.0),
+    (_index(HistoryRow.__table__, "ix_history_note_id"), HistoryRow.id, 2.5),
 )
 # An index build costs about this many random inserts an entry it holds (see worth_deferring).
 # Measured at 100k notes: a build took 0.7-1.0 us of CPU an entry (468k links, 236k history rows);
 # the random inserts it replaced ~13 us an entry. Smaller stores keep more of an index's pages in
 # the cache, so their inserts cost less: hence 0.1, not 0.07.
 BUILD_COST_RATIO = 0.1
-
-
-def _index(table: Table, name: str) -> Index:
-    return next(ix for ix in table.indexes if ix.name == name)
 
 
 def worth_deferring(new_entries: float, existing_entries: int) -> bool:
@@ -52,11 +54,11 @@ def worth_deferring(new_entries: float, existing_entries: int) -> bool:
 def _chosen(engine: Engine, new_notes: int) -> list[Index]:
     chosen = []
     with read_tx(engine) as conn:
-        for name, table, id_column, per_note in _DEFERRABLE:
+        for index, id_column, per_note in _DEFERRABLE:
             # max(id) for the row count: one B-tree descent, not a scan (deleted rows' ids may be reused).
             existing = conn.execute(select(func.coalesce(func.max(id_column), 0))).scalar_one()
             if worth_deferring(new_notes * per_note, existing):
-                chosen.append(_index(table, name))
+                chosen.append(index)
     return chosen
 
 
@@ -81,7 +83,7 @@ def deferred_indexes(engine: Engine, new_notes: int, *, min_notes: int = 2048) -
 def restore_indexes(engine: Engine) -> None:
     """Build any deferrable index that is missing (an ingest that died before its end)."""
     if engine.dialect.name == "sqlite":
-        _create(engine, [_index(table, name) for name, table, _id, _n in _DEFERRABLE])
+        _create(engine, [index for index, _id, _per_note in _DEFERRABLE])
 
 
 def _create(engine: Engine, indexes: list[Index]) -> None:

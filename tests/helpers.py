@@ -32,3 +32,11 @@ def _pg_admin(*statements: str) -> None:
     with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True) as conn:
         for sql in statements:
             conn.execute(sql)
+
+
+def index_names(engine, *tables: str) -> set[str]:
+    """The names of the indexes on ``tables`` as the database has them now (SQLite or PostgreSQL)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)  # a new one each call: an inspector caches what it read
+    return {ix["name"] for table in tables for ix in inspector.get_indexes(table)}

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from memory.errors import NotFound
-from tests.helpers import T0
+from tests.helpers import T0, index_names
 
 TURNS = [
     {"role": "user", "content": "I adopted a beagle puppy named Max last week."},
@@ -235,15 +235,6 @@ def test_an_add_still_lands_when_another_process_deleted_a_note_it_would_link_to
 DEFERRED_INDEXES = {"ix_links_target_id", "ix_history_note_id"}
 
 
-def _index_names(mem, backend) -> set[str]:
-    from sqlalchemy import text
-
-    sql = ("SELECT name FROM sqlite_master WHERE type = 'index'" if backend == "sqlite"
-           else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
-    with mem.store.engine.connect() as conn:
-        return set(conn.execute(text(sql)).scalars())
-
-
 def test_large_add_many_builds_two_indexes_once_at_its_end(mem, backend):
     """On SQLite an add_many of at least ``bulk_index_min_notes`` notes runs without the links'
     target index and history's note index and builds them after its last batch; PostgreSQL keeps
@@ -252,17 +243,21 @@ def test_large_add_many_builds_two_indexes_once_at_its_end(mem, backend):
 
     mem.config = replace(mem.config, memory=replace(mem.config.memory, bulk_index_min_notes=4))
     during = []
+
+    def indexes() -> set[str]:
+        return index_names(mem.store.engine, "links", "history")
+
     records = [{"content": t["content"], "user_id": "ann", "timestamp": T0 + timedelta(days=i)} for i, t in enumerate(TURNS)]
     records += [{"content": "Pepper the dog has been limping on her paw since the walk.", "user_id": "ann"}]
     records += [{"content": f"Ann walked Max the beagle to the park on day {i}.", "user_id": "ann"} for i in range(4)]
     records += [{"content": "The vet said Pepper the dog has a sprained paw from the walk.", "user_id": "ann"}]
-    notes = mem.add_many(records, batch_size=4, progress=lambda _n: during.append(_index_names(mem, backend)))
+    notes = mem.add_many(records, batch_size=4, progress=lambda _n: during.append(indexes()))
     assert len(during) == 3
     if backend == "sqlite":
         assert all(not DEFERRED_INDEXES & names for names in during)
     else:
         assert all(DEFERRED_INDEXES <= names for names in during)
-    assert DEFERRED_INDEXES <= _index_names(mem, backend)
+    assert DEFERRED_INDEXES <= indexes()
     outgoing = {(lk.source_id, lk.target_id, lk.kind) for n in notes for lk in mem.links(n.id) if lk.source_id == n.id}
     incoming = {(lk.source_id, lk.target_id, lk.kind) for n in notes for lk in mem.links(n.id) if lk.target_id == n.id}
     assert len(outgoing) >= 5 and incoming == outgoing

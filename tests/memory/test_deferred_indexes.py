@@ -13,7 +13,7 @@ from memory.errors import NotFound
 from memory.forgetting import ForgettingConfig
 from memory.store import NoteStore
 from memory.types import Link, Note, Scope
-from tests.helpers import T0, drop_pg_schema, pg_schema_url
+from tests.helpers import T0, drop_pg_schema, index_names, pg_schema_url
 
 DEFERRED = {"ix_links_target_id", "ix_history_note_id"}
 
@@ -24,9 +24,8 @@ def _note(i: int) -> Note:
                 recall_count=0, strength=10.0, importance=0.5)
 
 
-def _sqlite_indexes(store: NoteStore) -> set[str]:
-    with store.engine.connect() as conn:
-        return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
+def _indexes(store: NoteStore) -> set[str]:
+    return index_names(store.engine, "links", "history")
 
 
 @pytest.fixture()
@@ -56,16 +55,16 @@ def test_worth_deferring_when_one_build_costs_less_than_the_inserts():
 
 def test_indexes_are_away_inside_the_block_and_back_after(store):
     _fill(store, 10)
-    assert DEFERRED <= _sqlite_indexes(store)
+    assert DEFERRED <= _indexes(store)
     with deferred_indexes(store.engine, new_notes=10, min_notes=1) as dropped:
         assert set(dropped) == DEFERRED
-        assert not DEFERRED & _sqlite_indexes(store)
+        assert not DEFERRED & _indexes(store)
         # what they serve still answers, by scanning: incoming links, history, the delete cascade
         assert {(lk.source_id, lk.target_id) for lk in store.links("n005")} == {("n005", "n004"), ("n006", "n005")}
         assert [h.action for h in store.history("n003")] == ["add"]
         store.delete("n007", T0, "test")
         assert {(lk.source_id, lk.target_id) for lk in store.links("n006")} == {("n006", "n005")}
-    assert DEFERRED <= _sqlite_indexes(store)
+    assert DEFERRED <= _indexes(store)
     with store.engine.connect() as conn:  # the rebuilt index is the one queries use again
         plan = " ".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN SELECT id FROM links WHERE target_id = 'n1'")))
     assert "ix_links_target_id" in plan
@@ -91,17 +90,17 @@ def test_searches_check_supersession_through_the_contradicts_index_after_a_rebui
 def test_indexes_are_built_again_when_the_block_raises(store):
     _fill(store, 3)
     with pytest.raises(RuntimeError), deferred_indexes(store.engine, new_notes=10, min_notes=1):
-        assert not DEFERRED & _sqlite_indexes(store)
+        assert not DEFERRED & _indexes(store)
         raise RuntimeError("the ingest failed")
-    assert DEFERRED <= _sqlite_indexes(store)
+    assert DEFERRED <= _indexes(store)
 
 
 def test_small_ingests_and_large_stores_keep_their_indexes(store):
     _fill(store, 200)  # 199 links, 200 history rows
     with deferred_indexes(store.engine, new_notes=1_000, min_notes=2_000) as dropped:
-        assert dropped == [] and DEFERRED <= _sqlite_indexes(store)
+        assert dropped == [] and DEFERRED <= _indexes(store)
     with deferred_indexes(store.engine, new_notes=1, min_notes=1) as dropped:  # ~5 links against 199
-        assert dropped == [] and DEFERRED <= _sqlite_indexes(store)
+        assert dropped == [] and DEFERRED <= _indexes(store)
     with deferred_indexes(store.engine, new_notes=1_000, min_notes=1) as dropped:  # ~5,000 against 199
         assert set(dropped) == DEFERRED
 
@@ -115,7 +114,7 @@ def test_opening_after_a_crash_builds_the_missing_indexes(tmp_path):
         conn.execute(text("DROP INDEX ix_history_note_id"))
     s.close()
     again = NoteStore(open_engine(sqlite_url(path)), ForgettingConfig())
-    assert DEFERRED <= _sqlite_indexes(again)
+    assert DEFERRED <= _indexes(again)
     assert {(lk.source_id, lk.target_id) for lk in again.links("n002")} == {("n002", "n001"), ("n003", "n002")}
     again.close()
 
@@ -127,9 +126,7 @@ def test_postgresql_keeps_its_indexes():
         _fill(s, 3)
         with deferred_indexes(s.engine, new_notes=10_000, min_notes=1) as dropped:
             assert dropped == []
-        with s.engine.connect() as conn:
-            names = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")).scalars())
-        assert DEFERRED <= names
+        assert DEFERRED <= index_names(s.engine, "links", "history")
     finally:
         s.close()
         drop_pg_schema(schema)
